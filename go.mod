@@ -1,0 +1,11 @@
+module github.com/rstpool/rstpool
+
+go 1.26
+
+require (
+	github.com/jackc/puddle/v2 v2.2.3 // indirect
+	github.com/stretchr/testify v1.12.1 // indirect
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sync v0.1.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+)

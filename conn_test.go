@@ -1,0 +1,146 @@
+package rstpool
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/net/nettest"
+)
+
+// noRetry is a Dialer for tests: refusals are reported at once.
+func noRetry() *Dialer { return &Dialer{RefusedRetry: -1} }
+
+// listen starts a loopback listener whose accepted connections are handed
+// to serve, each in its own goroutine; it is closed with the test.
+func listen(t *testing.T, serve func(net.Conn)) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serve(c)
+		}
+	}()
+	return ln
+}
+
+// echo answers every read with the same bytes until EOF.
+func echo(c net.Conn) {
+	defer c.Close()
+	_, _ = io.Copy(c, c)
+}
+
+func dialTracked(t *testing.T, d *Dialer, addr string) *Conn {
+	t.Helper()
+	c, err := d.DialContext(context.Background(), "tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c.(*Conn)
+}
+
+func TestConnPassesNettest(t *testing.T) {
+	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		defer ln.Close()
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			c, _ := ln.Accept()
+			accepted <- c
+		}()
+		c1, err = noRetry().Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		c2 = <-accepted
+		return c1, c2, func() { c1.Close(); c2.Close() }, nil
+	})
+}
+
+func TestConnCountsBytesAndExchanges(t *testing.T) {
+	ln := listen(t, echo)
+	c := dialTracked(t, noRetry(), ln.Addr().String())
+	buf := make([]byte, 5)
+	for i := 0; i < 3; i++ {
+		_, err := c.Write([]byte("hello"))
+		require.NoError(t, err)
+		_, err = io.ReadFull(c, buf)
+		require.NoError(t, err)
+	}
+	st := c.Stats()
+	require.Equal(t, int64(15), st.BytesRead)
+	require.Equal(t, int64(15), st.BytesWritten)
+	require.Equal(t, int64(2), st.Exchanges, "the third write starts the third exchange: two completed")
+	require.True(t, c.reused())
+}
+
+func TestConnKeepsSyscallConnAndCloseWrite(t *testing.T) {
+	ln := listen(t, echo)
+	c := dialTracked(t, noRetry(), ln.Addr().String())
+	var _ syscall.Conn = c
+	raw, err := c.SyscallConn()
+	require.NoError(t, err)
+	require.NoError(t, raw.Control(func(fd uintptr) { require.NotZero(t, fd) }))
+	_, err = c.Write([]byte("x"))
+	require.NoError(t, err)
+	require.NoError(t, c.CloseWrite())
+	b, err := io.ReadAll(c)
+	require.NoError(t, err, "echo returns what was sent, then EOF after our CloseWrite")
+	require.Equal(t, "x", string(b))
+	require.True(t, c.Stats().PeerClosed)
+}
+
+func TestDialRefusedIsClassified(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	_, err = noRetry().Dial("tcp", addr)
+	require.Error(t, err)
+	var ce *ConnError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, "dial", ce.Op)
+	require.Equal(t, ClassRefused, Classify(err))
+	require.ErrorIs(t, err, syscall.ECONNREFUSED)
+	require.Equal(t, CauseNotListening, ce.Cause())
+}
+
+func TestReadErrorIsConnErrorAndEOFIsBare(t *testing.T) {
+	ln := listen(t, func(c net.Conn) {
+		buf := make([]byte, 1)
+		_, _ = c.Read(buf)
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+	})
+	c := dialTracked(t, noRetry(), ln.Addr().String())
+	_, err := c.Write([]byte("x"))
+	require.NoError(t, err)
+	_, err = c.Read(make([]byte, 1))
+	require.ErrorIs(t, err, syscall.ECONNRESET)
+	var ce *ConnError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, ClassReset, ce.Class)
+	require.Equal(t, int64(1), ce.Written)
+	require.False(t, ce.Reused)
+	require.Equal(t, CausePeerDied, ce.Cause())
+
+	ln2 := listen(t, func(c net.Conn) { c.Close() })
+	c2 := dialTracked(t, noRetry(), ln2.Addr().String())
+	_, err = c2.Read(make([]byte, 1))
+	require.True(t, err == io.EOF, "EOF must stay bare for io.Reader callers, got %v", err)
+	require.False(t, errors.Is(err, net.ErrClosed))
+	_ = time.Now
+}

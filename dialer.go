@@ -1,0 +1,164 @@
+package rstpool
+
+import (
+	"context"
+	"net"
+	"strings"
+	"time"
+)
+
+// Defaults a zero Dialer applies. Each is chosen against the published idle
+// timeouts of common hops (see Presets).
+const (
+	// DefaultIdleTimeout is the idle limit when no Chain is declared: three
+	// quarters of AWS ALB's 60 s, the smallest idle timeout among the common
+	// load balancers and proxies (nginx 75 s, Go's own Transport 90 s).
+	DefaultIdleTimeout = 45 * time.Second
+
+	// DefaultKeepAliveIdle is the quiet time before the first keepalive
+	// probe: well below the smallest common middlebox idle timeout (Azure
+	// LB 4 min; stateful firewalls are often set to 60 s), so flow state
+	// is refreshed twice within such a timeout.
+	DefaultKeepAliveIdle = 30 * time.Second
+
+	// DefaultKeepAliveInterval is the time between unanswered probes.
+	DefaultKeepAliveInterval = 10 * time.Second
+
+	// DefaultKeepAliveCount is how many unanswered probes declare the peer
+	// dead: with the defaults above, a dead peer of an idle connection is
+	// detected within 60 s instead of Linux's 2 h 11 min.
+	DefaultKeepAliveCount = 3
+
+	// DefaultValidateAfter is how long a connection must have been quiet
+	// before a Write checks it. A connection busy at more than 100
+	// requests a second never pays the check; an idle one pays about a
+	// microsecond once per idle period. Every hop idle timeout is
+	// measured in seconds, far above it.
+	DefaultValidateAfter = 10 * time.Millisecond
+
+	// DefaultDialTimeout bounds a connect, as net/http's DefaultTransport
+	// does; Linux's own SYN retries take over two minutes.
+	DefaultDialTimeout = 30 * time.Second
+
+	// DefaultRefusedRetry is how long a refused connect is retried with
+	// jittered backoff: it covers a process restart (PostgreSQL and
+	// MariaDB restart in one to two seconds here) and still reports a real
+	// outage within seconds.
+	DefaultRefusedRetry = 3 * time.Second
+)
+
+// A Dialer connects like a net.Dialer and returns tracked connections
+// (*Conn) that carry TCP keepalive and TCP_USER_TIMEOUT settings, check
+// themselves before the first write after a quiet period, and report every
+// failure as a *ConnError.
+//
+// The zero value is usable and applies the documented defaults. For each
+// duration field, zero means its default and a negative value turns the
+// feature off. A Dialer is not modified by dialing and is safe for
+// concurrent use; bad settings make DialContext return an error that names
+// the field.
+type Dialer struct {
+	// NetDialer, if set, is copied for each connect: its Timeout,
+	// Deadline, LocalAddr, Resolver, Control and ControlContext apply; its
+	// KeepAlive and KeepAliveConfig are replaced by the fields below. Nil
+	// means a net.Dialer with Timeout DefaultDialTimeout.
+	NetDialer *net.Dialer
+
+	// Chain declares the hops between the client and the server. When it
+	// has hops, IdleTimeout defaults to Chain.ClientIdleTimeout,
+	// KeepAliveIdle to Chain.KeepAliveIdle (when it has a middlebox) and
+	// MaxLifetime to Chain.MaxLifetime; an explicit IdleTimeout or
+	// MaxLifetime the chain does not allow is an error.
+	Chain Chain
+
+	// IdleTimeout is the longest a connection may sit idle before a Write
+	// retires it. Zero: derived from Chain, else DefaultIdleTimeout.
+	// Negative: no limit.
+	IdleTimeout time.Duration
+
+	// MaxLifetime is the longest a connection may live; it is enforced at
+	// the first Write after a quiet period. Zero: Chain.MaxLifetime, else no
+	// limit (no common hop caps connection age). Negative: no limit.
+	MaxLifetime time.Duration
+
+	// ValidateAfter is how long a connection must be quiet before a Write
+	// checks it. Zero: DefaultValidateAfter. Negative: never peek at the
+	// socket; the idle limit and lifetime are still checked after
+	// DefaultValidateAfter of quiet.
+	ValidateAfter time.Duration
+
+	// KeepAliveIdle is the quiet time before the first TCP keepalive
+	// probe, a whole number of seconds. Zero: Chain.KeepAliveIdle, else
+	// DefaultKeepAliveIdle. Negative: keepalive off.
+	KeepAliveIdle time.Duration
+
+	// KeepAliveInterval is the time between keepalive probes, a whole
+	// number of seconds. Zero: DefaultKeepAliveInterval. Ignored when
+	// keepalive is off.
+	KeepAliveInterval time.Duration
+
+	// KeepAliveCount is how many unanswered probes close the connection,
+	// at most 127. Zero: DefaultKeepAliveCount. Ignored when keepalive is
+	// off.
+	KeepAliveCount int
+
+	// UserTimeout is TCP_USER_TIMEOUT (Linux): how long sent data may stay
+	// unacknowledged, and an idle connection's probes unanswered, before
+	// the kernel closes the connection with ETIMEDOUT. It bounds a silent
+	// black hole. It must exceed KeepAliveIdle + KeepAliveInterval, or one
+	// lost probe would kill a healthy connection. Zero: KeepAliveIdle +
+	// KeepAliveInterval × KeepAliveCount (the moment keepalive itself would
+	// give up; 60 s with the defaults), or 60 s with keepalive off.
+	// Negative: not set. Ignored on other systems.
+	UserTimeout time.Duration
+
+	// RefusedRetry is how long a refused connect is retried with jittered
+	// backoff, within the context's deadline. Zero: DefaultRefusedRetry.
+	// Negative: a refusal is reported at once.
+	RefusedRetry time.Duration
+}
+
+// Dial connects to the address on the named network.
+func (d *Dialer) Dial(network, addr string) (net.Conn, error) {
+	return d.DialContext(context.Background(), network, addr)
+}
+
+// DialContext connects to the address on the named network and returns a
+// *Conn. A failure is a *ConnError with Op "dial".
+func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	s, err := d.settings()
+	if err != nil {
+		return nil, err
+	}
+	nc, err := s.dial(ctx, network, addr)
+	if err != nil {
+		return nil, &ConnError{Op: "dial", Class: Classify(err), Err: err, Addr: addr}
+	}
+	c := newConn(nc, s.policy)
+	noteDialed(ctx, c)
+	return c, nil
+}
+
+// settings are a Dialer's fields with defaults resolved and checked.
+type settings struct {
+	policy
+	net          net.Dialer
+	keepAlive    net.KeepAliveConfig
+	userTimeout  time.Duration // <= 0: not set
+	refusedRetry time.Duration // <= 0: none
+}
+
+func (s *settings) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	nd := s.net
+	if isTCP(network) {
+		nd.KeepAliveConfig = s.keepAlive
+		nd.KeepAlive = -1
+		if !s.keepAlive.Enable {
+			nd.KeepAliveConfig = net.KeepAliveConfig{}
+		}
+		nd.Control, nd.ControlContext = withUserTimeout(s.net.Control, s.net.ControlContext, s.userTimeout)
+	}
+	return dialRefusedRetry(ctx, &nd, network, addr, s.refusedRetry)
+}
+
+func isTCP(network string) bool { return strings.HasPrefix(network, "tcp") }

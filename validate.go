@@ -1,0 +1,117 @@
+package rstpool
+
+import (
+	"errors"
+	"os"
+	"syscall"
+	"time"
+)
+
+// Health is what a liveness check learned about a connection's peer.
+type Health uint8
+
+// The outcomes of a liveness check.
+const (
+	// HealthUnknown: the platform cannot check without reading (no
+	// non-consuming peek), or the check itself failed.
+	HealthUnknown Health = iota
+	// HealthAlive: nothing arrived while the connection was idle.
+	HealthAlive
+	// HealthPending: the peer sent data that nobody has read yet, and no
+	// FIN is known to follow it. Some protocols do this legitimately (TLS
+	// session tickets and key updates, HTTP/2 frames, PostgreSQL notices),
+	// so a Conn lets the Write go on; a pool that knows its protocol is
+	// strictly request-response treats it as a broken connection or pings.
+	HealthPending
+	// HealthClosed: the peer's FIN arrived, possibly behind pending data
+	// (PostgreSQL's idle_session_timeout writes a FATAL message, then
+	// closes). Linux reads this from the socket's TCP state
+	// (CLOSE_WAIT), which needs no data read and so is also safe under TLS.
+	HealthClosed
+	// HealthReset: an RST arrived.
+	HealthReset
+)
+
+var healthNames = [...]string{"unknown", "alive", "pending", "closed", "reset"}
+
+// String names the outcome.
+func (h Health) String() string {
+	if int(h) < len(healthNames) {
+		return healthNames[h]
+	}
+	return "unknown"
+}
+
+// Check looks at the connection's socket without consuming anything: a
+// non-blocking recvfrom with MSG_PEEK through RawConn.Control (not
+// RawConn.Read, which would wait behind net/http's pending Read), plus, on
+// Linux, the TCP state when data is pending. It costs about a microsecond.
+// The error is the socket's error for HealthReset, or why the check could
+// not run for HealthUnknown.
+func (c *Conn) Check() (Health, error) {
+	if c.raw == nil || !canPeek {
+		return HealthUnknown, nil
+	}
+	c.checkMu.Lock()
+	defer c.checkMu.Unlock()
+	c.peekN, c.peekErr, c.state = 0, nil, 0
+	if err := c.raw.Control(c.peekFn); err != nil {
+		return HealthUnknown, err
+	}
+	return c.verdict()
+}
+
+func (c *Conn) verdict() (Health, error) {
+	var errno syscall.Errno
+	switch {
+	case c.peekErr == nil && c.peekN == 0:
+		return HealthClosed, nil
+	case c.peekErr == nil:
+		return c.pendingVerdict(), nil
+	case errors.As(c.peekErr, &errno) && (errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK):
+		return HealthAlive, nil
+	case errnoClass(errno) == ClassReset:
+		return HealthReset, os.NewSyscallError("recvfrom", c.peekErr)
+	}
+	return HealthUnknown, os.NewSyscallError("recvfrom", c.peekErr)
+}
+
+// checkBeforeWrite runs the checks for the first Write after a quiet
+// period, cheapest first: the peer's FIN already read, lifetime, idle
+// limit, then the socket. A connection that fails is closed.
+func (c *Conn) checkBeforeWrite(now int64, idle time.Duration) error {
+	if c.closed.Load() {
+		return nil // the Write reports net.ErrClosed itself
+	}
+	var why error
+	switch {
+	case c.eof.Load():
+		why = ErrPeerClosed
+	case c.pol.maxLifetime > 0 && time.Duration(now-c.created) >= c.pol.maxLifetime:
+		why = ErrMaxLifetime
+	case c.pol.idleLimit > 0 && idle >= c.pol.idleLimit:
+		why = ErrIdleLimit
+	case c.pol.peek:
+		why = c.peerGone()
+	}
+	if why == nil {
+		return nil
+	}
+	e := c.newError("validate", why, 0)
+	e.Idle, e.afterIdle, e.readBack = idle, true, 0
+	c.closed.Store(true)
+	_ = c.nc.Close()
+	return e
+}
+
+// peerGone returns why the peer is gone, or nil when it may be alive.
+func (c *Conn) peerGone() error {
+	h, err := c.Check()
+	switch h {
+	case HealthClosed:
+		return ErrPeerClosed
+	case HealthReset:
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,13 @@
+//go:build !linux && !darwin && !dragonfly && !freebsd && !netbsd && !openbsd
+
+package rstpool
+
+// canPeek is false: this platform offers no non-blocking, non-consuming
+// peek through the runtime's poller (Windows sockets are overlapped), so a
+// Conn enforces only its idle limit and lifetime and Check reports
+// HealthUnknown.
+const canPeek = false
+
+func (c *Conn) peekFD(fd uintptr) {}
+
+func (c *Conn) pendingVerdict() Health { return HealthUnknown }

@@ -104,13 +104,14 @@ func (c *Conn) Read(b []byte) (int, error) {
 // quiet for the validate-after window checks it first (see Dialer).
 func (c *Conn) Write(b []byte) (int, error) {
 	now := mono()
-	if last := c.lastActive(); time.Duration(now-last) >= c.pol.validateAfter {
-		if err := c.checkBeforeWrite(now, time.Duration(now-last)); err != nil {
+	last := c.lastActive()
+	if r := c.nread.Load(); r != c.readMark.Load() {
+		c.turn(r, now, last)
+	}
+	if idle := time.Duration(now - last); idle >= c.pol.validateAfter {
+		if err := c.checkBeforeWrite(now, idle); err != nil {
 			return 0, err
 		}
-	}
-	if r := c.nread.Load(); r != c.readMark.Load() {
-		c.turn(r, now)
 	}
 	n, err := c.nc.Write(b)
 	c.nwritten.Add(int64(n))
@@ -123,13 +124,13 @@ func (c *Conn) Write(b []byte) (int, error) {
 
 // turn starts a new exchange: the connection read something since it last
 // started writing, so this write begins the next request.
-func (c *Conn) turn(r, now int64) {
+func (c *Conn) turn(r, now, last int64) {
 	if c.nwritten.Load() > c.writeMark.Load() {
 		c.exchanges.Add(1)
 	}
 	c.readMark.Store(r)
 	c.writeMark.Store(c.nwritten.Load())
-	c.gap.Store(now - c.lastActive())
+	c.gap.Store(now - last)
 }
 
 // fail wraps err with the connection's history.

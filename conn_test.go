@@ -18,7 +18,7 @@ func noRetry() *Dialer { return &Dialer{RefusedRetry: -1} }
 
 // listen starts a loopback listener whose accepted connections are handed
 // to serve, each in its own goroutine; it is closed with the test.
-func listen(t *testing.T, serve func(net.Conn)) net.Listener {
+func listen(t testing.TB, serve func(net.Conn)) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

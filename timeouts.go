@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -187,4 +188,14 @@ func LookupHop(name string) (Hop, bool) {
 // go-transport, mysql and pgbouncer.
 func Presets() []Hop {
 	return append([]Hop(nil), presets...)
+}
+
+// MustHop returns the preset hop with the given name and panics if there
+// is none; it is meant for declaring chains in variable initializers.
+func MustHop(name string) Hop {
+	h, ok := LookupHop(name)
+	if !ok {
+		panic("rstpool: no preset hop named " + strconv.Quote(name))
+	}
+	return h
 }

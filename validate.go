@@ -1,7 +1,6 @@
 package rstpool
 
 import (
-	"errors"
 	"os"
 	"syscall"
 	"time"
@@ -62,13 +61,13 @@ func (c *Conn) Check() (Health, error) {
 }
 
 func (c *Conn) verdict() (Health, error) {
-	var errno syscall.Errno
+	errno, _ := c.peekErr.(syscall.Errno)
 	switch {
 	case c.peekErr == nil && c.peekN == 0:
 		return HealthClosed, nil
 	case c.peekErr == nil:
 		return c.pendingVerdict(), nil
-	case errors.As(c.peekErr, &errno) && (errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK):
+	case errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK:
 		return HealthAlive, nil
 	case errnoClass(errno) == ClassReset:
 		return HealthReset, os.NewSyscallError("recvfrom", c.peekErr)

@@ -2,16 +2,27 @@
 
 package rstpool
 
-import "golang.org/x/sys/unix"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
 
 const canPeek = true
 
 // peekFD peeks at one byte without blocking or consuming it and, when data
 // is pending, reads the TCP state to see a FIN queued behind the data.
 func (c *Conn) peekFD(fd uintptr) {
-	n, _, err := unix.Recvfrom(int(fd), c.peekBuf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	c.peekN, c.peekErr = n, err
-	if err == nil && n > 0 {
+	// A raw recvfrom without an address buffer: unix.Recvfrom would
+	// allocate one on every check.
+	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekBuf[0])), 1,
+		unix.MSG_PEEK|unix.MSG_DONTWAIT, 0, 0)
+	if errno != 0 {
+		c.peekN, c.peekErr = 0, errno
+		return
+	}
+	c.peekN, c.peekErr = int(n), nil
+	if n > 0 {
 		c.state = tcpState(int(fd))
 	}
 }

@@ -1,0 +1,63 @@
+package rstpool
+
+import (
+	"io"
+	"net"
+	"testing"
+)
+
+// BenchmarkCheck measures the liveness check on an idle loopback
+// connection: one non-blocking MSG_PEEK through RawConn.Control.
+func BenchmarkCheck(b *testing.B) {
+	ln := listen(b, echo)
+	c, err := noRetry().Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	tc := c.(*Conn)
+	b.ReportAllocs()
+	for b.Loop() {
+		if h, err := tc.Check(); h != HealthAlive || err != nil {
+			b.Fatal(h, err)
+		}
+	}
+}
+
+// BenchmarkRoundTrip compares a 64-byte write and read back through an
+// echo server on the raw *net.TCPConn and on the tracked Conn:
+// benchstat -col /conn.
+func BenchmarkRoundTrip(b *testing.B) {
+	ln := listen(b, echo)
+	for _, kind := range []string{"raw", "tracked"} {
+		b.Run("conn="+kind, func(b *testing.B) {
+			var c net.Conn
+			var err error
+			if kind == "raw" {
+				c, err = net.Dial("tcp", ln.Addr().String())
+			} else {
+				c, err = noRetry().Dial("tcp", ln.Addr().String())
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			roundTrips(b, c)
+		})
+	}
+}
+
+func roundTrips(b *testing.B, c net.Conn) {
+	msg := make([]byte, 64)
+	buf := make([]byte, 64)
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

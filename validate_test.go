@@ -1,0 +1,181 @@
+package rstpool
+
+import (
+	"errors"
+	"io"
+	"net"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// exchangeThen serves one request-response exchange per connection (a line
+// in, "ok\n" out), then waits for the client to go idle and ends the
+// connection with end.
+func exchangeThen(end func(*net.TCPConn)) func(net.Conn) {
+	return func(c net.Conn) {
+		buf := make([]byte, 64)
+		if _, err := c.Read(buf); err != nil {
+			c.Close()
+			return
+		}
+		_, _ = c.Write([]byte("ok\n"))
+		time.Sleep(20 * time.Millisecond)
+		end(c.(*net.TCPConn))
+	}
+}
+
+func finClose(c *net.TCPConn) { c.Close() }
+
+func rstClose(c *net.TCPConn) {
+	_ = c.SetLinger(0)
+	c.Close()
+}
+
+// idleAfterExchange dials, completes one exchange, then sleeps past the
+// server's close so that the next Write is the first after an idle gap.
+func idleAfterExchange(t *testing.T, d *Dialer, serve func(net.Conn)) *Conn {
+	t.Helper()
+	c := dialTracked(t, d, listen(t, serve).Addr().String())
+	_, err := c.Write([]byte("req\n"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(c, make([]byte, 3))
+	require.NoError(t, err)
+	time.Sleep(80 * time.Millisecond)
+	return c
+}
+
+func requireValidateFailure(t *testing.T, c *Conn, class Class) *ConnError {
+	t.Helper()
+	n, err := c.Write([]byte("req\n"))
+	require.Equal(t, 0, n, "nothing may be written to a dead connection")
+	var ce *ConnError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, "validate", ce.Op)
+	require.Equal(t, class, ce.Class, "%v", err)
+	require.Equal(t, int64(0), ce.Written)
+	require.True(t, ce.NothingWritten())
+	require.Equal(t, int64(4), c.Stats().BytesWritten, "only the first request reached the socket")
+	_, err = c.Read(make([]byte, 1))
+	require.ErrorIs(t, err, net.ErrClosed, "a failed connection is closed")
+	return ce
+}
+
+func TestFirstWriteAfterPeerFIN(t *testing.T) {
+	c := idleAfterExchange(t, noRetry(), exchangeThen(finClose))
+	ce := requireValidateFailure(t, c, ClassPeerClosed)
+	require.ErrorIs(t, ce, ErrPeerClosed)
+	require.True(t, ce.Reused)
+	require.Equal(t, CauseIdleReaped, ce.Cause())
+	require.GreaterOrEqual(t, ce.Idle, 50*time.Millisecond)
+}
+
+func TestFirstWriteAfterPeerRST(t *testing.T) {
+	c := idleAfterExchange(t, noRetry(), exchangeThen(rstClose))
+	ce := requireValidateFailure(t, c, ClassReset)
+	require.ErrorIs(t, ce, syscall.ECONNRESET)
+	require.Equal(t, CauseIdleReaped, ce.Cause())
+}
+
+func TestFINBehindPendingData(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("only Linux reads the TCP state behind pending data")
+	}
+	// PostgreSQL's idle_session_timeout: a FATAL message, then FIN.
+	c := idleAfterExchange(t, noRetry(), exchangeThen(func(c *net.TCPConn) {
+		_, _ = c.Write([]byte("FATAL: idle timeout\n"))
+		c.Close()
+	}))
+	h, err := c.Check()
+	require.NoError(t, err)
+	require.Equal(t, HealthClosed, h)
+	requireValidateFailure(t, c, ClassPeerClosed)
+}
+
+func TestPendingDataLetsTheWriteGo(t *testing.T) {
+	c := idleAfterExchange(t, noRetry(), exchangeThen(func(c *net.TCPConn) {
+		_, _ = c.Write([]byte("unsolicited\n"))
+		time.Sleep(time.Second)
+		c.Close()
+	}))
+	h, err := c.Check()
+	require.NoError(t, err)
+	require.Equal(t, HealthPending, h)
+	n, err := c.Write([]byte("req\n"))
+	require.NoError(t, err, "a protocol may legitimately send while idle (TLS tickets, HTTP/2 frames)")
+	require.Equal(t, 4, n)
+	b := make([]byte, 12)
+	_, err = io.ReadFull(c, b)
+	require.NoError(t, err)
+	require.Equal(t, "unsolicited\n", string(b), "the check consumed nothing")
+}
+
+func TestCheckAlive(t *testing.T) {
+	c := dialTracked(t, noRetry(), listen(t, echo).Addr().String())
+	h, err := c.Check()
+	require.NoError(t, err)
+	require.Equal(t, HealthAlive, h)
+	require.NoError(t, c.Close())
+	h, err = c.Check()
+	require.Error(t, err, "a closed connection cannot be checked")
+	require.Equal(t, HealthUnknown, h)
+}
+
+func TestIdleLimitAndLifetime(t *testing.T) {
+	cases := []struct {
+		name string
+		d    *Dialer
+		want error
+	}{
+		{"idle limit", &Dialer{RefusedRetry: -1, IdleTimeout: 40 * time.Millisecond}, ErrIdleLimit},
+		{"lifetime", &Dialer{RefusedRetry: -1, MaxLifetime: 40 * time.Millisecond}, ErrMaxLifetime},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := idleAfterExchange(t, tc.d, exchangeThen(func(c *net.TCPConn) {
+				time.Sleep(time.Second)
+				c.Close()
+			}))
+			ce := requireValidateFailure(t, c, ClassPeerClosed)
+			require.ErrorIs(t, ce, tc.want)
+			require.Equal(t, CauseUnknown, ce.Cause(), "retired by policy, nothing failed")
+		})
+	}
+}
+
+func TestRecentlyActiveConnSkipsTheCheck(t *testing.T) {
+	d := &Dialer{RefusedRetry: -1, ValidateAfter: time.Hour}
+	c := idleAfterExchange(t, d, exchangeThen(finClose))
+	n, err := c.Write([]byte("req\n"))
+	require.NoError(t, err, "within the bypass window the write goes straight to the socket")
+	require.Equal(t, 4, n)
+}
+
+func TestNoPeekStillEnforcesLimits(t *testing.T) {
+	d := &Dialer{RefusedRetry: -1, ValidateAfter: -1, IdleTimeout: 40 * time.Millisecond}
+	c := idleAfterExchange(t, d, exchangeThen(finClose))
+	ce := requireValidateFailure(t, c, ClassPeerClosed)
+	require.True(t, errors.Is(ce, ErrIdleLimit) || errors.Is(ce, ErrPeerClosed))
+}
+
+func TestReusedCountsExchanges(t *testing.T) {
+	c := idleAfterExchange(t, noRetry(), exchangeThen(rstClose))
+	_, err := c.Write([]byte("req\n"))
+	var ce *ConnError
+	require.ErrorAs(t, err, &ce)
+	require.True(t, ce.Reused, "one exchange completed before the failed write")
+
+	fresh := dialTracked(t, noRetry(), listen(t, resetServer).Addr().String())
+	_, err = fresh.Write([]byte("x"))
+	require.NoError(t, err)
+	_, err = fresh.Read(make([]byte, 1))
+	require.ErrorAs(t, err, &ce)
+	require.False(t, ce.Reused)
+
+	fresh.MarkUsed()
+	fresh.MarkUsed()
+	require.True(t, fresh.reused(), "a pool's checkouts decide once recorded")
+}

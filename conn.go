@@ -105,7 +105,7 @@ func (c *Conn) Read(b []byte) (int, error) {
 func (c *Conn) Write(b []byte) (int, error) {
 	now := mono()
 	last := c.lastActive()
-	if r := c.nread.Load(); r != c.readMark.Load() {
+	if r := c.nread.Load(); r != c.readMark.Load() && c.uses.Load() == 0 {
 		c.turn(r, now, last)
 	}
 	if idle := time.Duration(now - last); idle >= c.pol.validateAfter {
@@ -172,10 +172,20 @@ func (c *Conn) reused() bool {
 }
 
 // MarkUsed records that a pool handed the connection out for a new
-// request. Once a pool calls it, Reused in errors counts these checkouts
-// rather than the write-after-read turnarounds the connection sees itself,
-// which protocols with handshakes (TLS, database logins) inflate.
-func (c *Conn) MarkUsed() { c.uses.Add(1) }
+// request, which begins here. Once a pool calls it, exchanges are delimited
+// by these checkouts rather than guessed from write-after-read turnarounds,
+// which protocols with handshakes (TLS, database logins) inflate and which
+// cannot tell a response read while the request is still being written (a
+// server answering early) from the next request: Reused then means "checked
+// out before", and a reset while writing after part of the answer was read
+// is recognized as a close with unread data.
+func (c *Conn) MarkUsed() {
+	now := mono()
+	c.gap.Store(now - c.lastActive())
+	c.readMark.Store(c.nread.Load())
+	c.writeMark.Store(c.nwritten.Load())
+	c.uses.Add(1)
+}
 
 // Close closes the connection.
 func (c *Conn) Close() error {

@@ -59,12 +59,14 @@ type Conn struct {
 	eof    atomic.Bool // Read saw the peer's FIN
 	closed atomic.Bool
 
-	checkMu sync.Mutex // serializes checks; guards the fields below
-	peekFn  func(fd uintptr)
-	peekBuf [1]byte
-	peekN   int
-	peekErr error
-	state   uint8 // TCP state read with the peek, 0 when unknown
+	checkMu  sync.Mutex // serializes checks; guards the fields below
+	peekFn   func(fd uintptr)
+	peekBuf  [1]byte
+	peekN    int
+	peekErr  error
+	state    uint8  // TCP state read with the peek, 0 when unknown
+	final    Health // HealthClosed or HealthReset once seen: a dead peer stays dead
+	finalErr error
 }
 
 func newConn(nc net.Conn, pol policy) *Conn {

@@ -27,7 +27,9 @@ const (
 	// closes). Linux reads this from the socket's TCP state
 	// (CLOSE_WAIT), which needs no data read and so is also safe under TLS.
 	HealthClosed
-	// HealthReset: an RST arrived.
+	// HealthReset: an RST arrived, or the kernel ended a connection whose
+	// peer stayed silent (keepalive probes or TCP_USER_TIMEOUT: ETIMEDOUT).
+	// The error says which.
 	HealthReset
 )
 
@@ -53,11 +55,18 @@ func (c *Conn) Check() (Health, error) {
 	}
 	c.checkMu.Lock()
 	defer c.checkMu.Unlock()
+	if c.final != HealthUnknown {
+		return c.final, c.finalErr // the kernel reports a socket error only once
+	}
 	c.peekN, c.peekErr, c.state = 0, nil, 0
 	if err := c.raw.Control(c.peekFn); err != nil {
 		return HealthUnknown, err
 	}
-	return c.verdict()
+	h, err := c.verdict()
+	if h == HealthClosed || h == HealthReset {
+		c.final, c.finalErr = h, err
+	}
+	return h, err
 }
 
 func (c *Conn) verdict() (Health, error) {
@@ -69,7 +78,9 @@ func (c *Conn) verdict() (Health, error) {
 		return c.pendingVerdict(), nil
 	case errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK:
 		return HealthAlive, nil
-	case errnoClass(errno) == ClassReset:
+	case errno != 0 && errnoClass(errno) != ClassNone:
+		// The socket holds an error: an RST, or the kernel gave up on a
+		// silent peer (keepalive or user timeout: ETIMEDOUT).
 		return HealthReset, os.NewSyscallError("recvfrom", c.peekErr)
 	}
 	return HealthUnknown, os.NewSyscallError("recvfrom", c.peekErr)

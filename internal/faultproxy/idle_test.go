@@ -1,0 +1,91 @@
+package faultproxy
+
+import (
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+const (
+	testIdle = 100 * time.Millisecond
+	testGap  = 250 * time.Millisecond
+)
+
+// idleFlow returns a client whose flow was used once, then left idle past the
+// proxy's idle timeout, and checks that the proxy told the client nothing.
+func idleFlow(t *testing.T, a Action) (*Proxy, *net.TCPConn) {
+	t.Helper()
+	up := startEcho(t)
+	p := startProxy(t, Config{IdleTimeout: testIdle, IdleAction: a}, up.addr())
+	c := dial(t, p.Addr())
+	roundTrip(t, c, "before the gap")
+	time.Sleep(testGap)
+	_, err := readErr(c, 50*time.Millisecond)
+	require.True(t, isTimeout(err), "the client must learn nothing before it sends: %v", err)
+	require.Equal(t, int64(0), p.Stats().Reaped(), "forgetting is lazy")
+	_, err = c.Write([]byte("after the gap"))
+	require.NoError(t, err)
+	return p, c
+}
+
+func TestIdleReapReset(t *testing.T) {
+	p, c := idleFlow(t, ActionReset)
+	got, err := readErr(c, 2*time.Second)
+	require.True(t, isReset(err), "want ECONNRESET, got %v", err)
+	require.Empty(t, got)
+	st := p.Stats()
+	require.Equal(t, int64(1), st.ReapedReset)
+	require.Equal(t, int64(len("before the gap")), st.BytesUp, "nothing forwarded after the gap")
+}
+
+func TestIdleReapClose(t *testing.T) {
+	p, c := idleFlow(t, ActionClose)
+	got, err := readErr(c, 2*time.Second)
+	require.ErrorIs(t, err, io.EOF)
+	require.Empty(t, got)
+	require.Equal(t, int64(1), p.Stats().ReapedClose)
+}
+
+func TestIdleReapDrop(t *testing.T) {
+	p, c := idleFlow(t, ActionDrop)
+	_, err := readErr(c, 200*time.Millisecond)
+	require.True(t, isTimeout(err), "want a read timeout, got %v", err)
+	st := p.Stats()
+	require.Equal(t, int64(1), st.ReapedDrop)
+	require.Equal(t, int64(len("after the gap")), st.BytesDiscarded)
+	require.Equal(t, int64(1), st.Open, "a dropped flow stays open")
+	_, err = c.Write([]byte("still nothing"))
+	require.NoError(t, err)
+	_, err = readErr(c, 100*time.Millisecond)
+	require.True(t, isTimeout(err), "want a read timeout, got %v", err)
+}
+
+func TestActivityKeepsFlowAlive(t *testing.T) {
+	up := startEcho(t)
+	p := startProxy(t, Config{IdleTimeout: testIdle}, up.addr())
+	c := dial(t, p.Addr())
+	for range 6 { // 6 × 40 ms is well past the idle timeout in total
+		roundTrip(t, c, "ping")
+		time.Sleep(testIdle / 3)
+	}
+	require.Equal(t, int64(0), p.Stats().Reaped())
+}
+
+func TestSetIdleTimeoutAtRunTime(t *testing.T) {
+	up := startEcho(t)
+	p := startProxy(t, Config{}, up.addr())
+	c := dial(t, p.Addr())
+	roundTrip(t, c, "one")
+	time.Sleep(testGap)
+	roundTrip(t, c, "two") // no idle timeout configured yet
+	p.SetIdleTimeout(testIdle, ActionReset)
+	time.Sleep(testGap)
+	_, err := c.Write([]byte("three"))
+	require.NoError(t, err)
+	_, err = readErr(c, 2*time.Second)
+	require.True(t, isReset(err), "want ECONNRESET, got %v", err)
+	require.Equal(t, int64(1), p.Stats().ReapedReset)
+}

@@ -1,0 +1,161 @@
+package faultproxy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// bufSize is the size of each copy buffer; one per direction per flow.
+const bufSize = 32 << 10
+
+// dialTimeout bounds the dial to the upstream; it is on loopback.
+const dialTimeout = 5 * time.Second
+
+// Proxy is a running fault-injecting TCP proxy. Its methods are safe for
+// concurrent use.
+type Proxy struct {
+	cfg      Config // the caller's config, copied; never modified
+	addr     string // listen address, fixed for the proxy's life
+	maxConns int
+	start    time.Time // origin of the monotonic clock of now
+	ctx      context.Context
+	cancel   context.CancelFunc
+	bufs     sync.Pool
+	stats    counters
+
+	idle      atomic.Pointer[idlePolicy]
+	blackHole atomic.Bool
+
+	mu        sync.Mutex
+	ln        net.Listener // nil while refusing
+	closed    bool
+	flows     map[*flow]struct{}
+	rng       *rand.Rand // chooses flows for the fractions; guarded by mu
+	reopenAt  time.Time  // end of the current refusal window
+	reopening bool       // a reopen goroutine is running
+	waiters   []chan error
+	wg        sync.WaitGroup // accept loops, flows, reopen
+}
+
+type idlePolicy struct {
+	timeout time.Duration
+	action  Action
+}
+
+// Start validates cfg, listens, and serves until Close. The upstream is dialed
+// once per accepted connection.
+func Start(cfg Config) (*Proxy, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.listen())
+	if err != nil {
+		return nil, fmt.Errorf("faultproxy: listen: %w", err)
+	}
+	cfg.EarlyResponse = bytes.Clone(cfg.EarlyResponse)
+	p := &Proxy{
+		cfg:      cfg,
+		addr:     ln.Addr().String(),
+		maxConns: cfg.maxConns(),
+		start:    time.Now(),
+		flows:    make(map[*flow]struct{}),
+		rng:      rand.New(rand.NewPCG(uint64(cfg.Seed), 0x9e3779b97f4a7c15)),
+	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.bufs.New = func() any { b := make([]byte, bufSize); return &b }
+	p.idle.Store(&idlePolicy{cfg.IdleTimeout, cfg.IdleAction})
+	p.mu.Lock()
+	p.serveLocked(ln)
+	p.mu.Unlock()
+	return p, nil
+}
+
+// Addr returns the address clients connect to, "127.0.0.1:port". It stays the
+// same across Refuse and Restart.
+func (p *Proxy) Addr() string { return p.addr }
+
+// Stats returns a snapshot of the counters.
+func (p *Proxy) Stats() Stats { return p.stats.snapshot() }
+
+// BlackHole turns the black hole on or off for every flow, open or new. While
+// on, bytes from either side are read and discarded silently; new connections
+// are still accepted. Discarded bytes do not count as activity for the idle
+// timeout.
+func (p *Proxy) BlackHole(on bool) { p.blackHole.Store(on) }
+
+// SetIdleTimeout replaces Config.IdleTimeout and Config.IdleAction for every
+// flow, open or new. A flow already forgotten keeps the action it was
+// forgotten with.
+func (p *Proxy) SetIdleTimeout(d time.Duration, a Action) {
+	p.idle.Store(&idlePolicy{d, a})
+}
+
+// ResetAll resets every open flow now: an RST to the client, a close to the
+// upstream.
+func (p *Proxy) ResetAll() {
+	for _, f := range p.openFlows() {
+		f.kill(true, false, &p.stats.resets)
+	}
+}
+
+// Close stops listening, closes every flow, and waits for every goroutine of
+// the proxy to return. Calling it again is harmless.
+func (p *Proxy) Close() error {
+	p.mu.Lock()
+	var err error
+	if !p.closed {
+		p.closed = true
+		p.cancel()
+		if p.ln != nil {
+			err = p.ln.Close()
+			p.ln = nil
+		}
+	}
+	p.mu.Unlock()
+	for _, f := range p.openFlows() {
+		f.shut()
+	}
+	p.wg.Wait()
+	return err
+}
+
+func (p *Proxy) openFlows() []*flow {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fs := make([]*flow, 0, len(p.flows))
+	for f := range p.flows {
+		fs = append(fs, f)
+	}
+	return fs
+}
+
+func (p *Proxy) remove(f *flow) {
+	p.mu.Lock()
+	delete(p.flows, f)
+	p.mu.Unlock()
+	p.stats.open.Add(-1)
+}
+
+// now is the proxy's monotonic clock in nanoseconds.
+func (p *Proxy) now() int64 { return int64(time.Since(p.start)) }
+
+func (p *Proxy) getBuf() *[]byte  { return p.bufs.Get().(*[]byte) }
+func (p *Proxy) putBuf(b *[]byte) { p.bufs.Put(b) }
+
+// closeConn closes c; with rst it first sets SO_LINGER to 0 so the kernel
+// sends an RST instead of a FIN.
+func closeConn(c *net.TCPConn, rst bool) {
+	if c == nil {
+		return
+	}
+	if rst {
+		_ = c.SetLinger(0)
+	}
+	_ = c.Close()
+}

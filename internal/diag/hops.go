@@ -1,0 +1,95 @@
+package diag
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/rstpool/rstpool"
+)
+
+// ParseHop parses one hop as the audit command takes it:
+//
+//	aws-alb                   a preset (rstpool.Presets)
+//	aws-alb=120s              a preset with its idle timeout changed
+//	api=30s                   a named hop: an application-level server or proxy
+//	nat=350s,middlebox        a hop that tracks flows below the application
+//	lb=60s,lifetime=1h        a hop that also closes connections older than 1h
+//
+// An idle timeout of 0 means the hop never reaps idle connections.
+func ParseHop(s string) (rstpool.Hop, error) {
+	parts := strings.Split(strings.TrimSpace(s), ",")
+	name, idle, hasIdle := strings.Cut(parts[0], "=")
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return rstpool.Hop{}, fmt.Errorf("hop %q: no name", s)
+	}
+	h, preset := rstpool.LookupHop(name)
+	if !preset && !hasIdle {
+		return rstpool.Hop{}, fmt.Errorf("hop %q: unknown preset; give its idle timeout as %s=DURATION", s, name)
+	}
+	h.Name = name
+	if hasIdle {
+		d, err := parseDuration(idle)
+		if err != nil {
+			return rstpool.Hop{}, fmt.Errorf("hop %q: %w", s, err)
+		}
+		h.IdleTimeout = d
+	}
+	for _, opt := range parts[1:] {
+		if err := applyHopOption(&h, strings.TrimSpace(opt)); err != nil {
+			return rstpool.Hop{}, fmt.Errorf("hop %q: %w", s, err)
+		}
+	}
+	return h, nil
+}
+
+func applyHopOption(h *rstpool.Hop, opt string) error {
+	key, val, _ := strings.Cut(opt, "=")
+	switch key {
+	case "middlebox":
+		h.Middlebox = true
+	case "lifetime":
+		d, err := parseDuration(val)
+		if err != nil {
+			return fmt.Errorf("lifetime: %w", err)
+		}
+		h.MaxLifetime = d
+	default:
+		return fmt.Errorf("unknown option %q (want middlebox or lifetime=DURATION)", opt)
+	}
+	return nil
+}
+
+// parseDuration accepts a Go duration or "0"; negative durations are errors.
+func parseDuration(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return 0, err
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("negative duration %s", d)
+	}
+	return d, nil
+}
+
+// ParseHops reads a hop list: one hop a line in ParseHop's syntax, from the
+// client towards the server; blank lines and text after '#' are ignored.
+func ParseHops(r io.Reader) (rstpool.Chain, error) {
+	var c rstpool.Chain
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line, _, _ := strings.Cut(sc.Text(), "#")
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		h, err := ParseHop(line)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", n, err)
+		}
+		c = append(c, h)
+	}
+	return c, sc.Err()
+}

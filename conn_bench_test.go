@@ -61,3 +61,33 @@ func roundTrips(b *testing.B, c net.Conn) {
 		}
 	}
 }
+
+// BenchmarkWrite compares 64-byte writes to a server that discards them,
+// which isolates the tracked Conn's bookkeeping from the echo's
+// scheduling: benchstat -col /conn.
+func BenchmarkWrite(b *testing.B) {
+	ln := listen(b, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	for _, kind := range []string{"raw", "tracked"} {
+		b.Run("conn="+kind, func(b *testing.B) {
+			var c net.Conn
+			var err error
+			if kind == "raw" {
+				c, err = net.Dial("tcp", ln.Addr().String())
+			} else {
+				c, err = noRetry().Dial("tcp", ln.Addr().String())
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			msg := make([]byte, 64)
+			b.SetBytes(int64(len(msg)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.Write(msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

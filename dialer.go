@@ -162,3 +162,15 @@ func (s *settings) dial(ctx context.Context, network, addr string) (net.Conn, er
 }
 
 func isTCP(network string) bool { return strings.HasPrefix(network, "tcp") }
+
+// Limits returns the idle limit and maximum lifetime the Dialer's
+// connections enforce, defaults resolved; zero means no limit. Pools that
+// keep their own idle timers (pgxpool, go-redis, database/sql) take them
+// from here. The error is the one DialContext would return.
+func (d *Dialer) Limits() (idle, lifetime time.Duration, err error) {
+	s, err := d.settings()
+	if err != nil {
+		return 0, 0, err
+	}
+	return max(s.idleLimit, 0), max(s.maxLifetime, 0), nil
+}

@@ -1,0 +1,20 @@
+package main
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestRun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := run(ctx, "127.0.0.1:6379")
+	if err != nil && os.Getenv("RSTPOOL_REQUIRE_SERVICES") != "1" {
+		t.Skipf("server unreachable (%v): start it, or set RSTPOOL_REQUIRE_SERVICES=1 to fail instead", err)
+	}
+	require.NoError(t, err)
+}

@@ -1,0 +1,229 @@
+package rstpool
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func sqltOpen(t *testing.T, d *Dialer, srv *sqltServer, shape string, wrap bool) *sql.DB {
+	t.Helper()
+	var c driver.Connector = &sqltConnector{d: d, addr: srv.addr(), shape: shape}
+	if wrap {
+		c = WrapConnector(c, d)
+	}
+	db := sql.OpenDB(c)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// sqltConnect opens one wrapped connection outside database/sql.
+func sqltConnect(t *testing.T, d *Dialer, srv *sqltServer, shape string) *sqlConn {
+	t.Helper()
+	dc, err := WrapConnector(&sqltConnector{d: d, addr: srv.addr(), shape: shape}, d).Connect(context.Background())
+	require.NoError(t, err)
+	t.Cleanup(func() { dc.Close() })
+	return dc.(*sqlConn)
+}
+
+func sqltQuery(db *sql.DB, arg int) error {
+	var v string
+	if err := db.QueryRow("select %v", arg).Scan(&v); err != nil {
+		return err
+	}
+	if v != "select "+strconv.Itoa(arg) {
+		return errors.New("wrong answer " + v)
+	}
+	return nil
+}
+
+// sqltConcurrent runs n queries at once and counts the errors.
+func sqltConcurrent(db *sql.DB, n int) int {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() { errs <- sqltQuery(db, i) })
+	}
+	wg.Wait()
+	close(errs)
+	failed := 0
+	for err := range errs {
+		if err != nil {
+			failed++
+		}
+	}
+	return failed
+}
+
+func TestWrapConnectorSurvivesKilledIdleConns(t *testing.T) {
+	for _, reset := range []bool{false, true} {
+		name := map[bool]string{false: "fin", true: "rst"}[reset]
+		t.Run(name, func(t *testing.T) {
+			failed := map[bool]int{}
+			for _, wrap := range []bool{false, true} {
+				srv := sqltListen(t)
+				db := sqltOpen(t, noRetry(), srv, "full", wrap)
+				db.SetMaxIdleConns(8)
+				require.Zero(t, sqltConcurrent(db, 8), "warm-up")
+				srv.kill(reset)
+				time.Sleep(30 * time.Millisecond) // the FIN or RST arrives; beyond ValidateAfter
+				failed[wrap] = sqltConcurrent(db, 8)
+			}
+			t.Logf("%s: stock %d/8 failed, wrapped %d/8", name, failed[false], failed[true])
+			require.Positive(t, failed[false], "the stock pool reuses the dead connections")
+			require.Zero(t, failed[true])
+		})
+	}
+}
+
+func TestWrapConnectorCheckoutRetiresDeadConn(t *testing.T) {
+	srv := sqltListen(t)
+	c := sqltConnect(t, noRetry(), srv, "full")
+	require.NotNil(t, c.Tracked(), "the connector found the conn its driver dialed")
+	_, err := c.QueryContext(context.Background(), "x", nil)
+	require.NoError(t, err)
+	require.NoError(t, c.ResetSession(context.Background()), "a live conn passes")
+	srv.kill(false)
+	time.Sleep(20 * time.Millisecond)
+	err = c.ResetSession(context.Background())
+	require.ErrorIs(t, err, driver.ErrBadConn)
+	require.ErrorIs(t, err, ErrPeerClosed)
+	require.Equal(t, int64(3), c.Tracked().Stats().Uses, "Connect and two checkouts")
+}
+
+func TestWrapConnectorEnforcesIdleLimitAndLifetime(t *testing.T) {
+	srv := sqltListen(t)
+	c := sqltConnect(t, &Dialer{RefusedRetry: -1, IdleTimeout: 40 * time.Millisecond}, srv, "full")
+	require.NoError(t, c.ResetSession(context.Background()))
+	time.Sleep(60 * time.Millisecond)
+	err := c.ResetSession(context.Background())
+	require.ErrorIs(t, err, driver.ErrBadConn)
+	require.ErrorIs(t, err, ErrIdleLimit)
+
+	c = sqltConnect(t, &Dialer{RefusedRetry: -1, MaxLifetime: 40 * time.Millisecond}, srv, "full")
+	time.Sleep(60 * time.Millisecond)
+	err = c.ResetSession(context.Background())
+	require.ErrorIs(t, err, driver.ErrBadConn)
+	require.ErrorIs(t, err, ErrMaxLifetime)
+}
+
+func TestWrapConnectorPingsWhenDataPending(t *testing.T) {
+	srv := sqltListen(t)
+	srv.notice.Store(true)
+	full := sqltConnect(t, noRetry(), srv, "full")
+	basic := sqltConnect(t, noRetry(), srv, "basic")
+	for _, c := range []*sqlConn{full, basic} {
+		st, err := c.PrepareContext(context.Background(), "x")
+		require.NoError(t, err)
+		//lint:ignore SA1019 the in-test driver's statements are legacy ones
+		_, err = st.Exec(nil)
+		require.NoError(t, err)
+	}
+	time.Sleep(20 * time.Millisecond) // the notice arrives
+	h, _ := full.Tracked().Check()
+	require.Equal(t, HealthPending, h)
+
+	require.NoError(t, full.ResetSession(context.Background()), "the ping reads the notice")
+	require.Equal(t, int64(1), srv.pings.Load())
+	err := basic.ResetSession(context.Background())
+	require.ErrorIs(t, err, driver.ErrBadConn, "no Pinger: pending data retires the conn")
+	require.ErrorIs(t, err, errPendingData)
+}
+
+func TestWrapConnectorMapsUnsentFailureToBadConn(t *testing.T) {
+	srv := sqltListen(t)
+	fresh := sqltConnect(t, noRetry(), srv, "full")
+	reused := sqltConnect(t, noRetry(), srv, "full")
+	for _, c := range []*sqlConn{fresh, reused} {
+		_, err := c.QueryContext(context.Background(), "x", nil)
+		require.NoError(t, err)
+	}
+	srv.kill(true)
+	time.Sleep(20 * time.Millisecond)
+
+	_, err := fresh.QueryContext(context.Background(), "x", nil)
+	require.Error(t, err)
+	require.NotErrorIs(t, err, driver.ErrBadConn, "first use of the conn: database/sql would not need it")
+
+	reused.checkouts = 1 // database/sql handed it out again (without the checkout check)
+	_, err = reused.ExecContext(context.Background(), "x", nil)
+	require.ErrorIs(t, err, driver.ErrBadConn)
+	var ce *ConnError
+	require.ErrorAs(t, err, &ce, "the original is kept")
+	require.True(t, ce.NothingWritten())
+	require.ErrorIs(t, err, syscall.ECONNRESET)
+	require.Equal(t, ClassReset, Classify(err))
+}
+
+type sqltSafe struct{ safe bool }
+
+func (e sqltSafe) Error() string     { return "driver error" }
+func (e sqltSafe) SafeToRetry() bool { return e.safe }
+
+func TestBadIfSafeOnlyForUnsentRequests(t *testing.T) {
+	reused := &sqlConn{checkouts: 1}
+	sent := &ConnError{Op: "read", Class: ClassReset, Written: 12, Err: syscall.ECONNRESET}
+	unsent := &ConnError{Op: "write", Class: ClassReset, Written: 0, Err: syscall.ECONNRESET}
+	cases := []struct {
+		err error
+		bad bool
+	}{
+		{sent, false},
+		{unsent, true},
+		{&ConnError{Op: "dial", Class: ClassRefused, Err: syscall.ECONNREFUSED}, false},
+		{sqltSafe{safe: true}, true},
+		{sqltSafe{safe: false}, false},
+		{errors.New("syntax error"), false},
+	}
+	for _, tc := range cases {
+		got := reused.badIfSafe(tc.err)
+		require.Equal(t, tc.bad, errors.Is(got, driver.ErrBadConn), "%v", tc.err)
+		require.ErrorIs(t, got, tc.err, "the original is kept")
+	}
+	require.Equal(t, unsent, (&sqlConn{}).badIfSafe(unsent), "never on a conn's first use")
+	require.NoError(t, reused.badIfSafe(nil))
+}
+
+func TestWrapConnectorFallsBackLikeDatabaseSQL(t *testing.T) {
+	srv := sqltListen(t)
+	for _, shape := range []string{"basic", "legacy", "full"} {
+		db := sqltOpen(t, noRetry(), srv, shape, true)
+		var v string
+		require.NoError(t, db.QueryRow("q%v", 7).Scan(&v), shape)
+		want := map[string]string{"basic": "q7", "legacy": "legacy q7", "full": "q7"}[shape]
+		require.Equal(t, want, v, shape)
+		res, err := db.Exec("e%v", 1)
+		require.NoError(t, err, shape)
+		n, err := res.RowsAffected()
+		require.NoError(t, err)
+		require.Equal(t, int64(1), n)
+		require.NoError(t, db.Ping(), shape)
+		tx, err := db.Begin()
+		require.NoError(t, err, shape)
+		require.NoError(t, tx.Commit())
+		_, err = db.BeginTx(context.Background(), &sql.TxOptions{Isolation: sql.LevelSerializable})
+		require.Error(t, err, "%s: no ConnBeginTx, no isolation levels", shape)
+		if shape != "full" {
+			_, err = db.Query("q%v", sql.Named("n", 1))
+			require.Error(t, err, "%s: named arguments are refused", shape)
+		}
+	}
+	require.Equal(t, 3, srv.accepted())
+}
+
+func TestWrapConnectorReportsConfigError(t *testing.T) {
+	srv := sqltListen(t)
+	d := &Dialer{KeepAliveCount: 1000}
+	db := sqltOpen(t, d, srv, "full", true)
+	var ce *ConfigError
+	require.ErrorAs(t, db.Ping(), &ce)
+	require.Zero(t, srv.accepted())
+}

@@ -1,0 +1,131 @@
+package demo
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// WriteTable prints the report as a side-by-side table, one column per
+// client, then the timeout-chain audit of each.
+func WriteTable(w io.Writer, r *Report) error {
+	fmt.Fprintf(w, "hostile path: %s; %d requests per client, seed %d, concurrency %d, idle gaps %s in all\n",
+		r.Chain, r.Requests, r.Seed, r.Concurrency, r.Schedule)
+	fmt.Fprintf(w, "faults: %s\n\n", r.Faults)
+	writeRows(w, tableRows(r.Clients, true))
+	fmt.Fprintln(w, "\ntimeout chain audit:")
+	for _, c := range r.Clients {
+		fmt.Fprintf(w, "  %-8s idle %-6s %s\n", c.Name, c.IdleTimeout, c.Audit)
+	}
+	for _, db := range r.Databases {
+		writeDatabase(w, db)
+	}
+	return nil
+}
+
+// writeDatabase prints the table of a database leg, or why it was skipped.
+func writeDatabase(w io.Writer, db DBResult) {
+	if db.Skipped != "" {
+		fmt.Fprintf(w, "\ndatabase %s: %s\n", db.Name, db.Skipped)
+		return
+	}
+	fmt.Fprintf(w, "\ndatabase %s at %s, through the same proxy (pings with idle gaps):\n", db.Name, db.Addr)
+	writeRows(w, tableRows(db.Clients, false))
+}
+
+// writeRows prints rows with the first column aligned left and the others
+// right.
+func writeRows(w io.Writer, rows [][]string) {
+	widths := map[int]int{}
+	for _, row := range rows {
+		for i, cell := range row {
+			widths[i] = max(widths[i], utf8.RuneCountInString(cell))
+		}
+	}
+	for _, row := range rows {
+		fmt.Fprintf(w, "%-*s", widths[0], row[0])
+		for i, cell := range row[1:] {
+			fmt.Fprintf(w, "  %*s", max(widths[i+1], 10), cell)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// String describes the fault mix in one line.
+func (f Faults) String() string {
+	var parts []string
+	if f.Reap {
+		parts = append(parts, "lb reaps idle flows with RST")
+	}
+	if f.ResetRate > 0 {
+		parts = append(parts, fmt.Sprintf("%g%% of flows reset after %d B", 100*f.ResetRate, f.ResetAfter))
+	}
+	if f.RestartEvery > 0 {
+		parts = append(parts, fmt.Sprintf("restart every ~%s (down %s)", f.RestartEvery, f.RestartDown))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// tableRows lays out the clients' results as rows of cells, with a header.
+// Without http, the rows that only HTTP requests fill are left out.
+func tableRows(cs []ClientResult, http bool) [][]string {
+	rows := [][]string{{""}}
+	for _, c := range cs {
+		rows[0] = append(rows[0], c.Name)
+	}
+	add := func(label string, cell func(ClientResult) string) {
+		row := []string{label}
+		for _, c := range cs {
+			row = append(row, cell(c))
+		}
+		rows = append(rows, row)
+	}
+	add("requests sent", func(c ClientResult) string { return itoa(c.Sent) + "/" + itoa(c.Requests) })
+	add("ok", func(c ClientResult) string { return itoa(c.OK) })
+	add("errors surfaced", func(c ClientResult) string { return itoa(c.Errors) })
+	if http {
+		add("  idempotent (GET, PUT, POST+key)", func(c ClientResult) string { return itoa(c.IdempotentErrors) })
+		add("  non-idempotent (POST)", func(c ClientResult) string { return itoa(c.NonIdempotentErrors) })
+	}
+	for _, class := range errorClasses(cs) {
+		add("  class "+class, func(c ClientResult) string { return itoa(c.ErrorsByClass[class]) })
+	}
+	add("retries taken", func(c ClientResult) string { return itoa(c.Retries) })
+	if http {
+		add("POSTs the server saw twice", func(c ClientResult) string { return itoa(c.Duplicates) })
+	}
+	add("p50 latency", func(c ClientResult) string { return fmtMs(c.P50ms) })
+	add("p99 latency", func(c ClientResult) string { return fmtMs(c.P99ms) })
+	add("proxy: idle flows reaped", func(c ClientResult) string { return i64(c.Proxy.ReapedReset) })
+	add("proxy: mid-transfer resets", func(c ClientResult) string { return i64(c.Proxy.MidTransferResets) })
+	if http {
+		add("proxy: restarts (flows reset)", func(c ClientResult) string {
+			return i64(c.Proxy.Restarts) + " (" + i64(c.Proxy.FlowsReset) + ")"
+		})
+	}
+	return rows
+}
+
+// errorClasses returns the classes of error any client surfaced, sorted.
+func errorClasses(cs []ClientResult) []string {
+	var out []string
+	for _, c := range cs {
+		for class := range c.ErrorsByClass {
+			if !slices.Contains(out, class) {
+				out = append(out, class)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func itoa(n int) string      { return strconv.Itoa(n) }
+func i64(n int64) string     { return strconv.FormatInt(n, 10) }
+func fmtMs(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) + " ms" }

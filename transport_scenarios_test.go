@@ -1,0 +1,393 @@
+package rstpool
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rstpool/rstpool/internal/faultproxy"
+	"github.com/stretchr/testify/require"
+)
+
+var tsLong = flag.Bool("rstpool.long", false, "run the HTTP scenarios at 8 goroutines × 250 requests per client and print the table")
+
+// A tsCase is one scenario: a real net/http server, optionally behind the
+// fault proxy, and a workload run through stock net/http and through
+// rstpool.Transport side by side, each against its own server and proxy.
+type tsCase struct {
+	name    string
+	methods []string
+	gap     func(r *rand.Rand) time.Duration // time between rounds
+	body    int                              // bytes in a POST or PUT body
+	proxy   *faultproxy.Config               // nil: no proxy
+	server  func(*http.Server)
+	tls     bool // HTTP/2 over TLS
+	h2c     bool // HTTP/2 without TLS
+	during  func(p *faultproxy.Proxy, done <-chan struct{})
+	rstpool func(tr *Transport) // settings beyond the test defaults
+	timeout time.Duration       // http.Client.Timeout
+}
+
+// tsSide is what one client saw in a scenario.
+type tsSide struct {
+	sent, errs map[string]int // by method
+	dupNonIdem int            // POST requests the server ran more than once
+	arrivals   int            // requests the server ran
+	unwrapped  int            // errors that are not a *ConnError
+	sample     error
+	stats      TransportStats
+}
+
+func (s *tsSide) errTotal(methods ...string) int {
+	n := 0
+	for _, m := range methods {
+		n += s.errs[m]
+	}
+	return n
+}
+
+// tsServer counts the arrivals of each request id.
+type tsServer struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (s *tsServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	s.mu.Lock()
+	s.seen[r.Header.Get("X-Request-Id")]++
+	s.mu.Unlock()
+	_, _ = io.WriteString(w, "ok")
+}
+
+func (c *tsCase) startServer(t *testing.T) (*tsServer, *httptest.Server) {
+	h := &tsServer{seen: make(map[string]int)}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ErrorLog = nil
+	if c.server != nil {
+		c.server(srv.Config)
+	}
+	switch {
+	case c.tls:
+		srv.EnableHTTP2 = true
+		srv.StartTLS()
+	case c.h2c:
+		srv.Config.Protocols = new(http.Protocols)
+		srv.Config.Protocols.SetHTTP1(true)
+		srv.Config.Protocols.SetUnencryptedHTTP2(true)
+		srv.Start()
+	default:
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	return h, srv
+}
+
+// base is the stock transport for the case, and the Base of rstpool's.
+func (c *tsCase) base(srv *httptest.Server) *http.Transport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 16
+	if c.tls {
+		tr.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+		tr.ForceAttemptHTTP2 = true
+	}
+	if c.h2c {
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	}
+	return tr
+}
+
+// run runs the workload through one client; useRstpool picks which.
+func (c *tsCase) run(t *testing.T, workers, per int, useRstpool bool) *tsSide {
+	h, srv := c.startServer(t)
+	addr := srv.Listener.Addr().String()
+	if c.proxy != nil {
+		cfg := *c.proxy
+		cfg.Upstream = addr
+		p, err := faultproxy.Start(cfg)
+		require.NoError(t, err)
+		t.Cleanup(func() { p.Close() })
+		addr = p.Addr()
+		if c.during != nil {
+			done := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() { defer wg.Done(); c.during(p, done) }()
+			defer func() { close(done); wg.Wait() }()
+		}
+	}
+	var rt http.RoundTripper = c.base(srv)
+	var tr *Transport
+	if useRstpool {
+		tr = &Transport{Base: c.base(srv), Dialer: &Dialer{}, LearnFloor: 50 * time.Millisecond}
+		if c.rstpool != nil {
+			c.rstpool(tr)
+		}
+		rt = tr
+	}
+	defer rt.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+	scheme := "http"
+	if c.tls {
+		scheme = "https"
+	}
+	side := c.workload(&http.Client{Transport: rt, Timeout: c.timeout}, scheme+"://"+addr, workers, per)
+	c.count(side, h)
+	if tr != nil {
+		side.stats = tr.Stats()
+	}
+	return side
+}
+
+// workload runs rounds: in each, every worker sends one request at the
+// same moment (± 1 ms), after the round's gap, so that every pooled
+// connection has sat idle for about that gap when it is reused.
+func (c *tsCase) workload(client *http.Client, url string, workers, per int) *tsSide {
+	side := &tsSide{sent: map[string]int{}, errs: map[string]int{}}
+	starts := make([]time.Time, per)
+	rng := rand.New(rand.NewPCG(42, 0))
+	at := time.Now()
+	for i := range starts {
+		at = at.Add(c.gap(rng))
+		starts[i] = at
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for g := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			jitter := rand.New(rand.NewPCG(7, uint64(g)))
+			for i := range per {
+				time.Sleep(time.Until(starts[i].Add(time.Duration(jitter.Int64N(int64(time.Millisecond))))))
+				m := c.methods[(g+i)%len(c.methods)]
+				err := c.do(client, url, m, fmt.Sprintf("%s-%d-%d", m, g, i))
+				mu.Lock()
+				side.note(m, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return side
+}
+
+func (s *tsSide) note(method string, err error) {
+	s.sent[method]++
+	if err == nil {
+		return
+	}
+	s.errs[method]++
+	var ce *ConnError
+	if !errors.As(err, &ce) {
+		s.unwrapped++
+	}
+	if s.sample == nil {
+		s.sample = err
+	}
+}
+
+func (c *tsCase) do(client *http.Client, url, method, id string) error {
+	var body io.Reader
+	if method == http.MethodPost || method == http.MethodPut {
+		body = strings.NewReader(strings.Repeat("x", c.body))
+	}
+	req, err := http.NewRequestWithContext(context.Background(), method, url, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-Request-Id", id)
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
+}
+
+func (c *tsCase) count(side *tsSide, h *tsServer) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, n := range h.seen {
+		side.arrivals += n
+		if n > 1 && strings.HasPrefix(id, http.MethodPost+"-") {
+			side.dupNonIdem++
+		}
+	}
+}
+
+// compare runs the case through both clients at once and returns their
+// results, stock first.
+func (c *tsCase) compare(t *testing.T, workers, per int) (stock, ours *tsSide) {
+	if *tsLong {
+		workers, per = 8, 250
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); stock = c.run(t, workers, per, false) }()
+	ours = c.run(t, workers, per, true)
+	wg.Wait()
+	tsReport(t, c.name, stock, ours)
+	return stock, ours
+}
+
+var tsReportMu sync.Mutex
+
+func tsReport(t *testing.T, name string, stock, ours *tsSide) {
+	tsReportMu.Lock()
+	defer tsReportMu.Unlock()
+	for _, side := range []struct {
+		who string
+		s   *tsSide
+	}{{"stock", stock}, {"rstpool", ours}} {
+		var cells []string
+		for m, n := range side.s.sent {
+			cells = append(cells, fmt.Sprintf("%s %d/%d", m, side.s.errs[m], n))
+		}
+		sort.Strings(cells)
+		t.Logf("| %s | %s | %s | dup POST %d | arrivals %d | retries %d | learned %v | sample: %v",
+			name, side.who, strings.Join(cells, ", "), side.s.dupNonIdem, side.s.arrivals,
+			side.s.stats.Retries(), side.s.stats.LearnedIdle(), side.s.sample)
+	}
+}
+
+// requireSafe asserts what rstpool promises: no idempotent request failed,
+// no POST ran twice, and every error is a *ConnError.
+func requireSafe(t *testing.T, ours *tsSide, idempotent ...string) {
+	t.Helper()
+	require.Zero(t, ours.errTotal(idempotent...), "idempotent requests failed through rstpool: %v", ours.sample)
+	require.Zero(t, ours.dupNonIdem, "a POST ran twice through rstpool")
+	require.Zero(t, ours.unwrapped, "an error is not a *ConnError: %v", ours.sample)
+}
+
+// gapAround pauses d ± spread, uniformly.
+func gapAround(d, spread time.Duration) func(*rand.Rand) time.Duration {
+	return func(r *rand.Rand) time.Duration { return d - spread + time.Duration(r.Int64N(int64(2*spread)+1)) }
+}
+
+var tsAllMethods = []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete}
+
+// The server's keep-alive closes connections idle 100 ms; the client
+// comes back after 90-110 ms, so its request crosses the server's FIN.
+func TestScenarioServerIdleRace(t *testing.T) {
+	t.Parallel()
+	c := &tsCase{
+		name: "server IdleTimeout race", methods: tsAllMethods, body: 64,
+		gap:     gapAround(100*time.Millisecond, 2*time.Millisecond),
+		server:  func(s *http.Server) { s.IdleTimeout = 100 * time.Millisecond },
+		timeout: 5 * time.Second,
+	}
+	stock, ours := c.compare(t, 4, 40)
+	require.NotZero(t, stock.errTotal(http.MethodPut, http.MethodPost), "stock net/http did not show the race")
+	requireSafe(t, ours, http.MethodGet, http.MethodPut, http.MethodDelete)
+	require.NotEmpty(t, ours.stats.LearnedIdle(), "rstpool did not learn the server's idle timeout")
+}
+
+// A middlebox forgets flows idle over 100 ms and answers their next bytes
+// with an RST.
+func TestScenarioMiddleboxReset(t *testing.T) {
+	t.Parallel()
+	c := &tsCase{
+		name: "middlebox RST reap", methods: tsAllMethods, body: 64,
+		gap:     gapAround(100*time.Millisecond, 30*time.Millisecond),
+		proxy:   &faultproxy.Config{IdleTimeout: 100 * time.Millisecond, IdleAction: faultproxy.ActionReset},
+		timeout: 5 * time.Second,
+	}
+	stock, ours := c.compare(t, 4, 40)
+	require.NotZero(t, stock.errTotal(http.MethodPut, http.MethodPost), "stock net/http did not show the reset")
+	requireSafe(t, ours, http.MethodGet, http.MethodPut, http.MethodDelete)
+	require.NotEmpty(t, ours.stats.LearnedIdle())
+}
+
+// The server restarts: open flows are reset and connects are refused for
+// 200 ms.
+func TestScenarioRestart(t *testing.T) {
+	t.Parallel()
+	c := &tsCase{
+		name: "restart (refused 200 ms)", methods: tsAllMethods, body: 64,
+		gap:   gapAround(25*time.Millisecond, 5*time.Millisecond),
+		proxy: &faultproxy.Config{},
+		during: func(p *faultproxy.Proxy, done <-chan struct{}) {
+			select {
+			case <-time.After(500 * time.Millisecond):
+				<-p.Restart(200 * time.Millisecond)
+			case <-done:
+			}
+		},
+		timeout: 5 * time.Second,
+	}
+	stock, ours := c.compare(t, 4, 60)
+	require.NotZero(t, stock.errTotal(tsAllMethods...), "stock net/http did not see the restart")
+	requireSafe(t, ours, http.MethodGet, http.MethodPut, http.MethodDelete)
+}
+
+// The server answers 413 at once and closes while the client still sends
+// a 1 MiB body: the kernel resets the connection (cause 3).
+func TestScenarioUnreadBody(t *testing.T) {
+	t.Parallel()
+	c := &tsCase{
+		name: "close with unread data (1 MiB PUT)", methods: []string{http.MethodPut}, body: 1 << 20,
+		gap: gapAround(10*time.Millisecond, 2*time.Millisecond),
+		proxy: &faultproxy.Config{
+			EarlyResponse: []byte("HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+		},
+		timeout: 5 * time.Second,
+	}
+	stock, ours := c.compare(t, 2, 20)
+	require.NotZero(t, stock.errTotal(http.MethodPut), "stock net/http was not reset")
+	requireSafe(t, ours, http.MethodPut)
+}
+
+// HTTP/2 over TLS and h2c through a middlebox that resets flows idle over
+// 100 ms.
+func TestScenarioHTTP2MiddleboxReset(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		tls, h2c bool
+	}{{"h2 TLS", true, false}, {"h2c", false, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := &tsCase{
+				name: tc.name + " middlebox RST reap", methods: tsAllMethods, body: 64, tls: tc.tls, h2c: tc.h2c,
+				gap:     gapAround(100*time.Millisecond, 30*time.Millisecond),
+				proxy:   &faultproxy.Config{IdleTimeout: 100 * time.Millisecond, IdleAction: faultproxy.ActionReset},
+				timeout: 5 * time.Second,
+			}
+			stock, ours := c.compare(t, 4, 25)
+			require.NotZero(t, stock.errTotal(tsAllMethods...), "stock net/http did not show the reset")
+			requireSafe(t, ours, http.MethodGet, http.MethodPut, http.MethodDelete)
+		})
+	}
+}
+
+// An L7 proxy silently drops flows idle over 100 ms: its kernel acknowledges
+// the request, so only an idle limit below the hop's avoids the hang. The
+// chain declares the hop.
+func TestScenarioSilentDropL7(t *testing.T) {
+	t.Parallel()
+	c := &tsCase{
+		name: "silent drop (L7, chain declared)", methods: tsAllMethods, body: 64,
+		gap:   gapAround(100*time.Millisecond, 30*time.Millisecond),
+		proxy: &faultproxy.Config{IdleTimeout: 100 * time.Millisecond, IdleAction: faultproxy.ActionDrop},
+		rstpool: func(tr *Transport) {
+			tr.Dialer.Chain = Chain{{Name: "L7 proxy", IdleTimeout: 100 * time.Millisecond}}
+		},
+		timeout: 500 * time.Millisecond,
+	}
+	stock, ours := c.compare(t, 4, 20)
+	require.NotZero(t, stock.errTotal(http.MethodGet), "stock net/http did not hang on a dropped flow")
+	requireSafe(t, ours, http.MethodGet, http.MethodPut, http.MethodDelete)
+	require.Zero(t, ours.errTotal(http.MethodPost))
+}

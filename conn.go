@@ -41,7 +41,8 @@ type Conn struct {
 	raw syscall.RawConn // nil when nc is not a syscall.Conn
 	pol policy
 
-	created int64 // mono time of establishment
+	created   int64        // mono time of establishment
+	idleLimit atomic.Int64 // the idle limit in force, <= 0: none (SetIdleLimit)
 
 	// Read side: written only by Read.
 	nread    atomic.Int64
@@ -72,6 +73,7 @@ type Conn struct {
 func newConn(nc net.Conn, pol policy) *Conn {
 	now := mono()
 	c := &Conn{nc: nc, pol: pol, created: now}
+	c.idleLimit.Store(int64(pol.idleLimit))
 	c.lastRead.Store(now)
 	c.lastWrite.Store(now)
 	if sc, ok := nc.(syscall.Conn); ok {
@@ -188,6 +190,14 @@ func (c *Conn) MarkUsed() {
 	c.writeMark.Store(c.nwritten.Load())
 	c.uses.Add(1)
 }
+
+// SetIdleLimit changes the idle limit the connection enforces at its next
+// Write after a quiet period; zero or negative removes it. A pool that
+// learns a hop's idle timeout applies it to the connections it already has.
+func (c *Conn) SetIdleLimit(d time.Duration) { c.idleLimit.Store(int64(d)) }
+
+// IdleLimit returns the idle limit in force; zero means none.
+func (c *Conn) IdleLimit() time.Duration { return max(time.Duration(c.idleLimit.Load()), 0) }
 
 // Close closes the connection.
 func (c *Conn) Close() error {

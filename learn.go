@@ -1,10 +1,8 @@
 package rstpool
 
 import (
-	"crypto/tls"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,27 +33,21 @@ func (l *learner) prepare(a *attempt, r *http.Request) {
 		return
 	}
 	a.learnedIdle, _ = l.limit(destination(r))
-	a.h2c = r.URL.Scheme == "http"
 }
 
-// retireStale closes an HTTP/1 connection net/http took from its pool
-// after it sat idle beyond the limit learned since it was dialed. Its
-// first Write then fails with nothing written, and net/http moves the
-// request to another connection, as it does when the Conn's own idle limit
-// retires it. HTTP/2 connections are left alone: other streams may use
-// them, and pings watch them.
-func (a *attempt) retireStale(info httptrace.GotConnInfo) {
-	if a.learnedIdle <= 0 || !info.WasIdle || info.IdleTime < a.learnedIdle || a.isHTTP2(info) {
+// applyLearned lowers the idle limit of the connection net/http handed
+// out to the limit learned for its destination. A pooled connection that
+// already sat idle that long then fails its first Write with nothing
+// written, and the request moves to another connection (net/http's own
+// retry for HTTP/1, the Transport's for HTTP/2); HTTP/2 connections are
+// idle only when no stream uses them.
+func (a *attempt) applyLearned() {
+	if a.learnedIdle <= 0 {
 		return
 	}
-	_ = a.conn.Close()
-}
-
-func (a *attempt) isHTTP2(info httptrace.GotConnInfo) bool {
-	if tc, ok := info.Conn.(*tls.Conn); ok {
-		return tc.ConnectionState().NegotiatedProtocol == "h2"
+	if cur := a.conn.IdleLimit(); cur == 0 || a.learnedIdle < cur {
+		a.conn.SetIdleLimit(a.learnedIdle)
 	}
-	return a.h2c
 }
 
 // limit returns the learned idle limit for addr, if one was learned.

@@ -270,10 +270,8 @@ type attempt struct {
 	prevConn *Conn
 
 	// learnedIdle is the idle limit learned for the request's
-	// destination, zero when none; h2c is set when the request may run on
-	// an unencrypted HTTP/2 connection.
+	// destination, zero when none.
 	learnedIdle time.Duration
-	h2c         bool
 }
 
 var attempts = sync.Pool{New: func() any {
@@ -325,7 +323,7 @@ func (a *attempt) onGotConn(info httptrace.GotConnInfo) {
 	}
 	a.written0 = a.conn.nwritten.Load()
 	a.read0 = a.conn.nread.Load()
-	a.retireStale(info)
+	a.applyLearned()
 }
 
 // reused reports whether the attempt's connection had served a request.

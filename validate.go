@@ -99,7 +99,7 @@ func (c *Conn) checkBeforeWrite(now int64, idle time.Duration) error {
 		why = ErrPeerClosed
 	case c.pol.maxLifetime > 0 && time.Duration(now-c.created) >= c.pol.maxLifetime:
 		why = ErrMaxLifetime
-	case c.pol.idleLimit > 0 && idle >= c.pol.idleLimit:
+	case c.idleLimit.Load() > 0 && idle >= time.Duration(c.idleLimit.Load()):
 		why = ErrIdleLimit
 	case c.pol.peek:
 		why = c.peerGone()

@@ -1,0 +1,263 @@
+package rstpool
+
+import (
+	"context"
+	"net"
+	"runtime"
+	"time"
+)
+
+// Defaults a zero PoolConfig applies, beyond those it takes from its Dialer.
+const (
+	// DefaultPingAfter is the idleness beyond which Acquire pings a
+	// connection (when a Ping is configured) instead of only peeking at it:
+	// a peek sees a FIN or an RST, but only a round trip proves that a
+	// silent peer still answers. pgxpool uses the same second.
+	DefaultPingAfter = time.Second
+
+	// DefaultPingTimeout bounds one ping. A loopback or in-zone round trip
+	// takes well under a millisecond; a peer slower than a second is
+	// treated as gone.
+	DefaultPingTimeout = time.Second
+
+	// DefaultUpkeepInterval is the longest time between two rounds of
+	// background upkeep. It is shortened to fit the idle timeout and the
+	// keepalive interval (see PoolConfig.UpkeepInterval).
+	DefaultUpkeepInterval = 5 * time.Second
+
+	// DefaultUpkeepPings bounds the pings one upkeep round sends, so that a
+	// round's cost stays bounded however many connections sit idle. The
+	// rest wait for the next round; peeks, a microsecond each, are not
+	// bounded.
+	DefaultUpkeepPings = 32
+)
+
+// maxRefillBackoff caps the pause between refills of MinIdle while dials
+// fail: the server is down, and a pool must not hammer it.
+const maxRefillBackoff = 30 * time.Second
+
+// A PoolConfig configures a Pool. The zero value of every field but Addr
+// (or Dial) is usable and applies the documented default. For durations,
+// zero means the default and a negative value turns the feature off,
+// unless the field says otherwise. NewPool does not modify the PoolConfig.
+type PoolConfig struct {
+	// Network is the network to dial Addr on. Zero: "tcp".
+	Network string
+
+	// Addr is the address the pool dials. Required unless Dial is set.
+	Addr string
+
+	// Dialer dials Addr when Dial is nil. Nil: a zero Dialer. Its idle
+	// limit and lifetime (derived from its Chain) are the defaults of
+	// IdleTimeout and MaxLifetime even when Dial is set.
+	Dialer *Dialer
+
+	// Dial, if set, opens the pool's connections instead of Dialer. A
+	// connection that is not a *Conn still works, but the pool can only
+	// apply the lifetime, idle and ping checks to it: it cannot peek at
+	// its socket, and Do knows whether a request was written only from a
+	// *ConnError. A *tls.Conn is such a connection: a peek under TLS would
+	// see session tickets as unsolicited data, so configure a Ping.
+	Dial func(ctx context.Context) (net.Conn, error)
+
+	// MaxSize is the most connections the pool holds, idle and in use.
+	// Zero: the larger of 4 and runtime.NumCPU(), as pgxpool.
+	MaxSize int32
+
+	// MinIdle is how many idle connections upkeep keeps open, dialing with
+	// backoff while dials fail. Zero: none. At most MaxSize.
+	MinIdle int32
+
+	// IdleTimeout is the longest a connection may stay in the pool
+	// without traffic (a request or a ping) before the pool closes it;
+	// it is checked at every Acquire, not only by upkeep. Zero: the
+	// Dialer's idle limit (from its Chain, else DefaultIdleTimeout).
+	// Negative: no limit.
+	IdleTimeout time.Duration
+
+	// MaxLifetime is the longest a connection may live. Zero: the
+	// Dialer's (its Chain's hard cap, else none). Negative: no limit.
+	MaxLifetime time.Duration
+
+	// LifetimeJitter spreads the end of connections' lives so that they
+	// are not all replaced at once: each connection's lifetime is
+	// MaxLifetime shortened by a random duration below LifetimeJitter.
+	// Jitter only ever shortens, so no connection outlives a hop's hard
+	// cap. Zero: a tenth of MaxLifetime. Negative: none. Ignored without
+	// MaxLifetime.
+	LifetimeJitter time.Duration
+
+	// Ping sends the protocol's cheapest request on c and reads the
+	// answer. The pool sets c's deadline to ctx's around the call. Nil:
+	// the pool never pings and relies on the lifetime and idle limits and
+	// the peek.
+	Ping func(ctx context.Context, c net.Conn) error
+
+	// PingTimeout bounds one ping. Zero: DefaultPingTimeout.
+	PingTimeout time.Duration
+
+	// PingAfter is the idleness beyond which Acquire pings a connection
+	// before handing it out. Zero: DefaultPingAfter. Negative: Acquire
+	// pings only when a peek cannot tell. Ignored without Ping.
+	PingAfter time.Duration
+
+	// PeekAfter is the idleness beyond which Acquire peeks at a *Conn's
+	// socket (about a microsecond) before handing it out. Zero:
+	// DefaultValidateAfter, the window after which a *Conn checks itself.
+	// Negative: Acquire never peeks (upkeep still does).
+	PeekAfter time.Duration
+
+	// KeepAliveInterval makes upkeep ping connections idle for that long,
+	// which keeps them open through hops that reap idle connections and
+	// resets the pool's own idle clock: a connection kept alive lives
+	// until MaxLifetime. It must be below IdleTimeout. Zero: no keepalive
+	// pings. Requires Ping.
+	KeepAliveInterval time.Duration
+
+	// UpkeepInterval is the time between two rounds of background upkeep,
+	// which peeks at idle connections, closes expired ones, sends
+	// keepalive pings and refills MinIdle. Zero: DefaultUpkeepInterval,
+	// shortened to a quarter of IdleTimeout and half of
+	// KeepAliveInterval when those are smaller. Negative: no upkeep
+	// goroutine (the checks at Acquire still run).
+	UpkeepInterval time.Duration
+
+	// UpkeepPings bounds the pings one upkeep round sends. Zero:
+	// DefaultUpkeepPings.
+	UpkeepPings int
+}
+
+// poolSettings is a PoolConfig with defaults resolved and checked.
+type poolSettings struct {
+	dial              func(ctx context.Context) (net.Conn, error)
+	maxSize, minIdle  int32
+	idleTimeout       time.Duration // <= 0: none
+	maxLifetime       time.Duration // <= 0: none
+	jitter            time.Duration // <= 0: none
+	ping              func(ctx context.Context, c net.Conn) error
+	pingTimeout       time.Duration
+	pingAfter         time.Duration // < 0: only when a peek cannot tell
+	peekAfter         time.Duration // < 0: never at Acquire
+	keepAliveInterval time.Duration // <= 0: none
+	upkeepInterval    time.Duration // < 0: no upkeep
+	upkeepPings       int
+}
+
+func (cfg *PoolConfig) settings() (*poolSettings, error) {
+	s := &poolSettings{ping: cfg.Ping}
+	steps := [...]func(*poolSettings) error{cfg.dialSettings, cfg.sizes, cfg.lifetimes, cfg.checks, cfg.upkeep}
+	for _, step := range steps {
+		if err := step(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// dialSettings resolves the dial function and the limits the Dialer
+// implies.
+func (cfg *PoolConfig) dialSettings(s *poolSettings) error {
+	d := cfg.Dialer
+	if d == nil {
+		d = &Dialer{}
+	}
+	ds, err := d.settings()
+	if err != nil {
+		return err
+	}
+	s.idleTimeout, s.maxLifetime = ds.idleLimit, ds.maxLifetime
+	if cfg.IdleTimeout > 0 && len(d.Chain) > 0 {
+		if err := d.Chain.Check(cfg.IdleTimeout); err != nil {
+			return configErr("PoolConfig.IdleTimeout", "%s outlives the Dialer's chain: %v", cfg.IdleTimeout, err)
+		}
+	}
+	s.dial = cfg.Dial
+	if s.dial != nil {
+		return nil
+	}
+	if cfg.Addr == "" {
+		return configErr("PoolConfig.Addr", "is required when Dial is nil")
+	}
+	network := cfg.Network
+	if network == "" {
+		network = "tcp"
+	}
+	s.dial = func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, network, cfg.Addr) }
+	return nil
+}
+
+func (cfg *PoolConfig) sizes(s *poolSettings) error {
+	s.maxSize = cfg.MaxSize
+	if s.maxSize == 0 {
+		s.maxSize = int32(max(4, runtime.NumCPU()))
+	}
+	switch {
+	case s.maxSize < 0:
+		return configErr("PoolConfig.MaxSize", "%d must not be negative", cfg.MaxSize)
+	case cfg.MinIdle < 0 || cfg.MinIdle > s.maxSize:
+		return configErr("PoolConfig.MinIdle", "%d must be between 0 and MaxSize (%d)", cfg.MinIdle, s.maxSize)
+	}
+	s.minIdle = cfg.MinIdle
+	return nil
+}
+
+// lifetimes resolves the idle timeout, lifetime and jitter; s holds the
+// Dialer's values as defaults.
+func (cfg *PoolConfig) lifetimes(s *poolSettings) error {
+	if cfg.IdleTimeout != 0 {
+		s.idleTimeout = cfg.IdleTimeout
+	}
+	if cfg.MaxLifetime != 0 {
+		s.maxLifetime = cfg.MaxLifetime
+	}
+	s.jitter = cfg.LifetimeJitter
+	if s.jitter == 0 {
+		s.jitter = s.maxLifetime / 10
+	}
+	if s.maxLifetime > 0 && s.jitter >= s.maxLifetime {
+		return configErr("PoolConfig.LifetimeJitter", "%s must be below MaxLifetime (%s)", cfg.LifetimeJitter, s.maxLifetime)
+	}
+	return nil
+}
+
+func (cfg *PoolConfig) checks(s *poolSettings) error {
+	s.pingTimeout = orDefault(cfg.PingTimeout, DefaultPingTimeout)
+	s.pingAfter = orDefault(cfg.PingAfter, DefaultPingAfter)
+	s.peekAfter = orDefault(cfg.PeekAfter, DefaultValidateAfter)
+	s.keepAliveInterval = cfg.KeepAliveInterval
+	switch {
+	case s.pingTimeout < 0:
+		return configErr("PoolConfig.PingTimeout", "%s must not be negative", cfg.PingTimeout)
+	case s.keepAliveInterval < 0:
+		return configErr("PoolConfig.KeepAliveInterval", "%s must not be negative (zero turns keepalive off)", cfg.KeepAliveInterval)
+	case s.keepAliveInterval > 0 && cfg.Ping == nil:
+		return configErr("PoolConfig.KeepAliveInterval", "%s needs a Ping to send", cfg.KeepAliveInterval)
+	case s.keepAliveInterval > 0 && s.idleTimeout > 0 && s.keepAliveInterval >= s.idleTimeout:
+		return configErr("PoolConfig.KeepAliveInterval", "%s must be below IdleTimeout (%s), or connections expire before their ping",
+			cfg.KeepAliveInterval, s.idleTimeout)
+	}
+	return nil
+}
+
+func (cfg *PoolConfig) upkeep(s *poolSettings) error {
+	s.upkeepPings = cfg.UpkeepPings
+	if s.upkeepPings == 0 {
+		s.upkeepPings = DefaultUpkeepPings
+	}
+	if s.upkeepPings < 0 {
+		return configErr("PoolConfig.UpkeepPings", "%d must not be negative", cfg.UpkeepPings)
+	}
+	s.upkeepInterval = cfg.UpkeepInterval
+	if s.upkeepInterval != 0 {
+		return nil
+	}
+	s.upkeepInterval = DefaultUpkeepInterval
+	if s.idleTimeout > 0 {
+		s.upkeepInterval = min(s.upkeepInterval, s.idleTimeout/4)
+	}
+	if s.keepAliveInterval > 0 {
+		s.upkeepInterval = min(s.upkeepInterval, s.keepAliveInterval/2)
+	}
+	s.upkeepInterval = max(s.upkeepInterval, time.Millisecond)
+	return nil
+}

@@ -1,0 +1,120 @@
+package rstpool
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/puddle/v2"
+)
+
+// startUpkeep starts the pool's one background goroutine, unless upkeep is
+// off.
+func (p *Pool) startUpkeep() {
+	if p.s.upkeepInterval < 0 {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.stopUpkeep, p.upkeepDone = cancel, make(chan struct{})
+	go p.upkeepLoop(ctx)
+}
+
+// upkeepLoop runs a round at once (to open MinIdle), then every
+// UpkeepInterval until Close.
+func (p *Pool) upkeepLoop(ctx context.Context) {
+	defer close(p.upkeepDone)
+	t := time.NewTicker(p.s.upkeepInterval)
+	defer t.Stop()
+	var r refill
+	for {
+		p.upkeepRound(ctx, &r)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// upkeepRound checks every idle connection once, as pgxpool does: it takes
+// them all (AcquireAllIdle), closes the expired and the dead (a peek each),
+// hands the others back untouched (ReleaseUnused) but for at most
+// UpkeepPings due a keepalive ping, pings those, then refills MinIdle. Its
+// cost is a peek per idle connection plus a bounded number of pings and
+// dials.
+func (p *Pool) upkeepRound(ctx context.Context, r *refill) {
+	p.stats.upkeepRounds.Add(1)
+	now := mono()
+	var due []*puddle.Resource[*pconn]
+	for _, res := range p.pp.AcquireAllIdle() {
+		if c, ping := p.inspect(res.Value(), now); c != retainIt {
+			p.retire(res, c)
+		} else if ping && len(due) < p.s.upkeepPings {
+			due = append(due, res)
+		} else {
+			res.ReleaseUnused()
+		}
+	}
+	for _, res := range due {
+		if err := p.ping(ctx, res.Value()); err != nil {
+			p.retire(res, causePingFailed)
+			continue
+		}
+		res.ReleaseUnused()
+	}
+	p.refillMinIdle(ctx, r)
+}
+
+// inspect runs upkeep's checks on an idle connection: lifetime, idle
+// limit, then a peek. ping reports that a ping is due, because the
+// keepalive interval elapsed or the peek could not tell.
+func (p *Pool) inspect(e *pconn, now int64) (_ cause, ping bool) {
+	idle := e.idleSince(now)
+	if c := p.expired(e, now, idle); c != retainIt {
+		return c, false
+	}
+	unsure := false
+	if e.tc != nil {
+		var c cause
+		if c, unsure = peek(e.tc); c != retainIt {
+			return c, false
+		}
+	}
+	due := p.s.keepAliveInterval > 0 && idle >= p.s.keepAliveInterval
+	return retainIt, p.s.ping != nil && (due || unsure)
+}
+
+// refill paces the dials that keep MinIdle open: after a failed dial it
+// waits, doubling the pause up to maxRefillBackoff, so that a server that
+// is down or restarting is not hammered.
+type refill struct {
+	notBefore time.Time
+	backoff   time.Duration
+}
+
+// maxRefillDials bounds the dials of one upkeep round.
+const maxRefillDials = 4
+
+func (p *Pool) refillMinIdle(ctx context.Context, r *refill) {
+	if p.s.minIdle == 0 || time.Now().Before(r.notBefore) {
+		return
+	}
+	st := p.pp.Stat()
+	need := min(p.s.minIdle-st.IdleResources()-st.ConstructingResources(), p.s.maxSize-st.TotalResources(), maxRefillDials)
+	for range need {
+		if err := p.dialIdle(ctx); err != nil {
+			r.backoff = min(max(2*r.backoff, p.s.upkeepInterval), maxRefillBackoff)
+			r.notBefore = time.Now().Add(r.backoff)
+			return
+		}
+		r.backoff = 0
+	}
+}
+
+// dialIdle opens one connection straight into the idle pool, giving the
+// dial at most the upkeep interval (and at least 100 ms) so that a round
+// stays short.
+func (p *Pool) dialIdle(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, max(p.s.upkeepInterval, 100*time.Millisecond))
+	defer cancel()
+	return p.pp.CreateResource(ctx)
+}

@@ -183,8 +183,10 @@ func (c *Conn) reused() bool {
 // server answering early) from the next request: Reused then means "checked
 // out before", and a reset while writing after part of the answer was read
 // is recognized as a close with unread data.
-func (c *Conn) MarkUsed() {
-	now := mono()
+func (c *Conn) MarkUsed() { c.markUsedAt(mono()) }
+
+// markUsedAt is MarkUsed for a caller that already read the clock.
+func (c *Conn) markUsedAt(now int64) {
 	c.gap.Store(now - c.lastActive())
 	c.readMark.Store(c.nread.Load())
 	c.writeMark.Store(c.nwritten.Load())

@@ -189,16 +189,14 @@ func (p *Pool) redial(ctx context.Context, res *puddle.Resource[*pconn]) (*Poole
 	return p.handOut(res, checkout(e))
 }
 
-// checkout records a checkout on a tracked connection (MarkUsed) and
-// returns the time it read: MarkUsed stores the idle gap it measured from
-// the connection's last activity, so the clock is read once per Acquire.
-// An untracked connection reads the clock itself.
+// checkout reads the clock once for the whole Acquire, records the
+// checkout on a tracked connection (MarkUsed) and returns the time.
 func checkout(e *pconn) (now int64) {
-	if e.tc == nil {
-		return mono()
+	now = mono()
+	if e.tc != nil {
+		e.tc.markUsedAt(now)
 	}
-	e.tc.MarkUsed()
-	return e.tc.lastActive() + e.tc.gap.Load()
+	return now
 }
 
 // idleSince returns how long e has seen no checkout, ping or traffic.

@@ -278,7 +278,7 @@ func lsExpect(line, want string) func(net.Conn) error {
 
 // Acquire reads the clock once, through MarkUsed: checkout relies on
 // MarkUsed storing the gap from the connection's last activity.
-func TestPoolCheckoutReadsMarkUsedsClock(t *testing.T) {
+func TestPoolCheckoutMarksUse(t *testing.T) {
 	srv := lsStart(t)
 	c := dialTracked(t, noRetry(), srv.addr)
 	time.Sleep(5 * time.Millisecond)

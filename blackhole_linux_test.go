@@ -76,16 +76,7 @@ func echoInNamespace(t *testing.T) (*netns.NS, net.Listener) {
 		return err
 	}))
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go echo(c)
-		}
-	}()
-
+	go acceptLoop(ln, echo)
 	return ns, ln
 }
 

@@ -31,17 +31,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	ln := listen(b, echo)
 	for _, kind := range []string{"raw", "tracked"} {
 		b.Run("conn="+kind, func(b *testing.B) {
-			var c net.Conn
-			var err error
-			if kind == "raw" {
-				c, err = net.Dial("tcp", ln.Addr().String())
-			} else {
-				c, err = noRetry().Dial("tcp", ln.Addr().String())
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
+			c := benchDial(b, kind, ln.Addr().String())
 			roundTrips(b, c)
 		})
 	}
@@ -69,17 +59,7 @@ func BenchmarkWrite(b *testing.B) {
 	ln := listen(b, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
 	for _, kind := range []string{"raw", "tracked"} {
 		b.Run("conn="+kind, func(b *testing.B) {
-			var c net.Conn
-			var err error
-			if kind == "raw" {
-				c, err = net.Dial("tcp", ln.Addr().String())
-			} else {
-				c, err = noRetry().Dial("tcp", ln.Addr().String())
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
+			c := benchDial(b, kind, ln.Addr().String())
 			msg := make([]byte, 64)
 			b.SetBytes(int64(len(msg)))
 			b.ReportAllocs()
@@ -90,4 +70,18 @@ func BenchmarkWrite(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchDial dials addr with net.Dial ("raw") or a Dialer ("tracked").
+func benchDial(b *testing.B, kind, addr string) net.Conn {
+	dial := net.Dial
+	if kind == "tracked" {
+		dial = noRetry().Dial
+	}
+	c, err := dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	return c
 }

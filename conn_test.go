@@ -23,16 +23,19 @@ func listen(t testing.TB, serve func(net.Conn)) net.Listener {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go serve(c)
-		}
-	}()
+	go acceptLoop(ln, serve)
 	return ln
+}
+
+// acceptLoop hands each connection ln accepts to serve until ln closes.
+func acceptLoop(ln net.Listener, serve func(net.Conn)) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go serve(c)
+	}
 }
 
 // echo answers every read with the same bytes until EOF.

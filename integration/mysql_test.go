@@ -71,6 +71,21 @@ func (s *myScenario) exec(t *testing.T, q string) {
 
 func (s *myScenario) reset(t *testing.T) { s.exec(t, "truncate table "+s.table) }
 
+// ids lists the ids in the scenario's table.
+func (s *myScenario) ids(t *testing.T) []int64 {
+	rows, err := s.admin.Query("select id from " + s.table)
+	require.NoError(t, err)
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		require.NoError(t, rows.Scan(&id))
+		ids = append(ids, id)
+	}
+	require.NoError(t, rows.Err())
+	return ids
+}
+
 // killAll kills every session of the scenario's user.
 func (s *myScenario) killAll(t *testing.T) {
 	rows, err := s.admin.Query("select id from information_schema.processlist where user = ?", s.user)

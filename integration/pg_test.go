@@ -76,6 +76,15 @@ func newPGScenario(t *testing.T, name string, roleSettings ...string) *pgScenari
 // reset empties the table between the stock and the rstpool run.
 func (s *pgScenario) reset(t *testing.T) { pgExec(t, s.admin, "truncate "+s.table) }
 
+// ids lists the ids in the scenario's table.
+func (s *pgScenario) ids(t *testing.T) []int64 {
+	rows, err := s.admin.Query(context.Background(), "select id from "+s.table)
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	require.NoError(t, err)
+	return ids
+}
+
 // killAll terminates every backend of the scenario's role.
 func (s *pgScenario) killAll(t *testing.T) {
 	pgExec(t, s.admin, "select pg_terminate_backend(pid) from pg_stat_activity where usename = $1", s.role)

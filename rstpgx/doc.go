@@ -23,16 +23,33 @@
 // # Restarts and retries
 //
 // A refused connect is retried by the Dialer itself, with jittered backoff
-// for Dialer.RefusedRetry (3 s by default) within the caller's context, so
-// a server restart shorter than that surfaces no connect error. pgx has no
-// connect retry of its own, so attempts do not multiply: one Acquire is at
-// most one retried dial. After the port listens again, PostgreSQL answers
-// 57P03 ("the database system is starting up") for a moment. pgx offers no
-// hook to repeat a connect that failed after the TCP handshake, so that
-// error reaches the caller of Acquire; rstpool.Classify reports it as
-// ClassRefused, and the caller may retry idempotent work after a short
-// backoff. For
-// database/sql through pgx's stdlib (OpenDB), database/sql retries a
+// for Dialer.RefusedRetry (3 s by default) within the caller's context.
+// Once the port listens again, and while it shuts down, PostgreSQL refuses
+// a new session with 57P03 ("the database system is starting up", "... is
+// shutting down") after the TCP handshake. Configure and OpenDB install a
+// BeforeConnect hook for that: pgconn tries Config.Fallbacks in order after
+// any failure but a few authentication errors, so the hook appends copies
+// of the primary host to the per-connect copy of the config, and a dial
+// function that lets a copy run only when the attempt before it ended in
+// 57P03, after a jittered backoff (25 ms doubling to 400 ms) and within the
+// same RefusedRetry budget; otherwise the copy fails at once with "rstpgx:
+// not retried", which pgx lists among the attempts of a failed connect.
+// Nothing multiplies: a refused dial is retried only inside the Dialer, a
+// 57P03 only by the hook, and pgx has no connect retry of its own.
+//
+// pgxpool never retries a failed query. Retry runs work once more when it
+// failed because of the connection and a repeat cannot run a write twice:
+//
+//	err := rstpgx.Retry(ctx, true, func(ctx context.Context) error {
+//		return pool.QueryRow(ctx, "select balance from accounts where id = $1", id).Scan(&b)
+//	})
+//
+// With it, a PostgreSQL restart under traffic surfaces no error to
+// idempotent work; an INSERT in flight when the server ended its session
+// reports the error (its outcome is unknown: it may have committed) and is
+// never repeated. Retry works with pgx's stdlib under database/sql too.
+//
+// For database/sql through pgx's stdlib (OpenDB), database/sql retries a
 // driver.ErrBadConn twice on pooled connections and once on a new one; the
 // refused-connect budget is spent inside each new connection's dial, so the
 // worst case is one budget per database/sql attempt on a new connection,

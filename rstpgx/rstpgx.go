@@ -35,7 +35,11 @@ const (
 //     lifetime, pgx's own (an hour) gets the jitter if it has none;
 //   - PrepareConn runs the checkout check before any PrepareConn or
 //     BeforeAcquire already set, and ShouldPing stops pgxpool's own ping of
-//     connections idle more than a second (the check pings when needed).
+//     connections idle more than a second (the check pings when needed);
+//   - BeforeConnect (after any BeforeConnect already set) makes a connect
+//     that PostgreSQL refuses with 57P03 ("the database system is starting
+//     up") try again with jittered backoff within d's RefusedRetry budget
+//     (see the package documentation).
 //
 // A nil d means a zero Dialer. Settings of d that cannot work make every
 // connect fail with an *rstpool.ConfigError.
@@ -59,6 +63,23 @@ func Configure(cfg *pgxpool.Config, d *rstpool.Dialer) {
 	//lint:ignore SA1019 pgxpool ignores BeforeAcquire once PrepareConn is set: chain it
 	cfg.PrepareConn = chainPrepare(ch.prepare, cfg.PrepareConn, cfg.BeforeAcquire)
 	cfg.ShouldPing = chainShouldPing(cfg.ShouldPing)
+	if s := newStartupRetry(d); s != nil {
+		cfg.BeforeConnect = chainBeforeConnect(cfg.BeforeConnect, s.beforeConnect)
+	}
+}
+
+// chainBeforeConnect runs the caller's hook first (it may change hosts),
+// then ours.
+func chainBeforeConnect(theirs, ours func(context.Context, *pgx.ConnConfig) error) func(context.Context, *pgx.ConnConfig) error {
+	if theirs == nil {
+		return ours
+	}
+	return func(ctx context.Context, cc *pgx.ConnConfig) error {
+		if err := theirs(ctx, cc); err != nil {
+			return err
+		}
+		return ours(ctx, cc)
+	}
 }
 
 // ConfigureConn makes a pgx.ConnConfig dial through d, for pgx.ConnectConfig
@@ -130,11 +151,16 @@ func chainShouldPing(theirs func(context.Context, pgxpool.ShouldPingParams) bool
 }
 
 // OpenDB opens a database/sql pool through pgx's stdlib whose connections
-// dial through d and are checked at checkout (rstpool.WrapConnector).
+// dial through d, are checked at checkout (rstpool.WrapConnector) and wait
+// out PostgreSQL's start-up (57P03) as Configure's do.
 func OpenDB(cc pgx.ConnConfig, d *rstpool.Dialer) *sql.DB {
 	if d == nil {
 		d = &rstpool.Dialer{}
 	}
 	ConfigureConn(&cc, d)
-	return sql.OpenDB(rstpool.WrapConnector(stdlib.GetConnector(cc), d))
+	var opts []stdlib.OptionOpenDB
+	if s := newStartupRetry(d); s != nil {
+		opts = append(opts, stdlib.OptionBeforeConnect(s.beforeConnect))
+	}
+	return sql.OpenDB(rstpool.WrapConnector(stdlib.GetConnector(cc, opts...), d))
 }

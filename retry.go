@@ -1,8 +1,11 @@
 package rstpool
 
 import (
+	"context"
 	"errors"
+	"math/rand/v2"
 	"net/http"
+	"time"
 )
 
 // A RetryReason says why a Transport sent a request a second time.
@@ -82,4 +85,68 @@ func (t *Transport) idempotent(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// RetryBackoff is the longest pause before Retry runs work a second time;
+// the pause is jittered between half of it and all of it, so that callers a
+// restart failed together do not come back together.
+const RetryBackoff = 50 * time.Millisecond
+
+// Retry runs fn and, when it failed because of its connection, runs it once
+// more after a short jittered pause, for clients that do not retry
+// themselves: database/sql with an in-flight query the server ended
+// (PostgreSQL's 57P01 at a restart, MySQL's invalid connection), go-redis
+// with MaxRetries off, a protocol of your own. It retries only when the
+// failure's class is reset, broken-pipe, peer-closed or refused, and
+// repeating cannot run a write twice: idempotent is true, or the error
+// proves nothing left (a *ConnError with nothing written, or a driver error
+// whose SafeToRetry method says so). It never retries once ctx is done, and
+// never more than once: the second attempt's error is returned as is.
+func Retry(ctx context.Context, idempotent bool, fn func(context.Context) error) error {
+	err := fn(ctx)
+	if !retryWork(ctx, idempotent, err) {
+		return err
+	}
+	pause := time.NewTimer(RetryBackoff/2 + rand.N(RetryBackoff/2+1))
+	defer pause.Stop()
+	select {
+	case <-ctx.Done():
+		return err
+	case <-pause.C:
+	}
+	return fn(ctx)
+}
+
+// retryWork is Retry's decision, in the order it reads.
+func retryWork(ctx context.Context, idempotent bool, err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case ctx.Err() != nil:
+		return false // the caller gave up
+	case !connectionFailure(Classify(err)):
+		return false // the server answered: a repeat gets the same answer
+	case idempotent:
+		return true // a repeat has the effect of one
+	case nothingSent(err):
+		return true // the server never saw it
+	}
+	return false // conservatively
+}
+
+func connectionFailure(c Class) bool {
+	switch c {
+	case ClassReset, ClassBrokenPipe, ClassPeerClosed, ClassRefused:
+		return true
+	}
+	return false
+}
+
+// nothingSent reports whether err proves the work never left: a tracked
+// connection that wrote nothing, or a driver's own mark (pgconn errors have
+// SafeToRetry).
+func nothingSent(err error) bool {
+	var ce *ConnError
+	var safe interface{ SafeToRetry() bool }
+	return (errors.As(err, &ce) && ce.NothingWritten()) || (errors.As(err, &safe) && safe.SafeToRetry())
 }

@@ -185,11 +185,18 @@ func (c *Conn) reused() bool {
 // is recognized as a close with unread data.
 func (c *Conn) MarkUsed() { c.markUsedAt(mono()) }
 
-// markUsedAt is MarkUsed for a caller that already read the clock.
+// markUsedAt is MarkUsed for a caller that already read the clock. Pools
+// call it on every checkout, mostly after requests that did I/O only
+// sometimes: it loads the marks first and stores only those that moved,
+// sparing locked stores.
 func (c *Conn) markUsedAt(now int64) {
 	c.gap.Store(now - c.lastActive())
-	c.readMark.Store(c.nread.Load())
-	c.writeMark.Store(c.nwritten.Load())
+	if r := c.nread.Load(); r != c.readMark.Load() {
+		c.readMark.Store(r)
+	}
+	if w := c.nwritten.Load(); w != c.writeMark.Load() {
+		c.writeMark.Store(w)
+	}
 	c.uses.Add(1)
 }
 

@@ -40,6 +40,8 @@ type Pool struct {
 	mu    sync.Mutex // guards conns
 	conns map[*pconn]struct{}
 
+	noDial context.Context // canceled: see acquireSlot
+
 	stopUpkeep context.CancelFunc
 	upkeepDone chan struct{}
 
@@ -47,16 +49,18 @@ type Pool struct {
 }
 
 // A pconn is one pooled connection. Its fields belong to whoever holds it
-// in puddle (the pool's mutex orders the handovers); handle is the
+// in puddle (the pool's mutex orders the handovers); state is the
 // exception, read by Close to revoke handles never returned.
 type pconn struct {
+	p       *Pool
+	res     *puddle.Resource[*pconn] // set at its first checkout
 	nc      net.Conn
 	tc      *Conn // nc as a tracked conn; nil when Dial returned something else
 	created int64 // mono time of the dial
 	expires int64 // mono time its lifetime ends; 0: never
 	lastUse int64 // mono time of its last checkout or ping (or Release, untracked)
 	uses    int64 // checkouts
-	handle  atomic.Pointer[PooledConn]
+	state   atomic.Uint64
 }
 
 // NewPool checks cfg and returns a pool. It dials nothing itself: upkeep
@@ -68,6 +72,9 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 		return nil, err
 	}
 	p := &Pool{s: s, closed: make(chan struct{}), conns: map[*pconn]struct{}{}}
+	var cancel context.CancelFunc
+	p.noDial, cancel = context.WithCancel(context.Background())
+	cancel()
 	p.pp, err = puddle.NewPool(&puddle.Config[*pconn]{Constructor: p.construct, Destructor: p.destruct, MaxSize: s.maxSize})
 	if err != nil {
 		return nil, fmt.Errorf("rstpool: %w", err)
@@ -77,7 +84,11 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 }
 
 func (p *Pool) construct(ctx context.Context) (*pconn, error) {
-	e := &pconn{}
+	if err := ctx.Err(); err != nil {
+		return nil, err // TryAcquire in acquireSlot found no idle connection
+	}
+	e := &pconn{p: p}
+	e.state.Store(handleReturned)
 	if err := p.dialInto(ctx, e); err != nil {
 		return nil, err
 	}
@@ -127,11 +138,11 @@ func (p *Pool) destruct(e *pconn) {
 // closing, or the unread tail of an earlier answer, and a ping would read
 // those bytes as its own answer and leave the stream out of step. When the
 // peek cannot tell (other systems, or the check failed), the Ping decides.
-func (p *Pool) Acquire(ctx context.Context) (*PooledConn, error) {
+func (p *Pool) Acquire(ctx context.Context) (PooledConn, error) {
 	for try := 1; ; try++ {
 		res, err := p.acquireSlot(ctx)
 		if err != nil {
-			return nil, err
+			return PooledConn{}, err
 		}
 		e := res.Value()
 		now := checkout(e)
@@ -152,8 +163,19 @@ func (p *Pool) acquireSlot(ctx context.Context) (*puddle.Resource[*pconn], error
 	if p.closing.Load() {
 		return nil, ErrPoolClosed
 	}
+	select {
+	case <-ctx.Done(): // puddle counts the canceled acquire
+	default:
+		// An idle connection, without the two clock reads that puddle's
+		// Acquire spends on its wait statistics. With none idle but room
+		// left, TryAcquire dials in the background with the context it
+		// is given: noDial is canceled, so construct declines at once.
+		if res, err := p.pp.TryAcquire(p.noDial); err == nil {
+			return res, nil
+		}
+	}
 	res, err := p.pp.Acquire(ctx)
-	if errors.Is(err, puddle.ErrClosedPool) {
+	if err != nil && errors.Is(err, puddle.ErrClosedPool) {
 		return nil, fmt.Errorf("%w: %w", ErrPoolClosed, err)
 	}
 	return res, err
@@ -162,10 +184,10 @@ func (p *Pool) acquireSlot(ctx context.Context) (*puddle.Resource[*pconn], error
 // acquireFresh returns a connection never handed out before: a new one
 // that upkeep or a concurrent Acquire dialed, or one redialed in the slot
 // of an idle one.
-func (p *Pool) acquireFresh(ctx context.Context) (*PooledConn, error) {
+func (p *Pool) acquireFresh(ctx context.Context) (PooledConn, error) {
 	res, err := p.acquireSlot(ctx)
 	if err != nil {
-		return nil, err
+		return PooledConn{}, err
 	}
 	if e := res.Value(); e.uses == 0 {
 		now := checkout(e)
@@ -179,12 +201,12 @@ func (p *Pool) acquireFresh(ctx context.Context) (*PooledConn, error) {
 }
 
 // redial replaces the connection in res with a new one, keeping the slot.
-func (p *Pool) redial(ctx context.Context, res *puddle.Resource[*pconn]) (*PooledConn, error) {
+func (p *Pool) redial(ctx context.Context, res *puddle.Resource[*pconn]) (PooledConn, error) {
 	e := res.Value()
 	_ = e.nc.Close()
 	if err := p.dialInto(ctx, e); err != nil {
 		res.Destroy()
-		return nil, err
+		return PooledConn{}, err
 	}
 	return p.handOut(res, checkout(e))
 }
@@ -281,90 +303,4 @@ func (p *Pool) ping(ctx context.Context, e *pconn) error {
 func (p *Pool) retire(res *puddle.Resource[*pconn], c cause) {
 	p.stats.count(c)
 	res.Destroy()
-}
-
-// handOut wraps res in a handle, unless the pool began closing meanwhile.
-func (p *Pool) handOut(res *puddle.Resource[*pconn], now int64) (*PooledConn, error) {
-	if p.closing.Load() {
-		res.Release()
-		return nil, ErrPoolClosed
-	}
-	e := res.Value()
-	e.uses++
-	e.lastUse = now
-	h := &PooledConn{p: p, res: res, e: e}
-	e.handle.Store(h)
-	return h, nil
-}
-
-// Handle states.
-const (
-	handleOut      = iota // held by the caller
-	handleReturned        // Released or Destroyed
-	handleRevoked         // closed by Pool.Close after its context expired
-)
-
-// A PooledConn is a connection checked out of a Pool. Use Conn for I/O,
-// then call exactly one of Release (the connection is in a clean state
-// between requests) or Destroy (it saw an error, a timeout or a protocol
-// error, or is otherwise out of step). Calling either twice panics.
-type PooledConn struct {
-	p     *Pool
-	res   *puddle.Resource[*pconn]
-	e     *pconn
-	state atomic.Uint32
-}
-
-// Conn returns the connection. It must not be used after Release or
-// Destroy, and must not be closed by the caller: Destroy closes it.
-func (h *PooledConn) Conn() net.Conn { return h.e.nc }
-
-// Reused reports whether the connection had been handed out before.
-func (h *PooledConn) Reused() bool { return h.e.uses > 1 }
-
-// Release returns the connection to the pool for reuse.
-func (h *PooledConn) Release() {
-	if !h.give("Release") {
-		return
-	}
-	if h.e.tc == nil {
-		h.e.lastUse = mono() // an untracked conn's traffic is unknown: count it up to now
-	}
-	h.res.Release()
-}
-
-// Destroy closes the connection and frees its slot: it is never reused.
-// Hand back with Destroy every connection that saw an error, including a
-// protocol error that may have left unread bytes behind.
-func (h *PooledConn) Destroy() {
-	if !h.give("Destroy") {
-		return
-	}
-	h.res.Destroy()
-}
-
-// give marks the handle returned. It reports false when Close already
-// revoked it, and panics when it was already returned.
-func (h *PooledConn) give(op string) bool {
-	if h.state.CompareAndSwap(handleOut, handleReturned) {
-		h.e.handle.Store(nil)
-		return true
-	}
-	if h.state.Load() == handleRevoked {
-		return false
-	}
-	panic("rstpool: PooledConn." + op + " called on a connection already released or destroyed")
-}
-
-// revoke closes a handle's connection that its holder never returned.
-func (h *PooledConn) revoke() {
-	if !h.state.CompareAndSwap(handleOut, handleRevoked) {
-		return
-	}
-	_ = h.e.nc.Close()
-	h.res.Hijack()
-	h.p.mu.Lock()
-	delete(h.p.conns, h.e)
-	h.p.mu.Unlock()
-	h.p.stats.revoked.Add(1)
 }

@@ -89,7 +89,7 @@ func benchWarmPuddle(b *testing.B, pp *puddle.Pool[net.Conn], n int32) {
 }
 
 func benchWarmPool(b *testing.B, p *Pool, n int32) {
-	hs := make([]*PooledConn, n)
+	hs := make([]PooledConn, n)
 	for i := range hs {
 		h, err := p.Acquire(context.Background())
 		require.NoError(b, err)

@@ -56,15 +56,15 @@ func (p *Pool) revokeAll() {
 }
 
 func (p *Pool) revokeHeld() {
-	var held []*PooledConn
+	held := map[*pconn]uint64{}
 	p.mu.Lock()
 	for e := range p.conns {
-		if h := e.handle.Load(); h != nil {
-			held = append(held, h)
+		if s := e.state.Load(); s&stateMask == handleOut {
+			held[e] = s
 		}
 	}
 	p.mu.Unlock()
-	for _, h := range held {
-		h.revoke()
+	for e, s := range held {
+		e.revoke(s)
 	}
 }

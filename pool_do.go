@@ -47,7 +47,7 @@ func (p *Pool) Do(ctx context.Context, idempotent bool, fn func(net.Conn) error)
 // run calls fn on the handle's connection and hands the connection back:
 // released on success, destroyed on an error or a panic. wrote reports
 // whether fn may have put bytes on the wire.
-func (h *PooledConn) run(fn func(net.Conn) error) (wrote bool, err error) {
+func (h PooledConn) run(fn func(net.Conn) error) (wrote bool, err error) {
 	var before int64
 	if h.e.tc != nil {
 		before = h.e.tc.nwritten.Load()

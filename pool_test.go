@@ -38,7 +38,7 @@ func poolFor(t *testing.T, srv *lineServer, cfg PoolConfig) *Pool {
 // pool holds n idle connections.
 func poolWarm(t *testing.T, p *Pool, n int) {
 	t.Helper()
-	hs := make([]*PooledConn, n)
+	hs := make([]PooledConn, n)
 	for i := range hs {
 		h, err := p.Acquire(context.Background())
 		require.NoError(t, err)
@@ -134,6 +134,7 @@ func TestPoolSizesAndReuse(t *testing.T) {
 	st := p.Stat()
 	require.Equal(t, int32(2), st.AcquiredConns())
 	require.Equal(t, int64(2), st.Dials())
+	require.Zero(t, st.DialErrors(), "the idle-only fast path of Acquire dials nothing, nor tries to")
 	c.Release()
 	b.Destroy()
 	require.Eventually(t, func() bool { return p.Stat().TotalConns() == 1 }, time.Second, time.Millisecond)
@@ -152,14 +153,37 @@ func TestPoolHandleMisusePanics(t *testing.T) {
 	require.NoError(t, err)
 	require.Same(t, h.e, h2.e, "the stale handle's slot is in use again")
 	require.Panics(t, h.Release, "a stale handle must not release another caller's checkout")
-	h2.Destroy()
-	require.Panics(t, h2.Release)
+	require.Panics(t, h.Destroy, "nor destroy it")
+	copied := h2
+	copied.Release()
+	require.Panics(t, h2.Destroy, "a handle and its copies are one checkout")
+	h3, err := p.Acquire(context.Background())
+	require.NoError(t, err)
+	h3.Destroy()
+	require.Panics(t, h3.Release)
+	require.Panics(t, PooledConn{}.Release, "the zero PooledConn holds no connection")
+}
+
+func TestPoolAcquireReleaseAllocatesNothing(t *testing.T) {
+	srv := lsStart(t)
+	p := poolFor(t, srv, PoolConfig{MaxSize: 1})
+	poolWarm(t, p, 1)
+	allocs := testing.AllocsPerRun(100, func() {
+		h, err := p.Acquire(context.Background())
+		if err != nil {
+			panic(err)
+		}
+		h.Release()
+	})
+	require.Zero(t, allocs, "Acquire+Release on a warm pool")
 }
 
 func TestPoolBoundedLoopThenRedial(t *testing.T) {
 	srv := lsStart(t)
 	p := poolFor(t, srv, PoolConfig{MaxSize: 5, PeekAfter: time.Nanosecond})
 	poolWarm(t, p, 5)
+	// A connection still in the accept queue would see an RST, not a FIN.
+	require.Eventually(t, func() bool { return srv.acceptCount() == 5 }, time.Second, time.Millisecond)
 	srv.down() // a restart: every idle connection sees a FIN
 	srv.up()
 	poolWaitIdleHealth(t, p, HealthClosed)

@@ -57,7 +57,8 @@ type Conn struct {
 	exchanges atomic.Int64 // exchanges completed
 	uses      atomic.Int64 // checkouts recorded by a pool that knows them
 
-	eof    atomic.Bool // Read saw the peer's FIN
+	eof     atomic.Bool               // Read saw the peer's FIN
+	failure atomic.Pointer[ConnError] // the first failure, for drivers that report their own error
 	closed atomic.Bool
 
 	checkMu  sync.Mutex // serializes checks; guards the fields below
@@ -137,9 +138,29 @@ func (c *Conn) turn(r, now, last int64) {
 	c.gap.Store(now - last)
 }
 
-// fail wraps err with the connection's history.
+// fail wraps err with the connection's history and remembers the first
+// failure (see Failure).
 func (c *Conn) fail(op string, err error) error {
-	return c.newError(op, err, c.nwritten.Load()-c.writeMark.Load())
+	e := c.newError(op, err, c.nwritten.Load()-c.writeMark.Load())
+	c.failure.CompareAndSwap(nil, e)
+	return e
+}
+
+// Failure returns the first failure the connection saw, or a peer-closed
+// *ConnError when a Read returned io.EOF; nil while it is healthy. Drivers
+// that replace a connection error with their own (go-sql-driver/mysql's
+// "invalid connection") lose the class and history; WrapConnector attaches
+// this to their error.
+func (c *Conn) Failure() *ConnError {
+	if e := c.failure.Load(); e != nil {
+		return e
+	}
+	if c.eof.Load() {
+		e := c.newError("read", io.EOF, c.nwritten.Load()-c.writeMark.Load())
+		c.failure.CompareAndSwap(nil, e)
+		return c.failure.Load()
+	}
+	return nil
 }
 
 func (c *Conn) newError(op string, err error, written int64) *ConnError {

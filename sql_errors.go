@@ -27,23 +27,39 @@ func (e *badConnError) Is(target error) bool { return target == driver.ErrBadCon
 // the failure provably came before the request left. Every other error is
 // returned as is.
 func (c *sqlConn) badIfSafe(err error) error {
-	if err == nil || c.checkouts == 0 || errors.Is(err, driver.ErrBadConn) {
+	if err == nil {
+		return nil
+	}
+	err = c.explain(err)
+	if c.checkouts == 0 || errors.Is(err, driver.ErrBadConn) {
 		return err
 	}
-	if safeToRetry(err) {
+	if nothingSent(err) {
 		return badConn(err)
 	}
 	return err
 }
 
-// safeToRetry reports whether err says the request never left: a
-// *ConnError with nothing written, or a driver's own mark (pgconn's
-// SafeToRetry method).
-func safeToRetry(err error) bool {
+// explain attaches the tracked connection's failure to a driver error that
+// does not carry it, so that Classify, errors.Is(err, syscall.ECONNRESET)
+// and ConnError.Cause work on it too.
+func (c *sqlConn) explain(err error) error {
 	var ce *ConnError
-	if errors.As(err, &ce) && ce.NothingWritten() {
-		return true
+	if c.tracked == nil || errors.As(err, &ce) {
+		return err
 	}
-	var s interface{ SafeToRetry() bool }
-	return errors.As(err, &s) && s.SafeToRetry()
+	if f := c.tracked.Failure(); f != nil {
+		return &driverConnError{err: err, conn: f}
+	}
+	return err
 }
+
+// A driverConnError is a driver's error with the connection failure behind
+// it; errors.Is and errors.As see both.
+type driverConnError struct {
+	err  error
+	conn *ConnError
+}
+
+func (e *driverConnError) Error() string   { return e.err.Error() + " (" + e.conn.Error() + ")" }
+func (e *driverConnError) Unwrap() []error { return []error{e.err, e.conn} }

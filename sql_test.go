@@ -227,3 +227,26 @@ func TestWrapConnectorReportsConfigError(t *testing.T) {
 	require.ErrorAs(t, db.Ping(), &ce)
 	require.Zero(t, srv.accepted())
 }
+
+// A driver that reports its own error instead of the connection's
+// (go-sql-driver/mysql's "invalid connection") gets the connection's
+// failure attached: the class, the errno and the cause survive.
+func TestWrapConnectorExplainsReplacedErrors(t *testing.T) {
+	tc := dialTracked(t, noRetry(), listen(t, resetServer).Addr().String())
+	_, err := tc.Write([]byte("Q 1\n"))
+	require.NoError(t, err)
+	_, err = tc.Read(make([]byte, 8))
+	require.ErrorIs(t, err, syscall.ECONNRESET)
+
+	invalid := errors.New("invalid connection")
+	c := &sqlConn{tracked: tc, checkouts: 2}
+	err = c.badIfSafe(invalid)
+	require.ErrorIs(t, err, invalid)
+	require.ErrorIs(t, err, syscall.ECONNRESET)
+	require.Equal(t, ClassReset, Classify(err))
+	require.NotErrorIs(t, err, driver.ErrBadConn, "the query was written: it may have run")
+	require.Contains(t, err.Error(), "invalid connection (rstpool: read")
+
+	healthy := &sqlConn{tracked: dialTracked(t, noRetry(), listen(t, echo).Addr().String()), checkouts: 2}
+	require.Equal(t, invalid, healthy.badIfSafe(invalid), "nothing to attach from a healthy connection")
+}

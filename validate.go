@@ -109,6 +109,7 @@ func (c *Conn) checkBeforeWrite(now int64, idle time.Duration) error {
 	}
 	e := c.newError("validate", why, 0)
 	e.Idle, e.afterIdle, e.readBack = idle, true, 0
+	c.failure.CompareAndSwap(nil, e)
 	c.closed.Store(true)
 	_ = c.nc.Close()
 	return e

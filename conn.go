@@ -59,7 +59,7 @@ type Conn struct {
 
 	eof     atomic.Bool               // Read saw the peer's FIN
 	failure atomic.Pointer[ConnError] // the first failure, for drivers that report their own error
-	closed atomic.Bool
+	closed  atomic.Bool
 
 	checkMu  sync.Mutex // serializes checks; guards the fields below
 	peekFn   func(fd uintptr)

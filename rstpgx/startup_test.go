@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,7 +34,10 @@ func newStartingUp(t *testing.T, code string, refuse int64) *startingUp {
 	t.Helper()
 	upstream := "127.0.0.1:5432"
 	if c, err := net.DialTimeout("tcp", upstream, time.Second); err != nil {
-		t.Skipf("PostgreSQL at %s unreachable: %v", upstream, err)
+		if os.Getenv("RSTPOOL_REQUIRE_SERVICES") == "1" {
+			t.Fatalf("PostgreSQL at %s unreachable: %v", upstream, err)
+		}
+		t.Skipf("PostgreSQL at %s unreachable (%v); start it, or set RSTPOOL_REQUIRE_SERVICES=1 to fail instead", upstream, err)
 	} else {
 		c.Close()
 	}

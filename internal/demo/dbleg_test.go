@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -10,12 +11,15 @@ import (
 )
 
 // requireDatabase skips the test when the database does not listen at its
-// default local address.
+// default local address, or fails it under RSTPOOL_REQUIRE_SERVICES=1.
 func requireDatabase(t *testing.T, name string) database {
 	t.Helper()
 	db := databases[name]
 	if err := db.reachable(context.Background()); err != nil {
-		t.Skipf("%s not reachable at %s: %v", name, db.addr, err)
+		if os.Getenv("RSTPOOL_REQUIRE_SERVICES") == "1" {
+			t.Fatalf("%s not reachable at %s: %v", name, db.addr, err)
+		}
+		t.Skipf("%s not reachable at %s (%v): start it, or set RSTPOOL_REQUIRE_SERVICES=1 to fail instead", name, db.addr, err)
 	}
 	return db
 }

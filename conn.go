@@ -141,10 +141,23 @@ func (c *Conn) turn(r, now, last int64) {
 // fail wraps err with the connection's history and remembers the first
 // failure (see Failure).
 func (c *Conn) fail(op string, err error) error {
+	if f := c.failure.Load(); f != nil && errors.Is(err, net.ErrClosed) {
+		// Closed because of that failure: report it, keeping net.ErrClosed.
+		e := *f
+		e.Op, e.Err = op, &closedBy{cause: f.Err, closed: err}
+		return &e
+	}
 	e := c.newError(op, err, c.nwritten.Load()-c.writeMark.Load())
 	c.failure.CompareAndSwap(nil, e)
 	return e
 }
+
+// closedBy is the error of an operation on a connection that rstpool closed
+// after a failure: it matches both the failure's cause and net.ErrClosed.
+type closedBy struct{ cause, closed error }
+
+func (e *closedBy) Error() string   { return e.cause.Error() + " (connection closed)" }
+func (e *closedBy) Unwrap() []error { return []error{e.cause, e.closed} }
 
 // Failure returns the first failure the connection saw, or a peer-closed
 // *ConnError when a Read returned io.EOF; nil while it is healthy. Drivers

@@ -15,8 +15,9 @@ type RetryReason uint8
 const (
 	// RetryNone: the request was not retried.
 	RetryNone RetryReason = iota
-	// RetryNothingWritten: the reused connection failed before a byte of
-	// the request left, so the server cannot have seen it.
+	// RetryNothingWritten: a reused connection (one that served a request
+	// or waited in the idle pool) failed before a byte of the request
+	// left, so the server cannot have seen it.
 	RetryNothingWritten
 	// RetryIdempotent: the request may have reached the server, but its
 	// method (RetryMethods) or an Idempotency-Key header makes a repeat

@@ -23,6 +23,7 @@ func TestRetryReason(t *testing.T) {
 	failed := errors.New("connection reset")
 	reused := &attempt{conns: 1, info: httpGotConn(true, time.Second)}
 	fresh := &attempt{conns: 1, info: httpGotConn(false, 0)}
+	pooled := &attempt{conns: 1, info: httptrace.GotConnInfo{WasIdle: true, IdleTime: time.Second}}
 	none := &attempt{}
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -45,6 +46,7 @@ func TestRetryReason(t *testing.T) {
 		{"body gone", unreplayable, reused, failed, RetryNone},
 		{"fresh connection", get, fresh, failed, RetryNone},
 		{"idempotent on reused", get, reused, failed, RetryIdempotent},
+		{"idempotent on a never-used conn that waited in the pool", get, pooled, failed, RetryIdempotent},
 		{"POST on reused, maybe written", post, reused, failed, RetryNone},
 		{"POST with Idempotency-Key", keyed, reused, failed, RetryIdempotent},
 	} {

@@ -326,8 +326,9 @@ func (a *attempt) onGotConn(info httptrace.GotConnInfo) {
 	a.applyLearned()
 }
 
-// reused reports whether the attempt's connection had served a request.
-func (a *attempt) reused() bool { return a.conns > 0 && a.info.Reused }
+// reused reports whether the attempt's connection had served a request or
+// waited in the idle pool: either way it may have died while it waited.
+func (a *attempt) reused() bool { return a.conns > 0 && (a.info.Reused || a.info.WasIdle) }
 
 // wroteNothing reports whether the attempt put no byte on its connection.
 // Unknown (an untracked connection) counts as written.

@@ -61,6 +61,7 @@ func requireValidateFailure(t *testing.T, c *Conn, class Class) *ConnError {
 	require.Equal(t, int64(4), c.Stats().BytesWritten, "only the first request reached the socket")
 	_, err = c.Read(make([]byte, 1))
 	require.ErrorIs(t, err, net.ErrClosed, "a failed connection is closed")
+	require.Equal(t, class, Classify(err), "a pending Read (net/http's readLoop) reports why, not just 'closed'")
 	return ce
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -148,7 +149,9 @@ func (c *Conn) fail(op string, err error) error {
 		return &e
 	}
 	e := c.newError(op, err, c.nwritten.Load()-c.writeMark.Load())
-	c.failure.CompareAndSwap(nil, e)
+	if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
+		c.failure.CompareAndSwap(nil, e) // a deadline or a local close leaves the peer healthy
+	}
 	return e
 }
 

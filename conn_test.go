@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -145,5 +146,25 @@ func TestReadErrorIsConnErrorAndEOFIsBare(t *testing.T) {
 	_, err = c2.Read(make([]byte, 1))
 	require.True(t, err == io.EOF, "EOF must stay bare for io.Reader callers, got %v", err)
 	require.False(t, errors.Is(err, net.ErrClosed))
-	_ = time.Now
+}
+
+// A deadline is not a failure of the connection: it stays usable, and a
+// later error is not blamed on it.
+func TestDeadlineIsNotRememberedAsFailure(t *testing.T) {
+	c := dialTracked(t, noRetry(), listen(t, echo).Addr().String())
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Millisecond)))
+	_, err := c.Read(make([]byte, 1))
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	require.Nil(t, c.Failure())
+
+	require.NoError(t, c.SetReadDeadline(time.Time{}))
+	_, err = c.Write([]byte("x"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(c, make([]byte, 1))
+	require.NoError(t, err, "still usable after the deadline")
+
+	require.NoError(t, c.Close())
+	_, err = c.Read(make([]byte, 1))
+	require.Equal(t, ClassCanceled, Classify(err), "a local close, not the old deadline")
+	require.Nil(t, c.Failure())
 }

@@ -77,14 +77,7 @@ func (c *sqlConn) QueryContext(ctx context.Context, query string, args []driver.
 	if !ok {
 		return nil, driver.ErrSkip
 	}
-	vals, err := namedToValues(args)
-	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	rows, err := q.Query(query, vals)
+	rows, err := legacy(ctx, args, func(v []driver.Value) (driver.Rows, error) { return q.Query(query, v) })
 	return rows, c.badIfSafe(err)
 }
 
@@ -100,15 +93,22 @@ func (c *sqlConn) ExecContext(ctx context.Context, query string, args []driver.N
 	if !ok {
 		return nil, driver.ErrSkip
 	}
+	res, err := legacy(ctx, args, func(v []driver.Value) (driver.Result, error) { return e.Exec(query, v) })
+	return res, c.badIfSafe(err)
+}
+
+// legacy calls a driver's pre-context interface as database/sql does:
+// positional arguments only, and not once ctx is done.
+func legacy[T any](ctx context.Context, args []driver.NamedValue, call func([]driver.Value) (T, error)) (T, error) {
+	var zero T
 	vals, err := namedToValues(args)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return zero, err
 	}
-	res, err := e.Exec(query, vals)
-	return res, c.badIfSafe(err)
+	return call(vals)
 }
 
 // Ping pings through the driver; without a Pinger it succeeds, as

@@ -64,8 +64,7 @@ type connector struct {
 // Connect opens a connection through the wrapped connector and finds the
 // tracked connection its driver dialed.
 func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
-	s, err := c.dialer.settings()
-	if err != nil {
+	if _, err := c.dialer.settings(); err != nil {
 		return nil, err
 	}
 	ctx, slot := withDialSlot(ctx)
@@ -77,7 +76,7 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if tracked != nil {
 		tracked.MarkUsed()
 	}
-	return &sqlConn{inner: inner, tracked: tracked, idleLimit: s.idleLimit, maxLifetime: s.maxLifetime}, nil
+	return &sqlConn{inner: inner, tracked: tracked}, nil
 }
 
 // Driver returns the wrapped connector's driver.
@@ -94,19 +93,18 @@ func (c *connector) Close() error {
 
 // sqlConn is the driver.Conn a wrapped connector returns.
 type sqlConn struct {
-	inner       driver.Conn
-	tracked     *Conn // nil when the driver did not dial through the Dialer
-	idleLimit   time.Duration
-	maxLifetime time.Duration
-	checkouts   int // guarded by database/sql's per-connection lock
+	inner     driver.Conn
+	tracked   *Conn // nil when the driver did not dial through the Dialer; it holds the limits
+	checkouts int   // guarded by database/sql's per-connection lock
 }
 
 // ResetSession runs the checkout check, then the driver's own reset.
 func (c *sqlConn) ResetSession(ctx context.Context) error {
 	c.checkouts++
 	if c.tracked != nil {
-		c.tracked.MarkUsed()
-		if err := c.checkout(ctx); err != nil {
+		now := mono()
+		c.tracked.markUsedAt(now)
+		if err := c.checkout(ctx, now); err != nil {
 			return err
 		}
 	}
@@ -117,24 +115,18 @@ func (c *sqlConn) ResetSession(ctx context.Context) error {
 }
 
 // checkout retires the connection, or pings it, by what its history and a
-// peek say, cheapest first.
-func (c *sqlConn) checkout(ctx context.Context) error {
-	st := c.tracked.Stats()
-	switch {
-	case st.PeerClosed:
-		return badConn(ErrPeerClosed)
-	case c.maxLifetime > 0 && st.Age >= c.maxLifetime:
-		return badConn(ErrMaxLifetime)
-	case c.idleLimit > 0 && st.Idle >= c.idleLimit:
-		return badConn(ErrIdleLimit)
+// peek say, cheapest first: the tracked connection's own checks before a
+// write, then the driver's ping where the peek cannot know.
+func (c *sqlConn) checkout(ctx context.Context, now int64) error {
+	idle := time.Duration(now - c.tracked.lastActive())
+	if why := c.tracked.expired(now, idle); why != nil {
+		return badConn(why)
 	}
 	h, err := c.tracked.Check()
-	switch {
-	case h == HealthClosed:
-		return badConn(ErrPeerClosed)
-	case h == HealthReset:
-		return badConn(err)
-	case h == HealthAlive && st.Idle < PingAfterIdle:
+	if why := goneErr(h, err); why != nil {
+		return badConn(why)
+	}
+	if h == HealthAlive && idle < PingAfterIdle {
 		return nil
 	}
 	return c.pingAtCheckout(ctx, h)
@@ -164,7 +156,7 @@ var errPendingData = errors.New("rstpool: unsolicited data pending on an idle da
 
 // IsValid reports whether the connection may go back to the pool.
 func (c *sqlConn) IsValid() bool {
-	if c.tracked != nil && c.tracked.Stats().PeerClosed {
+	if c.tracked != nil && c.tracked.eof.Load() {
 		return false
 	}
 	if v, ok := c.inner.(driver.Validator); ok {

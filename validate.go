@@ -93,16 +93,9 @@ func (c *Conn) checkBeforeWrite(now int64, idle time.Duration) error {
 	if c.closed.Load() {
 		return nil // the Write reports net.ErrClosed itself
 	}
-	var why error
-	switch {
-	case c.eof.Load():
-		why = ErrPeerClosed
-	case c.pol.maxLifetime > 0 && time.Duration(now-c.created) >= c.pol.maxLifetime:
-		why = ErrMaxLifetime
-	case c.idleLimit.Load() > 0 && idle >= time.Duration(c.idleLimit.Load()):
-		why = ErrIdleLimit
-	case c.pol.peek:
-		why = c.peerGone()
+	why := c.expired(now, idle)
+	if why == nil && c.pol.peek {
+		why = goneErr(c.Check())
 	}
 	if why == nil {
 		return nil
@@ -115,9 +108,24 @@ func (c *Conn) checkBeforeWrite(now int64, idle time.Duration) error {
 	return e
 }
 
-// peerGone returns why the peer is gone, or nil when it may be alive.
-func (c *Conn) peerGone() error {
-	h, err := c.Check()
+// expired returns why the connection must be retired without looking at
+// its socket, cheapest first: the peer's FIN already read, its lifetime,
+// its idle limit; nil when none applies.
+func (c *Conn) expired(now int64, idle time.Duration) error {
+	switch {
+	case c.eof.Load():
+		return ErrPeerClosed
+	case c.pol.maxLifetime > 0 && time.Duration(now-c.created) >= c.pol.maxLifetime:
+		return ErrMaxLifetime
+	case c.idleLimit.Load() > 0 && idle >= time.Duration(c.idleLimit.Load()):
+		return ErrIdleLimit
+	}
+	return nil
+}
+
+// goneErr returns why a Check's outcome says the peer is gone, or nil when
+// it may be alive.
+func goneErr(h Health, err error) error {
 	switch h {
 	case HealthClosed:
 		return ErrPeerClosed

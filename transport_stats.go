@@ -40,13 +40,7 @@ func (t *Transport) Stats() TransportStats {
 func (s TransportStats) Requests() int64 { return s.requests }
 
 // Retries returns the number of requests sent a second time, all reasons.
-func (s TransportStats) Retries() int64 {
-	var n int64
-	for _, v := range s.retries {
-		n += v
-	}
-	return n
-}
+func (s TransportStats) Retries() int64 { return sum(s.retries[:]) }
 
 // RetriesBy returns the number of requests sent a second time for reason r.
 func (s TransportStats) RetriesBy(r RetryReason) int64 {
@@ -57,9 +51,11 @@ func (s TransportStats) RetriesBy(r RetryReason) int64 {
 }
 
 // Errors returns the number of requests that failed, all classes.
-func (s TransportStats) Errors() int64 {
+func (s TransportStats) Errors() int64 { return sum(s.errors[:]) }
+
+func sum(counts []int64) int64 {
 	var n int64
-	for _, v := range s.errors {
+	for _, v := range counts {
 		n += v
 	}
 	return n

@@ -24,8 +24,8 @@ type ProbeConfig struct {
 	Conns int
 	// Wait is how long an active check waits for the answer; zero means 2s.
 	Wait time.Duration
-	// Dialer opens the probe connections; nil means a net.Dialer with TCP
-	// keepalive off.
+	// Dialer opens the probe connections (its keepalive settings are
+	// ignored: probes never send keepalives); nil means a zero net.Dialer.
 	Dialer *net.Dialer
 }
 
@@ -84,9 +84,7 @@ func (c ProbeConfig) withDefaults() (ProbeConfig, error) {
 		c.Conns = 16
 	}
 	if c.Dialer == nil {
-		// No keepalive: its probes would refresh a middlebox's idle timer
-		// and hide exactly the timeout being measured.
-		c.Dialer = &net.Dialer{KeepAlive: -1}
+		c.Dialer = &net.Dialer{}
 	}
 	if c.Conns < 2 || c.Min <= 0 || c.Max < c.Min {
 		return c, fmt.Errorf("probe: need conns ≥ 2 and 0 < min ≤ max")

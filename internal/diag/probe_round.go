@@ -5,14 +5,15 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"syscall"
 	"time"
+
+	"github.com/rstpool/rstpool"
 )
 
 // A probeConn is one idling connection of a round and when to check it.
 type probeConn struct {
 	c       net.Conn
-	rc      syscall.RawConn
+	tc      *rstpool.Conn // c, for the peek; nil if the dial returned another type
 	br      *bufio.Reader
 	idleAt  time.Time     // end of its last exchange
 	checkAt time.Duration // idle duration at which it is checked actively
@@ -48,18 +49,15 @@ func probeRound(ctx context.Context, cfg ProbeConfig, durations []time.Duration)
 
 func openProbes(ctx context.Context, cfg ProbeConfig, durations []time.Duration) ([]*probeConn, error) {
 	var out []*probeConn
-	for _, d := range durations {
-		c, err := cfg.Dialer.DialContext(ctx, "tcp", cfg.Addr)
+	d := probeDialer(cfg.Dialer)
+	for _, idle := range durations {
+		c, err := d.DialContext(ctx, "tcp", cfg.Addr)
 		if err != nil {
 			return out, fmt.Errorf("probe: %w", err)
 		}
-		p := &probeConn{c: c, br: bufio.NewReader(c), checkAt: d}
+		tc, _ := c.(*rstpool.Conn)
+		p := &probeConn{c: c, tc: tc, br: bufio.NewReader(c), checkAt: idle}
 		out = append(out, p)
-		if sc, ok := c.(syscall.Conn); ok {
-			if p.rc, err = sc.SyscallConn(); err != nil {
-				return out, fmt.Errorf("probe: %w", err)
-			}
-		}
 		// One exchange first: a pooled connection idles after a request,
 		// and some servers apply their idle timeout only between requests.
 		if err := exchange(cfg, p); err != nil {
@@ -103,8 +101,8 @@ func checkRound(cfg ProbeConfig, live []*probeConn, b *bounds) ([]*probeConn, bo
 	var next []*probeConn
 	for _, p := range live {
 		idle := time.Since(p.idleAt)
-		if p.rc != nil {
-			if err := peek(p.rc); err != nil {
+		if p.tc != nil {
+			if err := peek(p.tc); err != nil {
 				b.alive, b.dead, b.end = max(b.alive, p.lastOK), idle, endOf(err)
 				return nil, true
 			}
@@ -121,4 +119,25 @@ func checkRound(cfg ProbeConfig, live []*probeConn, b *bounds) ([]*probeConn, bo
 		b.alive = max(b.alive, idle)
 	}
 	return next, false
+}
+
+// probeDialer dials through rstpool so that the probe peeks with the same
+// check as every rstpool connection, and leaves the connections as a plain
+// client would: no keepalive (its probes would refresh a middlebox's idle
+// timer and hide the timeout being measured), no user timeout, no idle
+// limit, no check before writes, no retry of refusals.
+func probeDialer(nd *net.Dialer) *rstpool.Dialer {
+	return &rstpool.Dialer{NetDialer: nd, KeepAliveIdle: -1, UserTimeout: -1,
+		IdleTimeout: -1, ValidateAfter: -1, RefusedRetry: -1}
+}
+
+// peek asks the connection's socket, without consuming anything, whether
+// the peer closed (errPeerFIN) or reset it (the reset error); nil when it
+// looks alive or the platform cannot tell.
+func peek(c *rstpool.Conn) error {
+	h, err := c.Check()
+	if h == rstpool.HealthClosed {
+		return errPeerFIN
+	}
+	return err // the reset, or why the check failed; nil when it may be alive
 }

@@ -116,6 +116,11 @@ type Dialer struct {
 	// backoff, within the context's deadline. Zero: DefaultRefusedRetry.
 	// Negative: a refusal is reported at once.
 	RefusedRetry time.Duration
+
+	// Observer, if set, receives the events of this Dialer's connects and
+	// of the consumers built on it (Transport, Pool, WrapConnector, rstpgx)
+	// that have no Observer of their own. See Event.
+	Observer Observer
 }
 
 // Dial connects to the address on the named network.

@@ -125,6 +125,11 @@ type PoolConfig struct {
 	// UpkeepPings bounds the pings one upkeep round sends. Zero:
 	// DefaultUpkeepPings.
 	UpkeepPings int
+
+	// Observer receives the pool's events (retirements, dead connections
+	// caught, retries, failures that reach the caller). Nil: the Dialer's
+	// Observer.
+	Observer Observer
 }
 
 // poolSettings is a PoolConfig with defaults resolved and checked.

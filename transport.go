@@ -100,6 +100,10 @@ type Transport struct {
 	// learning.
 	LearnFloor time.Duration
 
+	// Observer receives the Transport's events (retries, failures that
+	// reach the caller, learned limits). Nil: the Dialer's Observer.
+	Observer Observer
+
 	once  sync.Once
 	err   error           // a bad setting, reported by every RoundTrip
 	rt    *http.Transport // the transport for first attempts

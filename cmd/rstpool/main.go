@@ -98,6 +98,17 @@ func newFlags(name, synopsis, about string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// usageError prints a one-line usage error of a subcommand, naming the
+// flag or argument at fault, and returns exitUsage. Every subcommand
+// validates its whole command line with it before doing any work:
+//
+//	rstpool demo: --requests -5: must be at least 1
+//	(run "rstpool help demo" for the flags)
+func usageError(stderr io.Writer, name, format string, args ...any) int {
+	fmt.Fprintf(stderr, "rstpool %s: %s\n(run \"rstpool help %s\" for the flags)\n", name, fmt.Sprintf(format, args...), name)
+	return exitUsage
+}
+
 // parseFlags parses args and returns the exit status to use when parsing
 // ended the command: exitOK for -h, exitUsage for an error, -1 to go on.
 func parseFlags(fs *flag.FlagSet, args []string) int {

@@ -21,7 +21,7 @@ func TestCauseUnreadData(t *testing.T) {
 		c.Close() // the rest of the body is unread: RST
 	})
 	c := dialTracked(t, noRetry(), ln.Addr().String())
-	c.MarkUsed() // the request begins: reads during it do not start another
+	c.checkout() // the request begins: a consumer handed the connection out
 	_, err := c.Write([]byte("PUT /big 1048576\n"))
 	require.NoError(t, err)
 	_, err = io.ReadFull(c, make([]byte, 14))
@@ -49,12 +49,12 @@ func TestCauseLabels(t *testing.T) {
 		{ConnError{Op: "dial", Class: ClassRefused}, CauseNotListening},
 		{ConnError{Op: "read", Class: ClassTimeout, Err: syscall.ETIMEDOUT}, CauseBlackHole},
 		{ConnError{Op: "read", Class: ClassTimeout, Err: errors.New("deadline")}, CauseUnknown},
-		{ConnError{Op: "read", Class: ClassReset, Reused: true, afterIdle: true}, CauseIdleReaped},
-		{ConnError{Op: "read", Class: ClassReset, Reused: true, afterIdle: true, readBack: 10}, CausePeerDied},
-		{ConnError{Op: "read", Class: ClassReset, Reused: false, afterIdle: true}, CausePeerDied},
+		{ConnError{Op: "read", Class: ClassReset, Reused: true, diedIdle: true}, CauseIdleReaped},
+		{ConnError{Op: "read", Class: ClassReset, Reused: true}, CausePeerDied},
+		{ConnError{Op: "read", Class: ClassReset, Reused: false, diedIdle: true}, CausePeerDied},
 		{ConnError{Op: "write", Class: ClassBrokenPipe, readBack: 3}, CauseUnreadData},
-		{ConnError{Op: "validate", Class: ClassPeerClosed, Err: ErrPeerClosed}, CauseIdleReaped},
-		{ConnError{Op: "validate", Class: ClassPeerClosed, Err: ErrIdleLimit}, CauseUnknown},
+		{ConnError{Op: "validate", Class: ClassPeerClosed, Err: ErrPeerClosed, Reused: true, diedIdle: true}, CauseIdleReaped},
+		{ConnError{Op: "validate", Class: ClassCanceled, Err: ErrIdleLimit, Reused: true, diedIdle: true}, CauseUnknown},
 		{ConnError{Op: "read", Class: ClassDNS}, CauseUnknown},
 	}
 	for _, tc := range cases {

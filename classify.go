@@ -62,8 +62,9 @@ func (c Class) String() string {
 // *ConnError, then an errno, then DNS and TLS errors, then a database
 // session end reported through an SQLState() string method, then context
 // cancellation and deadlines, then end of stream. A local close
-// (net.ErrClosed) is ClassCanceled: the connection was abandoned on this
-// side, not by the peer.
+// (net.ErrClosed) and a retirement by the client's own policy (ErrIdleLimit,
+// ErrMaxLifetime) are ClassCanceled: the connection ended on this side, not
+// by the peer.
 func Classify(err error) Class {
 	if err == nil {
 		return ClassNone
@@ -121,10 +122,18 @@ func classifyTLS(err error) Class {
 	)
 	switch {
 	case errors.As(err, &rh), errors.As(err, &alert), errors.As(err, &verify),
-		errors.As(err, &unknown), errors.As(err, &host), errors.As(err, &invalid):
+		errors.As(err, &unknown), errors.As(err, &host), errors.As(err, &invalid), tlsAlert(err):
 		return ClassTLS
 	}
 	return ClassNone
+}
+
+// tlsAlert reports whether err is a TLS alert: crypto/tls reports an alert
+// received from the peer as a *net.OpError with Op "remote error", and one
+// it sent as "local error", around an unexported type.
+func tlsAlert(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && (op.Op == "remote error" || op.Op == "local error")
 }
 
 // sqlStater is implemented by database errors that carry an SQLSTATE code,
@@ -155,12 +164,12 @@ func sqlStateClass(code string) Class {
 
 func classifySentinel(err error) Class {
 	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, net.ErrClosed):
-		return ClassCanceled
+	case errors.Is(err, context.Canceled), errors.Is(err, net.ErrClosed),
+		errors.Is(err, ErrIdleLimit), errors.Is(err, ErrMaxLifetime):
+		return ClassCanceled // ended on this side, not by the peer
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return ClassTimeout
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, ErrPeerClosed),
-		errors.Is(err, ErrIdleLimit), errors.Is(err, ErrMaxLifetime):
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, ErrPeerClosed):
 		return ClassPeerClosed
 	}
 	return ClassNone

@@ -1,6 +1,7 @@
 package rstpool
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,50 +18,50 @@ var epoch = time.Now()
 
 func mono() int64 { return int64(time.Since(epoch)) }
 
-// policy is what a Conn enforces, resolved from a Dialer once per dial.
-type policy struct {
-	idleLimit     time.Duration // <= 0: none
-	maxLifetime   time.Duration // <= 0: none
-	validateAfter time.Duration // quiet time after which a Write checks first
-	peek          bool          // check the socket, not only the limits
-}
-
 // A Conn is a tracked connection, as returned by Dialer.DialContext. It
-// records when it was established, when it was last active, how many
-// exchanges (a write followed by a read) it completed and how many bytes went
-// each way, and it checks itself before the first Write after a quiet
-// period: a connection whose peer is gone, or that outlived its idle limit
-// or lifetime, is closed and that Write returns 0 and a *ConnError with
-// Written 0, which every common client treats as safe to retry on a new
-// connection.
+// records facts only: when it was dialed, when its last write finished and
+// its last read returned, how many bytes went each way (a write counts from
+// the moment it starts), and whether the peer's FIN or RST was seen.
+//
+// Before the first Write after a quiet spell (Dialer.ValidateAfter) it peeks
+// at its socket, which costs well under a microsecond. If the peer is
+// already gone, that Write sends nothing and returns a *ConnError with
+// Written 0, which net/http, database/sql and pgx retry on a new connection.
+// The check never fails a write on a live connection, and a Conn enforces no
+// idle limit or lifetime: whoever hands connections out (Transport, Pool,
+// WrapConnector, rstpgx) applies those at checkout, never to a connection a
+// caller holds, such as a quiet transaction or a WebSocket.
 //
 // A Conn is safe for concurrent use like any net.Conn. Read returns io.EOF
-// itself, not wrapped, at the end of the stream; every other failure is a
-// *ConnError.
+// itself, not wrapped; every other failure is a *ConnError.
 type Conn struct {
-	nc  net.Conn
-	raw syscall.RawConn // nil when nc is not a syscall.Conn
-	pol policy
+	nc            net.Conn
+	raw           syscall.RawConn // nil when nc is not a syscall.Conn
+	validateAfter int64           // quiet time after which a Write checks first
+	peek          bool            // check the socket, not only what a read saw
+	created       int64           // mono time of the dial
 
-	created   int64        // mono time of establishment
-	idleLimit atomic.Int64 // the idle limit in force, <= 0: none (SetIdleLimit)
+	nread     atomic.Int64 // bytes read
+	lastRead  atomic.Int64 // mono time the last read that returned bytes returned
+	nwritten  atomic.Int64 // bytes handed to Write, counted when each write starts
+	lastWrite atomic.Int64 // mono time the last write finished
 
-	// Read side: written only by Read.
-	nread    atomic.Int64
-	lastRead atomic.Int64
+	// The checkout: where the current piece of work began, set by the
+	// consumer that handed the connection out (zero: since the dial).
+	markW, markR atomic.Int64 // bytes written and read at the checkout
+	checkouts    atomic.Int64
 
-	// Write side: written only by Write.
-	nwritten  atomic.Int64
-	lastWrite atomic.Int64
-	readMark  atomic.Int64 // nread when the current exchange began
-	writeMark atomic.Int64 // nwritten when the current exchange began
-	gap       atomic.Int64 // idle time before the current exchange
-	exchanges atomic.Int64 // exchanges completed
-	uses      atomic.Int64 // checkouts recorded by a pool that knows them
+	// The last quiet spell of at least validateAfter, recorded by the first
+	// Write after it: evidence for ConnError.Cause.
+	gap      atomic.Int64 // its length
+	gapW     atomic.Int64 // bytes written before it
+	gapR     atomic.Int64 // bytes read before it
+	gapFirst atomic.Int64 // nwritten at the end of the write that ended it
 
-	eof     atomic.Bool               // Read saw the peer's FIN
-	failure atomic.Pointer[ConnError] // the first failure, for drivers that report their own error
-	closed  atomic.Bool
+	eof     atomic.Bool               // a Read returned the peer's FIN
+	closed  atomic.Bool               // closed locally
+	retired atomic.Pointer[retirement] // fail the next write: a consumer retired it at handout
+	failure atomic.Pointer[ConnError] // the first failure, for drivers that report their own
 
 	checkMu  sync.Mutex // serializes checks; guards the fields below
 	peekFn   func(fd uintptr)
@@ -72,10 +73,12 @@ type Conn struct {
 	finalErr error
 }
 
-func newConn(nc net.Conn, pol policy) *Conn {
+// A retirement is why a consumer retired a connection it handed out.
+type retirement struct{ err error }
+
+func newConn(nc net.Conn, validateAfter time.Duration, peek bool) *Conn {
 	now := mono()
-	c := &Conn{nc: nc, pol: pol, created: now}
-	c.idleLimit.Store(int64(pol.idleLimit))
+	c := &Conn{nc: nc, validateAfter: int64(validateAfter), peek: peek, created: now}
 	c.lastRead.Store(now)
 	c.lastWrite.Store(now)
 	if sc, ok := nc.(syscall.Conn); ok {
@@ -85,6 +88,24 @@ func newConn(nc net.Conn, pol policy) *Conn {
 	}
 	c.peekFn = c.peekFD
 	return c
+}
+
+// tracked returns the *Conn under nc, seeing through *tls.Conn and other
+// wrappers with a NetConn method, or nil when no Dialer dialed it.
+func tracked(nc net.Conn) *Conn {
+	for range 4 {
+		switch c := nc.(type) {
+		case *Conn:
+			return c
+		case *tls.Conn:
+			nc = c.NetConn()
+		case interface{ NetConn() net.Conn }:
+			nc = c.NetConn()
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 func (c *Conn) lastActive() int64 { return max(c.lastRead.Load(), c.lastWrite.Load()) }
@@ -106,41 +127,39 @@ func (c *Conn) Read(b []byte) (int, error) {
 	return n, nil
 }
 
-// Write writes to the connection. The first Write after the connection was
-// quiet for the validate-after window checks it first (see Dialer).
+// Write writes to the connection. The first Write after a quiet spell
+// checks the connection first (see Conn).
 func (c *Conn) Write(b []byte) (int, error) {
-	now := mono()
-	last := c.lastActive()
-	if r := c.nread.Load(); r != c.readMark.Load() && c.uses.Load() == 0 {
-		c.turn(r, now, last)
-	}
-	if idle := time.Duration(now - last); idle >= c.pol.validateAfter {
-		if err := c.checkBeforeWrite(now, idle); err != nil {
+	if quiet := mono() - c.lastActive(); quiet >= c.validateAfter {
+		if err := c.resume(quiet, len(b)); err != nil {
 			return 0, err
 		}
 	}
+	c.nwritten.Add(int64(len(b))) // a read failing during the syscall must not see 0
 	n, err := c.nc.Write(b)
-	c.nwritten.Add(int64(n))
-	c.lastWrite.Store(now)
+	if n < len(b) {
+		c.nwritten.Add(int64(n - len(b)))
+	}
+	c.lastWrite.Store(mono())
 	if err != nil {
 		return n, c.fail("write", err)
 	}
 	return n, nil
 }
 
-// turn starts a new exchange: the connection read something since it last
-// started writing, so this write begins the next request.
-func (c *Conn) turn(r, now, last int64) {
-	if c.nwritten.Load() > c.writeMark.Load() {
-		c.exchanges.Add(1)
-	}
-	c.readMark.Store(r)
-	c.writeMark.Store(c.nwritten.Load())
-	c.gap.Store(now - last)
+// resume records the quiet spell a write of size bytes ends, then checks
+// the connection.
+func (c *Conn) resume(quiet int64, size int) error {
+	w := c.nwritten.Load()
+	c.gap.Store(quiet)
+	c.gapW.Store(w)
+	c.gapR.Store(c.nread.Load())
+	c.gapFirst.Store(w + int64(size))
+	return c.checkBeforeWrite()
 }
 
 // fail wraps err with the connection's history and remembers the first
-// failure (see Failure).
+// failure of the peer (see failed).
 func (c *Conn) fail(op string, err error) error {
 	if f := c.failure.Load(); f != nil && errors.Is(err, net.ErrClosed) {
 		// Closed because of that failure: report it, keeping net.ErrClosed.
@@ -148,7 +167,7 @@ func (c *Conn) fail(op string, err error) error {
 		e.Op, e.Err = op, &closedBy{cause: f.Err, closed: err}
 		return &e
 	}
-	e := c.newError(op, err, c.nwritten.Load()-c.writeMark.Load())
+	e := c.newError(op, err)
 	if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
 		c.failure.CompareAndSwap(nil, e) // a deadline or a local close leaves the peer healthy
 	}
@@ -162,37 +181,39 @@ type closedBy struct{ cause, closed error }
 func (e *closedBy) Error() string   { return e.cause.Error() + " (connection closed)" }
 func (e *closedBy) Unwrap() []error { return []error{e.cause, e.closed} }
 
-// Failure returns the first failure the connection saw, or a peer-closed
+// failed returns the first failure the connection saw, or a peer-closed
 // *ConnError when a Read returned io.EOF; nil while it is healthy. Drivers
 // that replace a connection error with their own (go-sql-driver/mysql's
 // "invalid connection") lose the class and history; WrapConnector attaches
 // this to their error.
-func (c *Conn) Failure() *ConnError {
+func (c *Conn) failed() *ConnError {
 	if e := c.failure.Load(); e != nil {
 		return e
 	}
 	if c.eof.Load() {
-		e := c.newError("read", io.EOF, c.nwritten.Load()-c.writeMark.Load())
-		c.failure.CompareAndSwap(nil, e)
+		c.failure.CompareAndSwap(nil, c.newError("read", io.EOF))
 		return c.failure.Load()
 	}
 	return nil
 }
 
-func (c *Conn) newError(op string, err error, written int64) *ConnError {
-	now := mono()
-	gap := time.Duration(c.gap.Load())
+// newError builds a *ConnError from the connection's facts: the bytes of
+// the current piece of work (since its checkout, else since the dial) and
+// the evidence of how it died.
+func (c *Conn) newError(op string, err error) *ConnError {
+	w, r := c.nwritten.Load(), c.nread.Load()
+	gapR := c.gapR.Load()
 	return &ConnError{
-		Op:        op,
-		Class:     Classify(err),
-		Reused:    c.reused(),
-		Idle:      gap,
-		Age:       time.Duration(now - c.created),
-		Written:   written,
-		Err:       err,
-		Addr:      remote(c.nc),
-		readBack:  c.nread.Load() - c.readMark.Load(),
-		afterIdle: gap >= c.pol.validateAfter,
+		Op:       op,
+		Class:    Classify(err),
+		Reused:   c.reused(),
+		Idle:     time.Duration(c.gap.Load()),
+		Age:      time.Duration(mono() - c.created),
+		Written:  w - c.markW.Load(),
+		Err:      err,
+		Addr:     remote(c.nc),
+		readBack: r - max(c.markR.Load(), gapR),
+		diedIdle: c.gap.Load() > 0 && r == gapR && w <= c.gapFirst.Load(),
 	}
 }
 
@@ -203,47 +224,39 @@ func remote(nc net.Conn) string {
 	return ""
 }
 
-// reused reports whether an exchange completed before the current one. A
-// pool that records its checkouts (MarkUsed) decides instead.
+// reused reports whether the current piece of work is not the connection's
+// first: a consumer handed it out before, or, on a connection no consumer
+// checks out, it carried traffic before its last quiet spell.
 func (c *Conn) reused() bool {
-	if u := c.uses.Load(); u > 0 {
-		return u > 1
+	if n := c.checkouts.Load(); n > 0 {
+		return n > 1
 	}
-	return c.exchanges.Load() > 0
+	return c.gap.Load() > 0 && c.gapW.Load() > 0
 }
 
-// MarkUsed records that a pool handed the connection out for a new
-// request, which begins here. Once a pool calls it, exchanges are delimited
-// by these checkouts rather than guessed from write-after-read turnarounds,
-// which protocols with handshakes (TLS, database logins) inflate and which
-// cannot tell a response read while the request is still being written (a
-// server answering early) from the next request: Reused then means "checked
-// out before", and a reset while writing after part of the answer was read
-// is recognized as a close with unread data.
-func (c *Conn) MarkUsed() { c.markUsedAt(mono()) }
-
-// markUsedAt is MarkUsed for a caller that already read the clock. Pools
-// call it on every checkout, mostly after requests that did I/O only
-// sometimes: it loads the marks first and stores only those that moved,
-// sparing locked stores.
-func (c *Conn) markUsedAt(now int64) {
-	c.gap.Store(now - c.lastActive())
-	if r := c.nread.Load(); r != c.readMark.Load() {
-		c.readMark.Store(r)
+// checkout records that a consumer hands the connection out for a new
+// piece of work, which begins here: ConnError.Written counts from here.
+// It stores only the marks that moved, sparing locked stores.
+func (c *Conn) checkout() {
+	if w := c.nwritten.Load(); w != c.markW.Load() {
+		c.markW.Store(w)
 	}
-	if w := c.nwritten.Load(); w != c.writeMark.Load() {
-		c.writeMark.Store(w)
+	if r := c.nread.Load(); r != c.markR.Load() {
+		c.markR.Store(r)
 	}
-	c.uses.Add(1)
+	c.checkouts.Add(1)
 }
 
-// SetIdleLimit changes the idle limit the connection enforces at its next
-// Write after a quiet period; zero or negative removes it. A pool that
-// learns a hop's idle timeout applies it to the connections it already has.
-func (c *Conn) SetIdleLimit(d time.Duration) { c.idleLimit.Store(int64(d)) }
+// writtenSince returns the bytes written since the count w0, from the
+// moment each write started.
+func (c *Conn) writtenSince(w0 int64) int64 { return c.nwritten.Load() - w0 }
 
-// IdleLimit returns the idle limit in force; zero means none.
-func (c *Conn) IdleLimit() time.Duration { return max(time.Duration(c.idleLimit.Load()), 0) }
+// retire makes the next Write after a quiet spell fail with err and send
+// nothing, once: a consumer that handed out a connection it must not reuse
+// (Transport's learned idle limit) lets the client retry the request on
+// another one, then close this one its own way (a TLS close_notify still
+// goes out).
+func (c *Conn) retire(err error) { c.retired.Store(&retirement{err: err}) }
 
 // Close closes the connection.
 func (c *Conn) Close() error {
@@ -296,27 +309,25 @@ func (c *Conn) CloseRead() error {
 // NetConn returns the underlying connection.
 func (c *Conn) NetConn() net.Conn { return c.nc }
 
-// ConnStats is a snapshot of a Conn's history.
+// ConnStats is a snapshot of a Conn's facts.
 type ConnStats struct {
-	Age          time.Duration // since the connection was established
-	Idle         time.Duration // since it last read or wrote
-	Exchanges    int64         // write-then-read turnarounds completed
-	Uses         int64         // checkouts recorded with MarkUsed
+	Age          time.Duration // since the connection was dialed
+	Idle         time.Duration // since its last write finished or its last read returned
 	BytesRead    int64
-	BytesWritten int64
-	PeerClosed   bool // a Read returned io.EOF
+	BytesWritten int64 // counted when each write starts
+	Checkouts    int64 // times a consumer (Transport, Pool, WrapConnector, rstpgx) handed it out
+	PeerClosed   bool  // a Read returned io.EOF
 }
 
-// Stats returns a snapshot of the connection's history.
+// Stats returns a snapshot of the connection's facts.
 func (c *Conn) Stats() ConnStats {
 	now := mono()
 	return ConnStats{
 		Age:          time.Duration(now - c.created),
 		Idle:         time.Duration(now - c.lastActive()),
-		Exchanges:    c.exchanges.Load(),
-		Uses:         c.uses.Load(),
 		BytesRead:    c.nread.Load(),
 		BytesWritten: c.nwritten.Load(),
+		Checkouts:    c.checkouts.Load(),
 		PeerClosed:   c.eof.Load(),
 	}
 }

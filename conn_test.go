@@ -74,11 +74,11 @@ func TestConnPassesNettest(t *testing.T) {
 	})
 }
 
-func TestConnCountsBytesAndExchanges(t *testing.T) {
+func TestConnCountsBytesAndReuse(t *testing.T) {
 	ln := listen(t, echo)
 	c := dialTracked(t, noRetry(), ln.Addr().String())
 	buf := make([]byte, 5)
-	for i := 0; i < 3; i++ {
+	for range 3 {
 		_, err := c.Write([]byte("hello"))
 		require.NoError(t, err)
 		_, err = io.ReadFull(c, buf)
@@ -87,8 +87,18 @@ func TestConnCountsBytesAndExchanges(t *testing.T) {
 	st := c.Stats()
 	require.Equal(t, int64(15), st.BytesRead)
 	require.Equal(t, int64(15), st.BytesWritten)
-	require.Equal(t, int64(2), st.Exchanges, "the third write starts the third exchange: two completed")
+	require.False(t, c.reused(), "no quiet spell and no checkout: one piece of work")
+
+	time.Sleep(2 * DefaultValidateAfter)
+	_, err := c.Write([]byte("hello"))
+	require.NoError(t, err)
+	require.True(t, c.reused(), "used, left quiet, used again")
+
+	c.checkout()
+	require.False(t, c.reused(), "a consumer's first checkout decides instead")
+	c.checkout()
 	require.True(t, c.reused())
+	require.Equal(t, int64(2), c.Stats().Checkouts)
 }
 
 func TestConnKeepsSyscallConnAndCloseWrite(t *testing.T) {
@@ -155,7 +165,7 @@ func TestDeadlineIsNotRememberedAsFailure(t *testing.T) {
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Millisecond)))
 	_, err := c.Read(make([]byte, 1))
 	require.ErrorIs(t, err, os.ErrDeadlineExceeded)
-	require.Nil(t, c.Failure())
+	require.Nil(t, c.failed())
 
 	require.NoError(t, c.SetReadDeadline(time.Time{}))
 	_, err = c.Write([]byte("x"))
@@ -166,5 +176,5 @@ func TestDeadlineIsNotRememberedAsFailure(t *testing.T) {
 	require.NoError(t, c.Close())
 	_, err = c.Read(make([]byte, 1))
 	require.Equal(t, ClassCanceled, Classify(err), "a local close, not the old deadline")
-	require.Nil(t, c.Failure())
+	require.Nil(t, c.failed())
 }

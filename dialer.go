@@ -139,9 +139,18 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	if err != nil {
 		return nil, &ConnError{Op: "dial", Class: Classify(err), Err: err, Addr: addr}
 	}
-	c := newConn(nc, s.policy)
+	c := newConn(nc, s.validateAfter, s.peek)
 	noteDialed(ctx, c)
 	return c, nil
+}
+
+// policy is what a Dialer's consumers apply, resolved once per dial: the
+// limits at checkout and the quiet spell after which a Conn checks itself.
+type policy struct {
+	idleLimit     time.Duration // <= 0: none
+	maxLifetime   time.Duration // <= 0: none
+	validateAfter time.Duration // quiet time after which a Write checks first
+	peek          bool          // check the socket, not only what a read saw
 }
 
 // settings are a Dialer's fields with defaults resolved and checked.

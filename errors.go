@@ -9,73 +9,91 @@ import (
 	"time"
 )
 
-// Errors a tracked connection's check before use reports, wrapped in a
-// *ConnError with Op "validate" and Written 0.
+// Errors with which rstpool itself ends a connection, wrapped in a
+// *ConnError with Op "validate" and Written 0: that piece of work never
+// left, and every common client retries it on a new connection.
 var (
-	// ErrIdleLimit: the connection sat idle longer than its idle limit.
+	// ErrIdleLimit: a consumer retired the connection at checkout because
+	// it sat idle beyond its idle limit. Class canceled: the client, not
+	// the peer, ended it.
 	ErrIdleLimit = errors.New("rstpool: connection idle beyond its limit")
-	// ErrMaxLifetime: the connection is older than its maximum lifetime.
+	// ErrMaxLifetime: a consumer retired the connection at checkout because
+	// it outlived its lifetime. Class canceled.
 	ErrMaxLifetime = errors.New("rstpool: connection older than its maximum lifetime")
-	// ErrPeerClosed: the peer's FIN arrived while the connection was idle.
+	// ErrPeerClosed: the check before a write found that the peer had
+	// closed the connection while it was idle. Class peer-closed.
 	ErrPeerClosed = errors.New("rstpool: peer closed the connection while it was idle")
 )
 
 // A ConnError is a failure on a tracked connection. It records what the
-// connection had done before the failure so the caller, or a retry policy,
-// can tell a reused connection reaped while idle from a peer that died in
-// the middle of an exchange. errors.Is and errors.As see through it to the
-// underlying error (syscall.ECONNRESET, os.ErrDeadlineExceeded …).
+// connection had done, so that the caller or a retry rule can tell a reused
+// connection that died while idle from a peer that died in the middle of
+// an exchange. errors.Is and errors.As see through it to the underlying
+// error (syscall.ECONNRESET, os.ErrDeadlineExceeded …).
 type ConnError struct {
-	Op      string        // "dial", "read", "write" or "validate"
-	Class   Class         // what happened on the wire
-	Reused  bool          // the connection had completed at least one exchange before
-	Idle    time.Duration // how long it sat idle before the exchange that failed
-	Age     time.Duration // time since the connection was established
-	Written int64         // bytes of the failed exchange handed to the kernel; 0: the request never left
-	Err     error         // the underlying error
+	Op     string        // "dial", "read", "write" or "validate" (the check before a write)
+	Class  Class         // what happened on the wire
+	Reused bool          // the connection had been handed out, or used and left idle, before this piece of work
+	Idle   time.Duration // the last quiet spell before the failure; 0: none
+	Age    time.Duration // since the connection was dialed
+	// Written is how many bytes of this piece of work may have left: since
+	// the checkout of the consumer that handed the connection out, else
+	// since the dial, each write counting from the moment it starts. It
+	// never undercounts; 0 means nothing of the work left.
+	Written int64
+	Err     error  // the underlying error
+	Addr    string // the remote address, when known
 
-	// Addr is the remote address, when known.
-	Addr string
-
-	// readBack is how many bytes of the failed exchange had been read
-	// when it failed: a reset while writing after the peer answered is a
-	// close with unread data.
+	// readBack: bytes of the answer read when it failed (since the
+	// checkout or the last quiet spell, whichever is later).
 	readBack int64
-	// afterIdle: the exchange started after a gap long enough that the
-	// connection was checked (or would have been) before use.
-	afterIdle bool
+	// diedIdle: it failed at the first write after a quiet spell, or
+	// before any byte arrived after it: the peer or a hop had ended it
+	// while it was idle.
+	diedIdle bool
 }
 
+// Error reads like a net.OpError: "rstpool: CLASS (history): underlying".
+// The operation and address are added only when the underlying error does
+// not already say them.
 func (e *ConnError) Error() string {
 	var b strings.Builder
 	b.WriteString("rstpool: ")
-	b.WriteString(e.Op)
-	if e.Addr != "" {
-		b.WriteString(" ")
-		b.WriteString(e.Addr)
-	}
-	fmt.Fprintf(&b, ": %s (", e.Class)
-	if e.Op != "dial" {
-		if e.Reused {
-			b.WriteString("reused, ")
-		} else {
-			b.WriteString("fresh, ")
+	var op *net.OpError
+	if !errors.As(e.Err, &op) {
+		b.WriteString(e.Op)
+		if e.Addr != "" {
+			b.WriteString(" " + e.Addr)
 		}
-		fmt.Fprintf(&b, "idle %s, age %s, %d bytes written", round(e.Idle), round(e.Age), e.Written)
-	}
-	if c := e.Cause(); c != CauseUnknown {
-		if e.Op != "dial" {
-			b.WriteString("; ")
-		}
-		b.WriteString("likely ")
-		b.WriteString(c.String())
-	}
-	b.WriteString(")")
-	if e.Err != nil {
 		b.WriteString(": ")
-		b.WriteString(e.Err.Error())
+	}
+	b.WriteString(e.Class.String())
+	if d := e.details(); d != "" {
+		b.WriteString(" (" + d + ")")
+	}
+	if e.Err != nil {
+		b.WriteString(": " + strings.TrimPrefix(e.Err.Error(), "rstpool: "))
 	}
 	return b.String()
+}
+
+// details is the history and the likely cause, "" when there is neither.
+func (e *ConnError) details() string {
+	var parts []string
+	if e.Op != "dial" {
+		h := "fresh"
+		if e.Reused {
+			h = "reused"
+		}
+		if e.Idle > 0 {
+			h += ", idle " + round(e.Idle).String()
+		}
+		parts = append(parts, fmt.Sprintf("%s, age %s, %d bytes written", h, round(e.Age), e.Written))
+	}
+	if c := e.Cause(); c != CauseUnknown {
+		parts = append(parts, "likely "+c.String())
+	}
+	return strings.Join(parts, "; ")
 }
 
 func round(d time.Duration) time.Duration {
@@ -106,18 +124,20 @@ func (e *ConnError) Temporary() bool {
 	return errors.As(e.Err, &ne) && ne.Temporary()
 }
 
-// NothingWritten reports whether the failed exchange had put no byte on the
-// wire, so that repeating it on another connection cannot duplicate it.
+// NothingWritten reports whether no byte of the piece of work left, so that
+// repeating it on another connection cannot duplicate it. A failed dial
+// wrote nothing either, but says nothing of work done on other connections.
 func (e *ConnError) NothingWritten() bool { return e.Written == 0 && e.Op != "dial" }
 
-// A Cause is the likely reason for a failure, read from its timing pattern.
+// A Cause is the likely reason for a failure, read from the evidence the
+// connection kept.
 type Cause uint8
 
 // The causes rstpool recognizes, in the order of how often they explain
 // resets in service-to-service traffic.
 const (
 	CauseUnknown      Cause = iota
-	CauseIdleReaped         // a hop reaped the connection while it sat idle; the client reused it
+	CauseIdleReaped         // the peer or a hop ended the connection while it sat idle; the client reused it
 	CausePeerDied           // the peer or a middlebox dropped the connection mid-exchange
 	CauseUnreadData         // the server answered and closed while the client was still sending
 	CauseNotListening       // nothing listened at the address: a restart or a wrong port
@@ -125,7 +145,7 @@ const (
 )
 
 var causeText = [...]struct{ name, advice string }{
-	CauseUnknown: {"unknown", "No timing pattern stands out; look at the class and the peer's logs."},
+	CauseUnknown: {"unknown", "No pattern stands out; look at the class and the peer's logs."},
 	CauseIdleReaped: {"idle connection reaped by a hop",
 		"Keep the client idle timeout below every hop's (Chain.Check) and retry idempotent requests once."},
 	CausePeerDied: {"peer or middlebox dropped the connection mid-exchange",
@@ -155,12 +175,12 @@ func (c Cause) Advice() string {
 }
 
 // Cause returns the likely cause of the failure from its class and the
-// connection's history: a reset or close on the first exchange after an
-// idle gap, before any answer, means a hop reaped the idle connection; a
-// reset while still writing after the peer had answered means it closed
-// with the request unread; any other reset or close means the peer or a
-// middlebox dropped the connection mid-exchange; a refusal means nothing
-// listens; a timeout without a reset means a black hole.
+// evidence the connection kept: a refusal means nothing listens; a kernel
+// timeout without a reset means a black hole; a reset while still writing
+// after the peer had answered means it closed with the request unread; a
+// reset or close found by the check before a write, or at the first byte
+// after a quiet spell, on a connection used before, means it was reaped
+// while idle; any other reset or close happened mid-exchange.
 func (e *ConnError) Cause() Cause {
 	switch e.Class {
 	case ClassRefused:
@@ -179,10 +199,17 @@ func (e *ConnError) Cause() Cause {
 		return CauseUnknown
 	case e.Op == "write" && e.readBack > 0:
 		return CauseUnreadData
-	case errors.Is(e.Err, ErrIdleLimit), errors.Is(e.Err, ErrMaxLifetime):
-		return CauseUnknown // retired by policy before anything failed
-	case e.Op == "validate" || (e.Reused && e.afterIdle && e.readBack == 0):
+	case e.Reused && e.diedIdle:
 		return CauseIdleReaped
 	}
 	return CausePeerDied
+}
+
+// causeOf returns the cause and address of the *ConnError in err's chain.
+func causeOf(err error) (Cause, string) {
+	var ce *ConnError
+	if errors.As(err, &ce) {
+		return ce.Cause(), ce.Addr
+	}
+	return CauseUnknown, ""
 }

@@ -45,12 +45,20 @@ func upperServer() (net.Listener, error) {
 	return ln, nil
 }
 
+// lineConn is a pooled connection of the line protocol with the reader
+// that buffers its answers: PoolConfig.Wrap makes one per connection, and
+// it lives as long as the connection.
+type lineConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
 // call sends one line and reads the answer line.
-func call(c net.Conn, line string) (string, error) {
+func (c *lineConn) call(line string) (string, error) {
 	if _, err := fmt.Fprintf(c, "%s\n", line); err != nil {
 		return "", err
 	}
-	answer, err := bufio.NewReader(c).ReadString('\n')
+	answer, err := c.r.ReadString('\n')
 	return strings.TrimSpace(answer), err
 }
 
@@ -65,10 +73,11 @@ func ExampleNewPool() {
 	pool, err := rstpool.NewPool(rstpool.PoolConfig{
 		Addr:    ln.Addr().String(),
 		MaxSize: 4,
-		// The protocol's cheapest round trip, used on connections idle
-		// beyond PingAfter, when a peek cannot tell.
+		Wrap:    func(c net.Conn) net.Conn { return &lineConn{Conn: c, r: bufio.NewReader(c)} },
+		// The protocol's cheapest round trip, for connections idle beyond
+		// PingAfter and those a peek cannot judge.
 		Ping: func(ctx context.Context, c net.Conn) error {
-			if got, err := call(c, "PING"); err != nil || got != "PONG" {
+			if got, err := c.(*lineConn).call("PING"); err != nil || got != "PONG" {
 				return fmt.Errorf("ping: %q, %w", got, err)
 			}
 			return nil
@@ -81,11 +90,11 @@ func ExampleNewPool() {
 	defer pool.Close(context.Background())
 
 	// Reading is idempotent: Do may run it once more on a fresh connection
-	// if a reused one turns out to be dead.
+	// if the connection fails under it.
 	var answer string
 	err = pool.Do(context.Background(), true, func(c net.Conn) error {
 		var err error
-		answer, err = call(c, "hello")
+		answer, err = c.(*lineConn).call("hello")
 		return err
 	})
 	fmt.Println(answer, err)

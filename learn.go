@@ -1,6 +1,7 @@
 package rstpool
 
 import (
+	"errors"
 	"net"
 	"net/http"
 	"sync"
@@ -8,125 +9,135 @@ import (
 	"time"
 )
 
-// DefaultLearnFloor is the smallest idle limit a Transport learns for a
-// destination. No common hop reaps connections idle for less than a
-// second, so a shorter gap before a failure is taken as chance (a restart,
-// a crash), not as a hop's timeout; and a floor keeps one bad observation
-// from turning connection reuse off.
+// DefaultLearnFloor is the shortest idle gap a Transport takes as evidence
+// of a hop's idle timeout. No common hop reaps connections idle for less
+// than a second, so a connection found dead after a shorter gap is taken as
+// chance (a restart, a crash), and one bad observation cannot turn
+// connection reuse off.
 const DefaultLearnFloor = time.Second
 
-// A learner keeps, per destination (host:port), an idle limit below the
-// shortest idle gap after which a reused connection to it was found dead:
-// the hop timeout nobody declared.
-type learner struct {
-	floor time.Duration // smallest limit learned; negative: learning off
-	base  time.Duration // the Dialer's idle limit; <= 0: none
+// learnRecoverAfter is how long a learned limit holds without new evidence
+// before it is doubled, towards the Dialer's own limit: a hop that was
+// fixed, or evidence that was chance, stops costing reuse. A hop that
+// still reaps gives new evidence within one idle gap.
+const learnRecoverAfter = time.Minute
 
-	mu     sync.RWMutex
-	limits map[string]time.Duration
+// A learner keeps, per destination (host:port), an idle limit below the
+// shortest idle gap after which a reused connection to it was found dead
+// while idle: the hop timeout nobody declared.
+type learner struct {
+	floor    time.Duration // shortest gap taken as evidence; negative: learning off
+	base     time.Duration // the Dialer's idle limit; <= 0: none
+	observer Observer
+	learned  atomic.Int64 // limits set, lowered or raised
+
+	mu     sync.Mutex
+	limits map[string]*learned
 	any    atomic.Bool // limits has an entry
 }
 
-// prepare tells the attempt the idle limit learned for r's destination.
-func (l *learner) prepare(a *attempt, r *http.Request) {
+type learned struct {
+	limit time.Duration
+	at    int64 // mono time of the last evidence, or of the last raise
+}
+
+func (l *learner) init(floor, base time.Duration, o Observer) {
+	l.floor, l.base, l.observer = floor, base, o
+}
+
+// limit returns the idle limit learned for addr, zero when none. A limit
+// without new evidence for learnRecoverAfter is doubled, and dropped once
+// it reaches the Dialer's own.
+func (l *learner) limit(addr string) time.Duration {
 	if !l.any.Load() {
-		return
+		return 0
 	}
-	a.learnedIdle, _ = l.limit(destination(r))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.limits[addr]
+	if e == nil {
+		return 0
+	}
+	if now := mono(); time.Duration(now-e.at) >= max(learnRecoverAfter, 10*e.limit) {
+		e.limit, e.at = 2*e.limit, now
+		if l.base > 0 && e.limit >= l.base {
+			delete(l.limits, addr)
+			e.limit = 0
+		}
+		l.report(addr, e.limit)
+	}
+	return e.limit
 }
 
-// applyLearned lowers the idle limit of the connection net/http handed
-// out to the limit learned for its destination. A pooled connection that
-// already sat idle that long then fails its first Write with nothing
-// written, and the request moves to another connection (net/http's own
-// retry for HTTP/1, the Transport's for HTTP/2); HTTP/2 connections are
-// idle only when no stream uses them.
-func (a *attempt) applyLearned() {
-	if a.learnedIdle <= 0 {
-		return
-	}
-	if cur := a.conn.IdleLimit(); cur == 0 || a.learnedIdle < cur {
-		a.conn.SetIdleLimit(a.learnedIdle)
-	}
-}
-
-// limit returns the learned idle limit for addr, if one was learned.
-func (l *learner) limit(addr string) (time.Duration, bool) {
-	l.mu.RLock()
-	d, ok := l.limits[addr]
-	l.mu.RUnlock()
-	return d, ok
-}
-
-// observe records that a reused connection to addr died after sitting idle
-// for gap, and reports whether that lowered addr's idle limit. A gap below
-// the floor is chance; a gap at or above the current limit means the
-// client's own limit retired the connection.
+// observe records that a reused connection to addr died while idle after a
+// quiet gap, and reports whether that lowered addr's idle limit. A gap
+// below the floor is taken as chance.
 func (l *learner) observe(addr string, gap time.Duration) bool {
 	if l.floor < 0 || gap < l.floor {
 		return false
 	}
-	limit := max(gap-gap/4, l.floor) // the margin of Chain.ClientIdleTimeout
+	limit := gap - gap/4 // the margin of Chain.ClientIdleTimeout
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	cur, ok := l.limits[addr]
-	if !ok {
-		cur = l.base
-	}
-	if cur > 0 && (gap >= cur || limit >= cur) {
+	e := l.limits[addr]
+	switch {
+	case e != nil && limit >= e.limit:
+		e.at = mono() // the same evidence again: the limit holds
 		return false
+	case e == nil && l.base > 0 && limit >= l.base:
+		return false
+	case e == nil:
+		if l.limits == nil {
+			l.limits = make(map[string]*learned)
+		}
+		e = &learned{}
+		l.limits[addr] = e
+		l.any.Store(true)
 	}
-	if l.limits == nil {
-		l.limits = make(map[string]time.Duration)
-	}
-	l.limits[addr] = limit
-	l.any.Store(true)
+	e.limit, e.at = limit, mono()
+	l.report(addr, limit)
 	return true
 }
 
+func (l *learner) report(addr string, limit time.Duration) {
+	l.learned.Add(1)
+	l.observer.emit(Event{Kind: EventLearned, Source: "transport", Addr: addr, Duration: limit})
+}
+
 func (l *learner) snapshot() map[string]time.Duration {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	m := make(map[string]time.Duration, len(l.limits))
 	for k, v := range l.limits {
-		m[k] = v
+		m[k] = v.limit
 	}
 	return m
 }
 
-// noteFailure learns from an attempt whose connection failed after an
-// idle gap (the cause-1 pattern): its own connection, when err says so,
-// and the connection before it when net/http retried internally.
+// noteFailure learns from connections found dead while idle: the
+// attempt's own, when err carries that evidence, and the one net/http gave
+// up before it, whose first failure the connection remembers.
 func (t *Transport) noteFailure(r *http.Request, a *attempt, err error) {
-	if a.conns > 1 {
-		t.noteRetried(r, a)
+	if c := a.prevConn; a.conns > 1 && c != nil {
+		if f := c.failure.Load(); f != nil {
+			t.learnFrom(r, f)
+		}
 	}
-	if err == nil || !a.reused() || !a.info.WasIdle {
+	if err == nil {
 		return
 	}
-	if ce, ok := a.wrap(err).(*ConnError); ok && ce.Cause() == CauseIdleReaped {
-		t.observe(r, a.info.IdleTime)
+	var ce *ConnError
+	if errors.As(a.wrap(err), &ce) {
+		t.learnFrom(r, ce)
 	}
 }
 
-// noteRetried learns from the connection net/http gave up before the
-// last one: net/http only moves a request to another connection when the
-// first failed, so a reused idle one that failed died while idle, unless
-// the client's own lifetime retired it.
-func (t *Transport) noteRetried(r *http.Request, a *attempt) {
-	p := a.prev
-	if !p.Reused || !p.WasIdle {
-		return
-	}
-	if c := a.prevConn; c != nil && c.pol.maxLifetime > 0 && time.Duration(mono()-c.created) >= c.pol.maxLifetime {
-		return
-	}
-	t.observe(r, p.IdleTime)
-}
-
-func (t *Transport) observe(r *http.Request, gap time.Duration) {
-	if t.learn.observe(destination(r), gap) {
-		t.stats.learned.Add(1)
+// learnFrom takes e as evidence when it shows a reused connection that
+// died while idle: found by the check before a write, or failed at the
+// first byte after a quiet spell.
+func (t *Transport) learnFrom(r *http.Request, e *ConnError) {
+	if e.Reused && e.Cause() == CauseIdleReaped {
+		t.learn.observe(destination(r), e.Idle)
 	}
 }
 

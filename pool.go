@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/puddle/v2"
+	"github.com/rstpool/rstpool/internal/rule"
 )
 
 // ErrPoolClosed is returned by Acquire and Do once Close has begun.
@@ -45,7 +46,8 @@ type Pool struct {
 	stopUpkeep context.CancelFunc
 	upkeepDone chan struct{}
 
-	stats poolCounters
+	stats  poolCounters
+	budget budget
 }
 
 // A pconn is one pooled connection. Its fields belong to whoever holds it
@@ -54,10 +56,10 @@ type Pool struct {
 type pconn struct {
 	p       *Pool
 	res     *puddle.Resource[*pconn] // set at its first checkout
-	nc      net.Conn
-	tc      *Conn // nc as a tracked conn; nil when Dial returned something else
+	nc      net.Conn // as handed out: PoolConfig.Wrap's, else as dialed
+	tc      *Conn    // the tracked conn under it (seen through TLS); nil when no Dialer dialed it
 	created int64 // mono time of the dial
-	expires int64 // mono time its lifetime ends; 0: never
+	life    int64 // its lifetime, jitter applied; 0: none
 	lastUse int64 // mono time of its last checkout or ping (or Release, untracked)
 	uses    int64 // checkouts
 	state   atomic.Uint64
@@ -72,6 +74,7 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 		return nil, err
 	}
 	p := &Pool{s: s, closed: make(chan struct{}), conns: map[*pconn]struct{}{}}
+	p.budget.set(cfg.RetryBudget)
 	var cancel context.CancelFunc
 	p.noDial, cancel = context.WithCancel(context.Background())
 	cancel()
@@ -107,15 +110,29 @@ func (p *Pool) dialInto(ctx context.Context, e *pconn) error {
 	}
 	p.stats.dials.Add(1)
 	now := mono()
-	e.nc, e.created, e.lastUse, e.uses, e.expires = nc, now, now, 0, 0
-	e.tc, _ = nc.(*Conn)
+	e.nc, e.created, e.lastUse, e.uses, e.life = nc, now, now, 0, 0
+	e.tc = tracked(nc)
+	if e.tc == nil {
+		p.noteUntracked()
+	}
 	if life := p.s.maxLifetime; life > 0 {
 		if p.s.jitter > 0 {
 			life -= rand.N(p.s.jitter)
 		}
-		e.expires = now + int64(life)
+		e.life = int64(life)
+	}
+	if p.s.wrap != nil {
+		e.nc = p.s.wrap(nc)
 	}
 	return nil
+}
+
+// noteUntracked counts a connection no Dialer dialed, and reports the first.
+func (p *Pool) noteUntracked() {
+	if p.stats.untracked.Add(1) == 1 {
+		p.s.observer.emit(Event{Kind: EventUntracked, Source: "pool",
+			Err: errors.New("rstpool: PoolConfig.Dial returned a connection no rstpool Dialer dialed: Acquire cannot peek at it and Do cannot count its bytes")})
+	}
 }
 
 func (p *Pool) destruct(e *pconn) {
@@ -125,19 +142,18 @@ func (p *Pool) destruct(e *pconn) {
 	p.mu.Unlock()
 }
 
-// Acquire returns a connection that passed the checks, cheapest first: its
-// lifetime, its idle limit, a peek at its socket when it was idle beyond
-// PeekAfter, and a Ping when it was idle beyond PingAfter. A connection
-// that fails is closed and the next one tried; after maxStale failures the
-// last slot is redialed. The caller must Release or Destroy the returned
-// handle.
+// Acquire returns a connection that passed the checkout rule, cheapest
+// first: its lifetime, its idle limit, a peek at its socket when it was
+// idle beyond PeekAfter, and a Ping when it was idle beyond PingAfter or
+// the peek could not tell. A connection that fails is closed and the next
+// one tried; after maxStale failures the last slot is redialed. The caller
+// must Release or Destroy the returned handle.
 //
 // The peek's verdicts: alive passes; a FIN or an RST closes the
-// connection; unsolicited data closes it too, even with a Ping: in a
-// request-response protocol it is either the last words of a server that is
-// closing, or the unread tail of an earlier answer, and a ping would read
-// those bytes as its own answer and leave the stream out of step. When the
-// peek cannot tell (other systems, or the check failed), the Ping decides.
+// connection; bytes nobody asked for close it too, even with a Ping: in a
+// request-response protocol they are either the last words of a server
+// that is closing, or the unread tail of an earlier answer, and a ping
+// would read them as its own answer and leave the stream out of step.
 func (p *Pool) Acquire(ctx context.Context) (PooledConn, error) {
 	for try := 1; ; try++ {
 		res, err := p.acquireSlot(ctx)
@@ -145,16 +161,16 @@ func (p *Pool) Acquire(ctx context.Context) (PooledConn, error) {
 			return PooledConn{}, err
 		}
 		e := res.Value()
-		now := checkout(e)
+		now := mono()
 		c := p.vet(ctx, e, now)
 		if c == retainIt {
-			return p.handOut(res, now)
+			return p.handOut(ctx, res, now)
 		}
 		if try < maxStale {
-			p.retire(res, c)
+			p.retire(res, c, now)
 			continue
 		}
-		p.stats.count(c)
+		p.count(e, c, now)
 		return p.redial(ctx, res)
 	}
 }
@@ -190,12 +206,12 @@ func (p *Pool) acquireFresh(ctx context.Context) (PooledConn, error) {
 		return PooledConn{}, err
 	}
 	if e := res.Value(); e.uses == 0 {
-		now := checkout(e)
+		now := mono()
 		c := p.vet(ctx, e, now)
 		if c == retainIt {
-			return p.handOut(res, now)
+			return p.handOut(ctx, res, now)
 		}
-		p.stats.count(c)
+		p.count(e, c, now)
 	}
 	return p.redial(ctx, res)
 }
@@ -208,17 +224,7 @@ func (p *Pool) redial(ctx context.Context, res *puddle.Resource[*pconn]) (Pooled
 		res.Destroy()
 		return PooledConn{}, err
 	}
-	return p.handOut(res, checkout(e))
-}
-
-// checkout reads the clock once for the whole Acquire, records the
-// checkout on a tracked connection (MarkUsed) and returns the time.
-func checkout(e *pconn) (now int64) {
-	now = mono()
-	if e.tc != nil {
-		e.tc.markUsedAt(now)
-	}
-	return now
+	return p.handOut(ctx, res, mono())
 }
 
 // idleSince returns how long e has seen no checkout, ping or traffic.
@@ -230,58 +236,40 @@ func (e *pconn) idleSince(now int64) time.Duration {
 	return time.Duration(now - last)
 }
 
-// vet runs the checks of Acquire on e and returns why e must go, or
-// retainIt.
-func (p *Pool) vet(ctx context.Context, e *pconn, now int64) cause {
+// facts returns what the checkout rule needs to know of e.
+func (e *pconn) facts(now int64) rule.Conn {
 	idle := e.idleSince(now)
-	if c := p.expired(e, now, idle); c != retainIt {
-		return c
+	if e.tc == nil {
+		return rule.Conn{Idle: idle, Age: time.Duration(now - e.created)}
 	}
-	unsure := false
-	if e.tc != nil && p.s.peekAfter >= 0 && idle >= p.s.peekAfter {
-		var c cause
-		if c, unsure = peek(e.tc); c != retainIt {
-			return c
-		}
-	}
-	if p.s.ping != nil && (unsure || (p.s.pingAfter >= 0 && idle >= p.s.pingAfter)) {
-		if p.ping(ctx, e) != nil {
-			return causePingFailed
-		}
-	}
-	return retainIt
+	f := e.tc.facts(idle)
+	f.Age = time.Duration(now - e.created)
+	return f
 }
 
-// expired checks the lifetime, then the idle limit.
-func (p *Pool) expired(e *pconn, now int64, idle time.Duration) cause {
+// vetWith applies the checkout rule to e under lim and returns why e must
+// go, or retainIt; it pings e when the rule says so.
+func (p *Pool) vetWith(ctx context.Context, e *pconn, now int64, lim rule.Limits) cause {
+	lim.Lifetime = time.Duration(e.life)
+	v := rule.Checkout(e.facts(now), lim, e.health)
 	switch {
-	case e.expires > 0 && now >= e.expires:
-		return causeLifetime
-	case p.s.idleTimeout > 0 && idle >= p.s.idleTimeout:
-		return causeIdle
+	case v.Retires():
+		return retireCause(v)
+	case v == rule.Ping && p.ping(ctx, e) != nil:
+		return causePingFailed
 	}
 	return retainIt
 }
 
-// peek asks the socket whether the peer is still there. unsure reports
-// that the peek could not tell and a ping should.
-func peek(c *Conn) (_ cause, unsure bool) {
-	h, err := c.Check()
-	switch h {
-	case HealthAlive:
-		return retainIt, false
-	case HealthClosed, HealthReset:
-		return causePeerClosed, false
-	case HealthPending:
-		return causeUnsolicited, false
-	}
-	if err != nil { // the check failed: the socket is closed or broken
-		return causePeerClosed, false
-	}
-	return retainIt, true
+// vet applies the checkout rule of Acquire.
+func (p *Pool) vet(ctx context.Context, e *pconn, now int64) cause {
+	return p.vetWith(ctx, e, now, p.s.acquireLimits)
 }
 
-// ping runs the configured Ping on e within PingTimeout.
+func (e *pconn) health() rule.Health { return e.tc.health() }
+
+// ping runs the configured Ping on e within PingTimeout, and within ctx:
+// when ctx ends, the connection's deadline ends the ping at once.
 func (p *Pool) ping(ctx context.Context, e *pconn) error {
 	ctx, cancel := context.WithTimeout(ctx, p.s.pingTimeout)
 	defer cancel()
@@ -289,7 +277,11 @@ func (p *Pool) ping(ctx context.Context, e *pconn) error {
 	if err := e.nc.SetDeadline(dl); err != nil {
 		return err
 	}
+	stop := context.AfterFunc(ctx, func() { _ = e.nc.SetDeadline(time.Unix(1, 0)) })
 	err := p.s.ping(ctx, e.nc)
+	if !stop() && err == nil {
+		err = ctx.Err()
+	}
 	if err == nil {
 		err = e.nc.SetDeadline(time.Time{})
 	}
@@ -300,7 +292,15 @@ func (p *Pool) ping(ctx context.Context, e *pconn) error {
 }
 
 // retire closes the connection in res and counts why.
-func (p *Pool) retire(res *puddle.Resource[*pconn], c cause) {
-	p.stats.count(c)
+func (p *Pool) retire(res *puddle.Resource[*pconn], c cause, now int64) {
+	p.count(res.Value(), c, now)
 	res.Destroy()
+}
+
+// count counts a retirement of e and reports it.
+func (p *Pool) count(e *pconn, c cause, now int64) {
+	p.stats.count(c)
+	if o := p.s.observer; o != nil {
+		retireEvent(o, "pool", c, e.idleSince(now), remote(e.nc))
+	}
 }

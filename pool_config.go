@@ -5,15 +5,20 @@ import (
 	"net"
 	"runtime"
 	"time"
+
+	"github.com/rstpool/rstpool/internal/rule"
 )
 
 // Defaults a zero PoolConfig applies, beyond those it takes from its Dialer.
 const (
-	// DefaultPingAfter is the idleness beyond which Acquire pings a
-	// connection (when a Ping is configured) instead of only peeking at it:
-	// a peek sees a FIN or an RST, but only a round trip proves that a
-	// silent peer still answers. pgxpool uses the same second.
-	DefaultPingAfter = time.Second
+	// DefaultPingAfter is the idleness beyond which a checkout pings a
+	// connection (Pool with a Ping, WrapConnector, rstpgx) even though a
+	// peek found it alive. A peek sees a FIN or an RST at once; what it
+	// cannot see is a peer that vanished without either (a black hole, a
+	// host that lost power), which TCP keepalive reports within
+	// DefaultKeepAliveIdle. Pinging past that point costs one round trip
+	// per long idle period.
+	DefaultPingAfter = DefaultKeepAliveIdle
 
 	// DefaultPingTimeout bounds one ping. A loopback or in-zone round trip
 	// takes well under a millisecond; a peer slower than a second is
@@ -93,6 +98,15 @@ type PoolConfig struct {
 	// the peek.
 	Ping func(ctx context.Context, c net.Conn) error
 
+	// Wrap, if set, is called once for each new connection, after it is
+	// dialed; the pool then hands out the net.Conn it returns (to Do's fn,
+	// PooledConn.Conn and Ping) for the connection's whole life, and closes
+	// it to retire the connection. Embed the connection in a type of your
+	// own that holds what the protocol keeps per connection (a
+	// bufio.Reader, a parser), and give it a Close that says goodbye (a
+	// QUIT) if the protocol has one. Nil: the dialed connection itself.
+	Wrap func(c net.Conn) net.Conn
+
 	// PingTimeout bounds one ping. Zero: DefaultPingTimeout.
 	PingTimeout time.Duration
 
@@ -126,6 +140,10 @@ type PoolConfig struct {
 	// DefaultUpkeepPings.
 	UpkeepPings int
 
+	// RetryBudget bounds Do's retries (see RetryBudget). Zero: the
+	// defaults.
+	RetryBudget RetryBudget
+
 	// Observer receives the pool's events (retirements, dead connections
 	// caught, retries, failures that reach the caller). Nil: the Dialer's
 	// Observer.
@@ -140,23 +158,43 @@ type poolSettings struct {
 	maxLifetime       time.Duration // <= 0: none
 	jitter            time.Duration // <= 0: none
 	ping              func(ctx context.Context, c net.Conn) error
+	wrap              func(c net.Conn) net.Conn
 	pingTimeout       time.Duration
 	pingAfter         time.Duration // < 0: only when a peek cannot tell
 	peekAfter         time.Duration // < 0: never at Acquire
 	keepAliveInterval time.Duration // <= 0: none
 	upkeepInterval    time.Duration // < 0: no upkeep
 	upkeepPings       int
+	observer          Observer
+
+	// The checkout rule's limits at Acquire and in upkeep.
+	acquireLimits, upkeepLimits rule.Limits
 }
 
 func (cfg *PoolConfig) settings() (*poolSettings, error) {
-	s := &poolSettings{ping: cfg.Ping}
+	s := &poolSettings{ping: cfg.Ping, wrap: cfg.Wrap}
 	steps := [...]func(*poolSettings) error{cfg.dialSettings, cfg.sizes, cfg.lifetimes, cfg.checks, cfg.upkeep}
 	for _, step := range steps {
 		if err := step(s); err != nil {
 			return nil, err
 		}
 	}
+	if err := cfg.RetryBudget.check("PoolConfig.RetryBudget"); err != nil {
+		return nil, err
+	}
+	s.limits()
 	return s, nil
+}
+
+// limits sets the checkout rule's limits: at Acquire, a peek after
+// PeekAfter and a ping after PingAfter; in upkeep, always a peek, and a
+// ping when the keepalive interval is due.
+func (s *poolSettings) limits() {
+	s.acquireLimits = rule.Limits{IdleLimit: s.idleTimeout, PeekAfter: s.peekAfter, PingAfter: s.pingAfter, CanPing: s.ping != nil}
+	s.upkeepLimits = rule.Limits{IdleLimit: s.idleTimeout, PeekAfter: 0, PingAfter: -1, CanPing: s.ping != nil}
+	if s.keepAliveInterval > 0 {
+		s.upkeepLimits.PingAfter = s.keepAliveInterval
+	}
 }
 
 // dialSettings resolves the dial function and the limits the Dialer
@@ -169,6 +207,10 @@ func (cfg *PoolConfig) dialSettings(s *poolSettings) error {
 	ds, err := d.settings()
 	if err != nil {
 		return err
+	}
+	s.observer = cfg.Observer
+	if s.observer == nil {
+		s.observer = d.Observer
 	}
 	s.idleTimeout, s.maxLifetime = ds.idleLimit, ds.maxLifetime
 	if cfg.IdleTimeout > 0 && len(d.Chain) > 0 {

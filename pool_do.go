@@ -2,55 +2,81 @@ package rstpool
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
+
+	"github.com/rstpool/rstpool/internal/rule"
 )
 
-// Do runs fn on a pooled connection. When fn returns nil the connection
-// goes back to the pool; when it returns an error (or panics) the
-// connection is closed, since its stream may be out of step: report a
-// protocol-level answer that leaves the stream clean (a "not found") some
-// other way than through fn's error.
+// Do runs fn on a pooled connection and hands the connection back:
+// released when fn returns nil, or when it returns an error without having
+// read or written a byte (an application error before any I/O leaves the
+// stream in step); destroyed when fn failed after I/O (the stream may be
+// out of step) or panicked. Report a protocol-level answer that leaves the
+// stream clean (a "not found") some other way than through fn's error.
 //
-// When fn fails on a reused connection, Do runs it once more on a fresh
-// connection if nothing of the failed attempt reached the wire, or if the
-// work is idempotent and the failure is a reset, broken pipe or peer close:
-// the signature of a connection that died while idle. It never retries
-// more than once, never after a failure on a fresh connection, and never
-// non-idempotent work that may have reached the peer. The error of the
-// retry, if it fails too, is returned.
+// When fn failed because of its connection (a reset, a broken pipe, an end
+// of stream), Do runs it once more on a connection never handed out before
+// if nothing of the failed attempt left the client, or if the work is
+// idempotent: the retry rule every rstpool consumer applies (see Retry).
+// Nothing is known to have been sent only on a tracked connection (one a
+// Dialer dialed, under TLS or not): on another, only idempotent work is
+// retried. Do never retries an error of fn's own, never more than once, and
+// not once ctx is done; the retry's error, if it fails too, is returned.
 func (p *Pool) Do(ctx context.Context, idempotent bool, fn func(net.Conn) error) error {
+	p.budget.deposit()
 	h, err := p.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	reused := h.Reused()
-	wrote, err := h.run(fn)
+	f, err := h.run(fn)
 	if err == nil {
 		return nil
 	}
-	if !shouldRetry(ctx, reused, idempotent, wrote, err) {
-		if reused && staleClass(err) {
-			p.stats.surfaced.Add(1)
-		}
+	f.CallerDone, f.Idempotent = ctx.Err() != nil, idempotent
+	reason := rule.Retry(f)
+	if reason != rule.None && !p.budget.withdraw() {
+		p.stats.denied.Add(1)
+		p.s.observer.emit(Event{Kind: EventRetryDenied, Source: "pool", Reason: RetryReason(reason).String(), Err: err})
+		reason = rule.None
+	}
+	if reason == rule.None {
+		p.surface(reused, err)
 		return err
 	}
 	p.stats.retried.Add(1)
+	p.s.observer.emit(Event{Kind: EventRetry, Source: "pool", Reason: RetryReason(reason).String(), Err: err})
 	if h, err = p.acquireFresh(ctx); err != nil {
 		return fmt.Errorf("rstpool: acquiring a connection to retry: %w", err)
 	}
-	_, err = h.run(fn)
-	return err
+	if _, err = h.run(fn); err != nil {
+		p.surface(true, err)
+		return err
+	}
+	p.budget.refund()
+	return nil
 }
 
-// run calls fn on the handle's connection and hands the connection back:
-// released on success, destroyed on an error or a panic. wrote reports
-// whether fn may have put bytes on the wire.
-func (h PooledConn) run(fn func(net.Conn) error) (wrote bool, err error) {
-	var before int64
-	if h.e.tc != nil {
-		before = h.e.tc.nwritten.Load()
+// surface counts and reports a failure Do returns.
+func (p *Pool) surface(reused bool, err error) {
+	if reused && connFailure(err) {
+		p.stats.surfaced.Add(1)
+	}
+	if o := p.s.observer; o != nil {
+		e := Event{Kind: EventSurfaced, Source: "pool", Class: Classify(err), Err: err}
+		e.Cause, e.Addr = causeOf(err)
+		o(e)
+	}
+}
+
+// run calls fn on the handle's connection and hands the connection back.
+// It returns what the retry rule needs to know of a failure.
+func (h PooledConn) run(fn func(net.Conn) error) (rule.Failure, error) {
+	tc := h.e.tc
+	var w0, r0 int64
+	if tc != nil {
+		w0, r0 = tc.nwritten.Load(), tc.nread.Load()
 	}
 	ok := false
 	defer func() {
@@ -58,48 +84,12 @@ func (h PooledConn) run(fn func(net.Conn) error) (wrote bool, err error) {
 			h.Destroy()
 		}
 	}()
-	err = fn(h.e.nc)
-	if err == nil {
+	err := fn(h.e.nc)
+	quiet := tc != nil && tc.nwritten.Load() == w0 && tc.nread.Load() == r0
+	failure := rule.Failure{ConnFailure: connFailure(err), Replayable: true, NothingLeft: quiet}
+	if err == nil || (quiet && !failure.ConnFailure) {
 		ok = true
 		h.Release()
-		return false, nil
 	}
-	return mayHaveWritten(h.e.tc, before, err), err
-}
-
-// mayHaveWritten reports whether a failed fn may have put bytes on the
-// wire. A tracked connection counts the bytes fn wrote in all its
-// exchanges; otherwise only a *ConnError saying that the failed exchange
-// wrote nothing rules it out.
-func mayHaveWritten(tc *Conn, before int64, err error) bool {
-	if tc != nil {
-		return tc.nwritten.Load() != before
-	}
-	var ce *ConnError
-	return !errors.As(err, &ce) || !ce.NothingWritten()
-}
-
-// shouldRetry is the retry rule of Do.
-func shouldRetry(ctx context.Context, reused, idempotent, wrote bool, err error) bool {
-	switch {
-	case ctx.Err() != nil:
-		return false // the caller gave up
-	case !reused:
-		return false // a fresh connection did not die while idle in the pool
-	case !wrote:
-		return true // the request never left: repeating it cannot duplicate it
-	case !idempotent:
-		return false // it may have reached the peer
-	}
-	return staleClass(err) // conservatively: only the failures of a connection that died idle
-}
-
-// staleClass reports whether err is how a connection that died while idle
-// fails on reuse.
-func staleClass(err error) bool {
-	switch Classify(err) {
-	case ClassReset, ClassBrokenPipe, ClassPeerClosed:
-		return true
-	}
-	return false
+	return failure, err
 }

@@ -3,7 +3,6 @@ package rstpool
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"syscall"
 	"testing"
@@ -11,31 +10,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 )
-
-func TestShouldRetryRule(t *testing.T) {
-	reset := &ConnError{Op: "read", Class: ClassReset, Written: 9, Err: syscall.ECONNRESET}
-	live, dead := context.Background(), canceledCtx()
-	cases := []struct {
-		name                      string
-		ctx                       context.Context
-		reused, idempotent, wrote bool
-		err                       error
-		want                      bool
-	}{
-		{"nothing written on a reused conn", live, true, false, false, reset, true},
-		{"idempotent reset after writing", live, true, true, true, reset, true},
-		{"idempotent peer close", live, true, true, true, io.EOF, true},
-		{"idempotent broken pipe", live, true, true, true, syscall.EPIPE, true},
-		{"non-idempotent after writing", live, true, false, true, reset, false},
-		{"fresh connection", live, false, true, false, reset, false},
-		{"idempotent timeout", live, true, true, true, context.DeadlineExceeded, false},
-		{"idempotent application error", live, true, true, true, errors.New("bad reply"), false},
-		{"caller gave up", dead, true, true, false, reset, false},
-	}
-	for _, c := range cases {
-		require.Equal(t, c.want, shouldRetry(c.ctx, c.reused, c.idempotent, c.wrote, c.err), c.name)
-	}
-}
 
 func canceledCtx() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -97,17 +71,18 @@ func TestDoRetriesAtMostOnce(t *testing.T) {
 	require.Equal(t, 2, srv.count("get"))
 }
 
-func TestDoNeverRetriesAFreshConn(t *testing.T) {
+// A fresh connection reset before any answer: idempotent work runs once
+// more (a blip on the path), and only once.
+func TestDoRetriesAFreshConnOnce(t *testing.T) {
 	srv := lsStart(t)
 	p := poolFor(t, srv, PoolConfig{MaxSize: 1})
-	srv.killNext.Store(1)
+	srv.killNext.Store(2) // the first two requests are reset
 	calls := 0
 	err := p.Do(context.Background(), true, lsIncr("get", &calls))
 	require.ErrorIs(t, err, syscall.ECONNRESET)
-	require.Equal(t, 1, calls)
+	require.Equal(t, 2, calls)
 	st := p.Stat()
-	require.Equal(t, int64(0), st.ResetRetried())
-	require.Equal(t, int64(0), st.ResetSurfaced(), "a fresh connection's reset is not a stale one")
+	require.Equal(t, int64(1), st.ResetRetried())
 }
 
 func TestDoRetriesNonIdempotentWorkThatNeverLeft(t *testing.T) {
@@ -125,14 +100,29 @@ func TestDoRetriesNonIdempotentWorkThatNeverLeft(t *testing.T) {
 	require.Equal(t, int64(1), p.Stat().ResetRetried())
 }
 
-func TestDoDestroysOnErrorAndPanic(t *testing.T) {
+// Do hands a connection back by what fn did with it: an error of fn's own
+// before any I/O leaves the stream in step (released, not retried); an
+// error after I/O or a panic may not (destroyed).
+func TestDoDestroysOnErrorAfterIOAndPanic(t *testing.T) {
 	srv := lsStart(t)
 	p := poolFor(t, srv, PoolConfig{MaxSize: 1})
-	appErr := errors.New("protocol error")
-	require.ErrorIs(t, p.Do(context.Background(), true, func(net.Conn) error { return appErr }), appErr)
+	appErr := errors.New("bad request")
+	calls := 0
+	require.ErrorIs(t, p.Do(context.Background(), true, func(net.Conn) error { calls++; return appErr }), appErr)
+	require.Equal(t, 1, calls, "an application error is never retried")
+	require.NoError(t, p.Do(context.Background(), true, lsExpect("ECHO x", "x")))
+	require.Equal(t, 1, srv.acceptCount(), "an error before any I/O keeps the connection")
+
+	protoErr := errors.New("protocol error")
+	require.ErrorIs(t, p.Do(context.Background(), true, func(c net.Conn) error {
+		calls++
+		_, _ = lsCall(c, "ECHO y")
+		return protoErr
+	}), protoErr)
+	require.Equal(t, 2, calls)
 	require.Panics(t, func() { _ = p.Do(context.Background(), true, func(net.Conn) error { panic("boom") }) })
 	require.NoError(t, p.Do(context.Background(), true, lsExpect("ECHO x", "x")))
 	require.Eventually(t, func() bool { return srv.acceptCount() == 3 }, time.Second, time.Millisecond,
-		"each failed connection was closed, not reused")
-	require.Equal(t, int64(0), p.Stat().ResetRetried(), "an application error on a fresh conn is not retried")
+		"each connection that failed after I/O or panicked was closed, not reused")
+	require.Equal(t, int64(0), p.Stat().ResetRetried())
 }

@@ -1,7 +1,9 @@
 package rstpool
 
 import (
+	"context"
 	"net"
+	"time"
 
 	"github.com/jackc/puddle/v2"
 )
@@ -20,8 +22,9 @@ const (
 )
 
 // handOut gives res to the caller under a new checkout number, unless the
-// pool began closing meanwhile.
-func (p *Pool) handOut(res *puddle.Resource[*pconn], now int64) (PooledConn, error) {
+// pool began closing meanwhile. The checkout starts the caller's piece of
+// work: the tracked connection counts Written from here, after any ping.
+func (p *Pool) handOut(ctx context.Context, res *puddle.Resource[*pconn], now int64) (PooledConn, error) {
 	if p.closing.Load() {
 		res.Release()
 		return PooledConn{}, ErrPoolClosed
@@ -32,6 +35,10 @@ func (p *Pool) handOut(res *puddle.Resource[*pconn], now int64) (PooledConn, err
 	}
 	e.uses++
 	e.lastUse = now
+	if e.tc != nil {
+		e.tc.checkout()
+	}
+	noteHandout(ctx, e.tc, e.nc)
 	// From (n, returned) to (n+1, out) in one locked add, no load first.
 	gen := e.state.Add(1<<stateBits+handleOut-handleReturned) &^ stateMask
 	return PooledConn{e: e, gen: gen}, nil
@@ -47,12 +54,14 @@ type PooledConn struct {
 	gen uint64 // the checkout, as the high bits of e.state
 }
 
-// Conn returns the connection. It must not be used after Release or
-// Destroy, and must not be closed by the caller: Destroy closes it.
+// Conn returns the connection: the one PoolConfig.Wrap returned for it,
+// else the one dialed. It must not be used after Release or Destroy, and
+// must not be closed by the caller: Destroy closes it.
 func (h PooledConn) Conn() net.Conn { return h.e.nc }
 
 // Reused reports whether the connection had been handed out before.
 func (h PooledConn) Reused() bool { return h.e.uses > 1 }
+
 
 // Release returns the connection to the pool for reuse.
 func (h PooledConn) Release() {
@@ -62,6 +71,7 @@ func (h PooledConn) Release() {
 	if h.e.tc == nil {
 		h.e.lastUse = mono() // an untracked conn's traffic is unknown: count it up to now
 	}
+	_ = h.e.nc.SetDeadline(time.Time{}) // the next holder starts without this one's deadline
 	// The pool keeps its own idle clock (lastUse and the Conn's traffic)
 	// and never reads puddle's: ReleaseUnused spares a clock read.
 	h.e.res.ReleaseUnused()

@@ -8,24 +8,14 @@ import (
 	"github.com/jackc/puddle/v2"
 )
 
-// A cause is why the pool closed a connection, or retainIt.
-type cause uint8
-
-const (
-	retainIt         cause = iota
-	causeIdle              // idle beyond IdleTimeout
-	causeLifetime          // older than its (jittered) lifetime
-	causePeerClosed        // the peek saw a FIN or an RST while it sat idle
-	causeUnsolicited       // the peek saw bytes nobody asked for
-	causePingFailed        // the ping failed
-)
-
 // poolCounters are the pool's cumulative counters.
 type poolCounters struct {
 	dials, dialErrors atomic.Int64
-	closedBy          [causePingFailed + 1]atomic.Int64
+	closedBy          [numCauses]atomic.Int64
 	retried           atomic.Int64
+	denied            atomic.Int64
 	surfaced          atomic.Int64
+	untracked         atomic.Int64
 	revoked           atomic.Int64
 	upkeepRounds      atomic.Int64
 }
@@ -36,7 +26,7 @@ func (s *poolCounters) count(c cause) { s.closedBy[c].Add(1) }
 // getter methods so that counters can be added without breaking callers.
 type PoolStat struct {
 	ps       *puddle.Stat
-	closedBy [causePingFailed + 1]int64
+	closedBy [numCauses]int64
 	dials    int64
 	dialErrs int64
 	retried  int64

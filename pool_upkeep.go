@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/jackc/puddle/v2"
+	"github.com/rstpool/rstpool/internal/rule"
 )
 
 // startUpkeep starts the pool's one background goroutine, unless upkeep is
@@ -36,51 +37,35 @@ func (p *Pool) upkeepLoop(ctx context.Context) {
 }
 
 // upkeepRound checks every idle connection once, as pgxpool does: it takes
-// them all (AcquireAllIdle), closes the expired and the dead (a peek each),
-// hands the others back untouched (ReleaseUnused) but for at most
-// UpkeepPings due a keepalive ping, pings those, then refills MinIdle. Its
-// cost is a peek per idle connection plus a bounded number of pings and
-// dials.
+// them all (AcquireAllIdle), closes those the checkout rule retires (a peek
+// each), hands the others back untouched (ReleaseUnused) but for at most
+// UpkeepPings due a ping, pings those, then refills MinIdle. Its cost is a
+// peek per idle connection plus a bounded number of pings and dials.
 func (p *Pool) upkeepRound(ctx context.Context, r *refill) {
 	p.stats.upkeepRounds.Add(1)
 	now := mono()
 	var due []*puddle.Resource[*pconn]
 	for _, res := range p.pp.AcquireAllIdle() {
-		if c, ping := p.inspect(res.Value(), now); c != retainIt {
-			p.retire(res, c)
-		} else if ping && len(due) < p.s.upkeepPings {
+		e := res.Value()
+		lim := p.s.upkeepLimits
+		lim.Lifetime = time.Duration(e.life)
+		switch v := rule.Checkout(e.facts(now), lim, e.health); {
+		case v.Retires():
+			p.retire(res, retireCause(v), now)
+		case v == rule.Ping && len(due) < p.s.upkeepPings:
 			due = append(due, res)
-		} else {
+		default:
 			res.ReleaseUnused()
 		}
 	}
 	for _, res := range due {
 		if err := p.ping(ctx, res.Value()); err != nil {
-			p.retire(res, causePingFailed)
+			p.retire(res, causePingFailed, mono())
 			continue
 		}
 		res.ReleaseUnused()
 	}
 	p.refillMinIdle(ctx, r)
-}
-
-// inspect runs upkeep's checks on an idle connection: lifetime, idle
-// limit, then a peek. ping reports that a ping is due, because the
-// keepalive interval elapsed or the peek could not tell.
-func (p *Pool) inspect(e *pconn, now int64) (_ cause, ping bool) {
-	idle := e.idleSince(now)
-	if c := p.expired(e, now, idle); c != retainIt {
-		return c, false
-	}
-	unsure := false
-	if e.tc != nil {
-		var c cause
-		if c, unsure = peek(e.tc); c != retainIt {
-			return c, false
-		}
-	}
-	due := p.s.keepAliveInterval > 0 && idle >= p.s.keepAliveInterval
-	return retainIt, p.s.ping != nil && (due || unsure)
 }
 
 // refill paces the dials that keep MinIdle open: after a failed dial it

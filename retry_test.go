@@ -3,28 +3,38 @@ package rstpool
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httptrace"
 	"strings"
+	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
-func httpGotConn(reused bool, idle time.Duration) httptrace.GotConnInfo {
-	return httptrace.GotConnInfo{Reused: reused, WasIdle: reused, IdleTime: idle}
+// pipeConn is a tracked connection on an in-memory pipe, for attempts whose
+// counts a test sets.
+func pipeConn(t *testing.T) *Conn {
+	p1, p2 := net.Pipe()
+	t.Cleanup(func() { p1.Close(); p2.Close() })
+	return newConn(p1, DefaultValidateAfter, false)
 }
 
-// The decision, rule by rule. An attempt without a tracked connection
-// counts as written, so only the method decides.
+// The Transport's facts for the retry rule, case by case: the connection's
+// counts since the attempt's checkout decide "nothing written" and
+// "answered"; an untracked connection counts as both written and answered.
 func TestRetryReason(t *testing.T) {
-	failed := errors.New("connection reset")
-	reused := &attempt{conns: 1, info: httpGotConn(true, time.Second)}
-	fresh := &attempt{conns: 1, info: httpGotConn(false, 0)}
-	pooled := &attempt{conns: 1, info: httptrace.GotConnInfo{WasIdle: true, IdleTime: time.Second}}
-	none := &attempt{}
+	reset := &ConnError{Op: "read", Class: ClassReset, Err: syscall.ECONNRESET}
+	attemptWith := func(wrote, answered bool) *attempt {
+		c := pipeConn(t)
+		a := &attempt{conns: 1, conn: c}
+		if wrote {
+			c.nwritten.Add(10)
+		}
+		a.firstByte.Store(answered)
+		return a
+	}
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
 	get := httptest.NewRequest(http.MethodGet, "http://h/", nil)
@@ -40,20 +50,27 @@ func TestRetryReason(t *testing.T) {
 		err  error
 		want RetryReason
 	}{
-		{"no connection", get, none, failed, RetryNone},
-		{"dial error", get, reused, &ConnError{Op: "dial", Err: failed}, RetryNone},
-		{"caller canceled", get.WithContext(canceled), reused, failed, RetryNone},
-		{"body gone", unreplayable, reused, failed, RetryNone},
-		{"fresh connection", get, fresh, failed, RetryNone},
-		{"idempotent on reused", get, reused, failed, RetryIdempotent},
-		{"idempotent on a never-used conn that waited in the pool", get, pooled, failed, RetryIdempotent},
-		{"POST on reused, maybe written", post, reused, failed, RetryNone},
-		{"POST with Idempotency-Key", keyed, reused, failed, RetryIdempotent},
+		{"no connection", get, &attempt{}, reset, RetryNone},
+		{"dial error", get, attemptWith(false, false), &ConnError{Op: "dial", Class: ClassRefused, Err: syscall.ECONNREFUSED}, RetryNone},
+		{"caller canceled", get.WithContext(canceled), attemptWith(false, false), reset, RetryNone},
+		{"body gone", unreplayable, attemptWith(true, false), reset, RetryNone},
+		{"not a connection failure", get, attemptWith(true, false), errors.New("malformed response"), RetryNone},
+		{"nothing written", post, attemptWith(false, false), reset, RetryNothingWritten},
+		{"GET written, no answer yet", get, attemptWith(true, false), reset, RetryIdempotent},
+		{"GET after the answer began", get, attemptWith(true, true), reset, RetryNone},
+		{"POST written", post, attemptWith(true, false), reset, RetryNone},
+		{"POST with Idempotency-Key", keyed, attemptWith(true, false), reset, RetryIdempotent},
+		{"untracked connection: written, as far as anyone knows", post, &attempt{conns: 1}, reset, RetryNone},
+		{"untracked connection, idempotent", get, &attempt{conns: 1}, reset, RetryIdempotent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, (&Transport{}).retryReason(tc.r, tc.a, tc.err))
+			require.Equal(t, tc.want, (&Transport{}).retryReason(tc.r, nil, tc.a, tc.err))
 		})
 	}
+	tr := &Transport{RetryBudget: RetryBudget{Ratio: -1}}
+	tr.budget.set(tr.RetryBudget)
+	require.Equal(t, RetryNone, tr.retryReason(get, nil, attemptWith(false, false), reset), "no budget")
+	require.Equal(t, int64(1), tr.stats.denied.Load())
 }
 
 func TestRetryMethodsConfigurable(t *testing.T) {

@@ -14,12 +14,15 @@ import (
 )
 
 // safeErr stands in for a driver error that marks itself safe to retry
-// (pgconn's errors do); the real ones are tested in rstpgx.
+// (pgconn's errors do): it speaks for one operation, not for the work.
 type safeErr struct{ error }
 
 func (safeErr) SafeToRetry() bool { return true }
 func (e safeErr) Unwrap() error   { return e.error }
 
+// Retry's rule on errors alone: without a consumer that saw the work's
+// connections, "nothing written" cannot be proven, so only idempotent work
+// runs again.
 func TestRetryRuns(t *testing.T) {
 	reset := &ConnError{Op: "read", Class: ClassReset, Written: 10, Err: syscall.ECONNRESET}
 	unsent := &ConnError{Op: "validate", Class: ClassPeerClosed, Err: ErrPeerClosed}
@@ -33,8 +36,9 @@ func TestRetryRuns(t *testing.T) {
 		{"success", false, nil, 1},
 		{"reset, idempotent", true, reset, 2},
 		{"reset after writing, not idempotent", false, reset, 1},
-		{"nothing written", false, unsent, 2},
-		{"driver says safe", false, safeErr{io.ErrUnexpectedEOF}, 2},
+		{"nothing written by one step, work unseen", false, unsent, 1},
+		{"driver says safe for one step", false, safeErr{io.ErrUnexpectedEOF}, 1},
+		{"nothing written, idempotent", true, unsent, 2},
 		{"the server answered", true, answered, 1},
 		{"refused", true, &ConnError{Op: "dial", Class: ClassRefused, Err: syscall.ECONNREFUSED}, 2},
 		{"timeout is not retried", true, &ConnError{Op: "read", Class: ClassTimeout, Err: syscall.ETIMEDOUT}, 1},

@@ -5,37 +5,36 @@ import (
 	"database/sql/driver"
 	"errors"
 	"io"
+	"sync"
+	"sync/atomic"
 	"time"
-)
 
-// PingAfterIdle is how long a database connection may sit idle before its
-// checkout pings it even though the peek found it alive. A peek sees a FIN
-// or an RST at once; what it cannot see is a peer that vanished without
-// either (a black hole, a host that lost power), which TCP keepalive
-// reports within DefaultKeepAliveIdle. Pinging past that point costs one
-// round trip per long idle period; pgx pings after 1 s, go-sql-driver/mysql
-// never.
-const PingAfterIdle = DefaultKeepAliveIdle
+	"github.com/rstpool/rstpool/internal/rule"
+)
 
 // WrapConnector returns a driver.Connector whose connections are checked at
 // checkout, for use with sql.OpenDB. The driver behind c must dial through
-// d: pgx's stdlib with ConnConfig.DialFunc set to d.DialContext,
-// go-sql-driver/mysql with mysql.RegisterDialContext.
+// d: pgx's stdlib with ConnConfig.DialFunc set to d.DialContext (or
+// rstpgx.OpenDB), go-sql-driver/mysql with mysql.RegisterDialContext. A
+// connection its driver did not dial through an rstpool Dialer (with the
+// context Connect received) makes Connect fail with a *ConfigError: nothing
+// could be checked.
 //
-// Each connection learns which *Conn its driver dialed, and at checkout
-// (ResetSession, which database/sql calls before it reuses a connection)
-// retires it with driver.ErrBadConn when it outlived d's idle limit or
-// lifetime or when a peek finds the peer gone, and pings it through the
-// driver (driver.Pinger) when a peek cannot know: data pending, the platform
-// cannot peek, or idle beyond PingAfterIdle. database/sql then takes
-// another connection, and after two bad ones a new one, so the caller sees
-// no error.
+// At checkout (ResetSession, which database/sql calls before it reuses a
+// connection) the checkout rule retires a connection that outlived d's idle
+// limit or lifetime, or whose peer a peek finds gone, with
+// driver.ErrBadConn, and pings it through the driver (driver.Pinger) when a
+// peek cannot know: data pending, no peek on this platform, or idle beyond
+// DefaultPingAfter. database/sql then closes it through the driver, which
+// says goodbye to the server (pgx's Terminate, MySQL's COM_QUIT), takes
+// another, and after two bad ones a new one, so the caller sees no error.
+// A connection the caller holds (a transaction, a sql.Conn, a LISTEN) is
+// never checked until it is handed out again.
 //
-// A failure of a reused connection that provably happened before the
-// request left (a *ConnError with nothing written, or an error whose
-// SafeToRetry method says so, as pgconn's do) is returned as an error that
-// matches driver.ErrBadConn and still wraps the original, so database/sql
-// retries it on another connection. No other error is changed.
+// A statement that failed before a byte of it left (the connection's count
+// of bytes written did not move) is returned as an error that matches
+// driver.ErrBadConn and still wraps the original, so database/sql retries
+// it on another connection. No other error is changed.
 //
 // The connections expose every context interface of database/sql/driver
 // (QueryerContext, ExecerContext, ConnPrepareContext, ConnBeginTx, Pinger,
@@ -45,9 +44,10 @@ const PingAfterIdle = DefaultKeepAliveIdle
 // database/sql prepares a statement); to Prepare and Begin (default
 // options only); a nil Ping; driver.ErrSkip from CheckNamedValue.
 //
-// A nil d means a zero Dialer. Set db.SetConnMaxIdleTime as well if idle
-// connections should also be closed in the background: the checkout check
-// keeps stale connections from reaching callers either way.
+// A nil d means a zero Dialer. Settings of d that cannot work make Connect
+// fail with a *ConfigError. Set db.SetConnMaxIdleTime as well if idle
+// connections should also be closed in the background: the checkout keeps
+// stale connections from reaching callers either way.
 func WrapConnector(c driver.Connector, d *Dialer) driver.Connector {
 	if d == nil {
 		d = &Dialer{}
@@ -59,24 +59,59 @@ func WrapConnector(c driver.Connector, d *Dialer) driver.Connector {
 type connector struct {
 	inner  driver.Connector
 	dialer *Dialer
+
+	once      sync.Once
+	err       error
+	lim       rule.Limits // d's limits at checkout
+	observer  Observer
+	untracked atomic.Int64
 }
+
+// init resolves the Dialer's settings into the checkout rule's limits.
+func (c *connector) init() error {
+	c.once.Do(func() {
+		s, err := c.dialer.settings()
+		if err != nil {
+			c.err = err
+			return
+		}
+		c.observer = c.dialer.Observer
+		c.lim = rule.Limits{IdleLimit: s.idleLimit, Lifetime: s.maxLifetime, PeekAfter: 0,
+			PingAfter: DefaultPingAfter, PingReadsPending: true}
+	})
+	return c.err
+}
+
+// errUntracked is the ConfigError of a driver that did not dial through
+// the Dialer.
+var errUntracked = &ConfigError{Field: "WrapConnector",
+	Msg: "got a connection no rstpool Dialer dialed: make the driver dial through it (pgx: ConnConfig.DialFunc = d.DialContext; go-sql-driver/mysql: RegisterDialContext) with the context it is given"}
 
 // Connect opens a connection through the wrapped connector and finds the
 // tracked connection its driver dialed.
 func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
-	if _, err := c.dialer.settings(); err != nil {
+	if err := c.init(); err != nil {
 		return nil, err
 	}
-	ctx, slot := withDialSlot(ctx)
-	inner, err := c.inner.Connect(ctx)
+	if w := workIn(ctx); w != nil {
+		w.connecting()
+	}
+	dctx, slot := withDialSlot(ctx)
+	inner, err := c.inner.Connect(dctx)
 	if err != nil {
 		return nil, err
 	}
-	tracked := slot.conn.Load()
-	if tracked != nil {
-		tracked.MarkUsed()
+	tc := slot.conn.Load()
+	if tc == nil {
+		_ = inner.Close()
+		if c.untracked.Add(1) == 1 {
+			c.observer.emit(Event{Kind: EventUntracked, Source: "sql", Err: errUntracked})
+		}
+		return nil, errUntracked
 	}
-	return &sqlConn{inner: inner, tracked: tracked}, nil
+	tc.checkout()
+	noteHandout(ctx, tc, tc)
+	return &sqlConn{inner: inner, tracked: tc, conn: c}, nil
 }
 
 // Driver returns the wrapped connector's driver.
@@ -93,70 +128,73 @@ func (c *connector) Close() error {
 
 // sqlConn is the driver.Conn a wrapped connector returns.
 type sqlConn struct {
-	inner     driver.Conn
-	tracked   *Conn // nil when the driver did not dial through the Dialer; it holds the limits
-	checkouts int   // guarded by database/sql's per-connection lock
+	inner   driver.Conn
+	tracked *Conn
+	conn    *connector
 }
 
-// ResetSession runs the checkout check, then the driver's own reset.
+// ResetSession runs the checkout rule, then the driver's own reset; the
+// checkout is marked after both, so that their pings are not counted as
+// the caller's work.
 func (c *sqlConn) ResetSession(ctx context.Context) error {
-	c.checkouts++
-	if c.tracked != nil {
-		now := mono()
-		c.tracked.markUsedAt(now)
-		if err := c.checkout(ctx, now); err != nil {
+	if err := c.checkout(ctx); err != nil {
+		return err
+	}
+	if r, ok := c.inner.(driver.SessionResetter); ok {
+		if err := r.ResetSession(ctx); err != nil {
 			return err
 		}
 	}
-	if r, ok := c.inner.(driver.SessionResetter); ok {
-		return c.badIfSafe(r.ResetSession(ctx))
-	}
+	c.tracked.checkout()
+	noteHandout(ctx, c.tracked, c.tracked)
 	return nil
 }
 
-// checkout retires the connection, or pings it, by what its history and a
-// peek say, cheapest first: the tracked connection's own checks before a
-// write, then the driver's ping where the peek cannot know.
-func (c *sqlConn) checkout(ctx context.Context, now int64) error {
-	idle := time.Duration(now - c.tracked.lastActive())
-	if why := c.tracked.expired(now, idle); why != nil {
-		return badConn(why)
+// checkout applies the checkout rule: it retires the connection with
+// driver.ErrBadConn, pings it through the driver, or keeps it.
+func (c *sqlConn) checkout(ctx context.Context) error {
+	idle := time.Duration(mono() - c.tracked.lastActive())
+	lim := c.conn.lim
+	p, canPing := c.inner.(driver.Pinger)
+	lim.CanPing = canPing
+	v := rule.Checkout(c.tracked.facts(idle), lim, c.tracked.health)
+	if v.Retires() {
+		retireEvent(c.conn.observer, "sql", retireCause(v), idle, remote(c.tracked.nc))
+		return badConn(verdictErr(v))
 	}
-	h, err := c.tracked.Check()
-	if why := goneErr(h, err); why != nil {
-		return badConn(why)
-	}
-	if h == HealthAlive && idle < PingAfterIdle {
-		return nil
-	}
-	return c.pingAtCheckout(ctx, h)
-}
-
-// pingAtCheckout asks the driver when the peek could not tell. Without a
-// Pinger, pending data on a request-response protocol is taken as a broken
-// connection: opening another is cheaper than an error.
-func (c *sqlConn) pingAtCheckout(ctx context.Context, h Health) error {
-	p, ok := c.inner.(driver.Pinger)
-	if !ok {
-		if h == HealthPending {
-			return badConn(errPendingData)
-		}
+	if v != rule.Ping {
 		return nil
 	}
 	if err := p.Ping(ctx); err != nil {
 		if ctx.Err() != nil {
 			return err
 		}
+		retireEvent(c.conn.observer, "sql", causePingFailed, idle, remote(c.tracked.nc))
 		return badConn(err)
 	}
 	return nil
 }
 
-var errPendingData = errors.New("rstpool: unsolicited data pending on an idle database connection")
+// errPendingData is why a connection with bytes nobody asked for, and no
+// driver ping to read them, is retired.
+var errPendingData = errors.New("rstpool: unsolicited data pending on an idle connection")
+
+// verdictErr is the error of a retiring verdict.
+func verdictErr(v rule.Verdict) error {
+	switch v {
+	case rule.RetireIdle:
+		return ErrIdleLimit
+	case rule.RetireAge:
+		return ErrMaxLifetime
+	case rule.RetireStray:
+		return errPendingData
+	}
+	return ErrPeerClosed
+}
 
 // IsValid reports whether the connection may go back to the pool.
 func (c *sqlConn) IsValid() bool {
-	if c.tracked != nil && c.tracked.eof.Load() {
+	if c.tracked.eof.Load() {
 		return false
 	}
 	if v, ok := c.inner.(driver.Validator); ok {
@@ -165,11 +203,8 @@ func (c *sqlConn) IsValid() bool {
 	return true
 }
 
-// Close closes the driver's connection.
+// Close closes the driver's connection, which says goodbye to the server.
 func (c *sqlConn) Close() error { return c.inner.Close() }
 
 // Unwrap returns the driver's connection, for sql.Conn.Raw users.
 func (c *sqlConn) Unwrap() driver.Conn { return c.inner }
-
-// Tracked returns the tracked connection the driver dialed, or nil.
-func (c *sqlConn) Tracked() *Conn { return c.tracked }

@@ -33,23 +33,25 @@ func (c *sqlConn) Begin() (driver.Tx, error) {
 
 // PrepareContext prepares a statement through the driver.
 func (c *sqlConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	w0 := c.begin(ctx)
 	if p, ok := c.inner.(driver.ConnPrepareContext); ok {
 		s, err := p.PrepareContext(ctx, query)
-		return s, c.badIfSafe(err)
+		return s, c.badIfSafe(err, w0)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	s, err := c.inner.Prepare(query)
-	return s, c.badIfSafe(err)
+	return s, c.badIfSafe(err, w0)
 }
 
 // BeginTx starts a transaction through the driver. A driver without
 // ConnBeginTx supports only the default isolation level, read-write.
 func (c *sqlConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	w0 := c.begin(ctx)
 	if b, ok := c.inner.(driver.ConnBeginTx); ok {
 		tx, err := b.BeginTx(ctx, opts)
-		return tx, c.badIfSafe(err)
+		return tx, c.badIfSafe(err, w0)
 	}
 	if opts.Isolation != 0 {
 		return nil, errors.New("rstpool: driver does not support non-default isolation level")
@@ -62,15 +64,16 @@ func (c *sqlConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx
 	}
 	//lint:ignore SA1019 the fallback database/sql itself uses
 	tx, err := c.inner.Begin()
-	return tx, c.badIfSafe(err)
+	return tx, c.badIfSafe(err, w0)
 }
 
 // QueryContext runs a query through the driver's QueryerContext, else its
 // legacy Queryer, else returns driver.ErrSkip.
 func (c *sqlConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	w0 := c.begin(ctx)
 	if q, ok := c.inner.(driver.QueryerContext); ok {
 		rows, err := q.QueryContext(ctx, query, args)
-		return rows, c.badIfSafe(err)
+		return rows, c.badIfSafe(err, w0)
 	}
 	//lint:ignore SA1019 the legacy fallback database/sql itself uses
 	q, ok := c.inner.(driver.Queryer)
@@ -78,15 +81,16 @@ func (c *sqlConn) QueryContext(ctx context.Context, query string, args []driver.
 		return nil, driver.ErrSkip
 	}
 	rows, err := legacy(ctx, args, func(v []driver.Value) (driver.Rows, error) { return q.Query(query, v) })
-	return rows, c.badIfSafe(err)
+	return rows, c.badIfSafe(err, w0)
 }
 
 // ExecContext runs a statement through the driver's ExecerContext, else
 // its legacy Execer, else returns driver.ErrSkip.
 func (c *sqlConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	w0 := c.begin(ctx)
 	if e, ok := c.inner.(driver.ExecerContext); ok {
 		res, err := e.ExecContext(ctx, query, args)
-		return res, c.badIfSafe(err)
+		return res, c.badIfSafe(err, w0)
 	}
 	//lint:ignore SA1019 the legacy fallback database/sql itself uses
 	e, ok := c.inner.(driver.Execer)
@@ -94,7 +98,7 @@ func (c *sqlConn) ExecContext(ctx context.Context, query string, args []driver.N
 		return nil, driver.ErrSkip
 	}
 	res, err := legacy(ctx, args, func(v []driver.Value) (driver.Result, error) { return e.Exec(query, v) })
-	return res, c.badIfSafe(err)
+	return res, c.badIfSafe(err, w0)
 }
 
 // legacy calls a driver's pre-context interface as database/sql does:
@@ -115,7 +119,8 @@ func legacy[T any](ctx context.Context, args []driver.NamedValue, call func([]dr
 // database/sql's own Ping does.
 func (c *sqlConn) Ping(ctx context.Context) error {
 	if p, ok := c.inner.(driver.Pinger); ok {
-		return c.badIfSafe(p.Ping(ctx))
+		w0 := c.begin(ctx)
+		return c.badIfSafe(p.Ping(ctx), w0)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package rstpool
 
 import (
+	"context"
 	"database/sql/driver"
 	"errors"
 )
@@ -22,22 +23,28 @@ func (e *badConnError) Unwrap() error { return e.err }
 // Is matches driver.ErrBadConn.
 func (e *badConnError) Is(target error) bool { return target == driver.ErrBadConn }
 
-// badIfSafe turns err into a driver.ErrBadConn when repeating the request
-// on another connection cannot run it twice: the connection was reused and
-// the failure provably came before the request left. Every other error is
-// returned as is.
-func (c *sqlConn) badIfSafe(err error) error {
+// begin starts a statement: it counts the connection as the work's in
+// ctx (see Retry) and returns the bytes written so far.
+func (c *sqlConn) begin(ctx context.Context) int64 {
+	if w := workIn(ctx); w != nil {
+		noteHandout(ctx, c.tracked, c.tracked)
+	}
+	return c.tracked.nwritten.Load()
+}
+
+// badIfSafe turns err into a driver.ErrBadConn when repeating the statement
+// on another connection cannot run it twice: not a byte of it left since
+// it began (w0). Every other error is returned as is, with the
+// connection's failure attached when the driver replaced it.
+func (c *sqlConn) badIfSafe(err error, w0 int64) error {
 	if err == nil {
 		return nil
 	}
 	err = c.explain(err)
-	if c.checkouts == 0 || errors.Is(err, driver.ErrBadConn) {
+	if errors.Is(err, driver.ErrBadConn) || c.tracked.writtenSince(w0) != 0 || !connFailure(err) {
 		return err
 	}
-	if nothingSent(err) {
-		return badConn(err)
-	}
-	return err
+	return badConn(err)
 }
 
 // explain attaches the tracked connection's failure to a driver error that
@@ -45,10 +52,10 @@ func (c *sqlConn) badIfSafe(err error) error {
 // and ConnError.Cause work on it too.
 func (c *sqlConn) explain(err error) error {
 	var ce *ConnError
-	if c.tracked == nil || errors.As(err, &ce) {
+	if errors.As(err, &ce) {
 		return err
 	}
-	if f := c.tracked.Failure(); f != nil {
+	if f := c.tracked.failed(); f != nil {
 		return &driverConnError{err: err, conn: f}
 	}
 	return err

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"net"
 	"strconv"
 	"sync"
 	"syscall"
@@ -87,7 +88,7 @@ func TestWrapConnectorSurvivesKilledIdleConns(t *testing.T) {
 func TestWrapConnectorCheckoutRetiresDeadConn(t *testing.T) {
 	srv := sqltListen(t)
 	c := sqltConnect(t, noRetry(), srv, "full")
-	require.NotNil(t, c.Tracked(), "the connector found the conn its driver dialed")
+	require.NotNil(t, c.tracked, "the connector found the conn its driver dialed")
 	_, err := c.QueryContext(context.Background(), "x", nil)
 	require.NoError(t, err)
 	require.NoError(t, c.ResetSession(context.Background()), "a live conn passes")
@@ -96,7 +97,7 @@ func TestWrapConnectorCheckoutRetiresDeadConn(t *testing.T) {
 	err = c.ResetSession(context.Background())
 	require.ErrorIs(t, err, driver.ErrBadConn)
 	require.ErrorIs(t, err, ErrPeerClosed)
-	require.Equal(t, int64(3), c.Tracked().Stats().Uses, "Connect and two checkouts")
+	require.Equal(t, int64(2), c.tracked.Stats().Checkouts, "Connect and the checkout that passed")
 }
 
 func TestWrapConnectorEnforcesIdleLimitAndLifetime(t *testing.T) {
@@ -128,7 +129,7 @@ func TestWrapConnectorPingsWhenDataPending(t *testing.T) {
 		require.NoError(t, err)
 	}
 	time.Sleep(20 * time.Millisecond) // the notice arrives
-	h, _ := full.Tracked().Check()
+	h, _ := full.tracked.Check()
 	require.Equal(t, HealthPending, h)
 
 	require.NoError(t, full.ResetSession(context.Background()), "the ping reads the notice")
@@ -149,47 +150,44 @@ func TestWrapConnectorMapsUnsentFailureToBadConn(t *testing.T) {
 	srv.kill(true)
 	time.Sleep(20 * time.Millisecond)
 
-	_, err := fresh.QueryContext(context.Background(), "x", nil)
-	require.Error(t, err)
-	require.NotErrorIs(t, err, driver.ErrBadConn, "first use of the conn: database/sql would not need it")
-
-	reused.checkouts = 1 // database/sql handed it out again (without the checkout check)
-	_, err = reused.ExecContext(context.Background(), "x", nil)
-	require.ErrorIs(t, err, driver.ErrBadConn)
-	var ce *ConnError
-	require.ErrorAs(t, err, &ce, "the original is kept")
-	require.True(t, ce.NothingWritten())
-	require.ErrorIs(t, err, syscall.ECONNRESET)
-	require.Equal(t, ClassReset, Classify(err))
+	for _, c := range []*sqlConn{fresh, reused} {
+		_, err := c.ExecContext(context.Background(), "x", nil)
+		require.ErrorIs(t, err, driver.ErrBadConn, "nothing of the statement left: database/sql may send it again")
+		var ce *ConnError
+		require.ErrorAs(t, err, &ce, "the original is kept")
+		require.Equal(t, "validate", ce.Op, "caught by the check before the write")
+		require.ErrorIs(t, err, syscall.ECONNRESET)
+		require.Equal(t, ClassReset, Classify(err))
+	}
 }
 
-type sqltSafe struct{ safe bool }
-
-func (e sqltSafe) Error() string     { return "driver error" }
-func (e sqltSafe) SafeToRetry() bool { return e.safe }
-
-func TestBadIfSafeOnlyForUnsentRequests(t *testing.T) {
-	reused := &sqlConn{checkouts: 1}
-	sent := &ConnError{Op: "read", Class: ClassReset, Written: 12, Err: syscall.ECONNRESET}
-	unsent := &ConnError{Op: "write", Class: ClassReset, Written: 0, Err: syscall.ECONNRESET}
+// A statement is sent again only when its connection failed before a byte
+// of it left: the count of bytes written did not move while it ran.
+func TestBadIfSafeOnlyForUnsentStatements(t *testing.T) {
+	p1, p2 := net.Pipe()
+	defer p1.Close()
+	defer p2.Close()
+	c := &sqlConn{tracked: newConn(p1, DefaultValidateAfter, false)}
+	c.tracked.nwritten.Store(100)
+	unsent, sent := int64(100), int64(90)
+	reset := &ConnError{Op: "read", Class: ClassReset, Err: syscall.ECONNRESET}
 	cases := []struct {
-		err error
-		bad bool
+		err  error
+		w0   int64
+		want bool
 	}{
-		{sent, false},
-		{unsent, true},
-		{&ConnError{Op: "dial", Class: ClassRefused, Err: syscall.ECONNREFUSED}, false},
-		{sqltSafe{safe: true}, true},
-		{sqltSafe{safe: false}, false},
-		{errors.New("syntax error"), false},
+		{reset, unsent, true},
+		{reset, sent, false},
+		{&ConnError{Op: "dial", Class: ClassRefused, Err: syscall.ECONNREFUSED}, unsent, true},
+		{errors.New("syntax error"), unsent, false},
+		{context.DeadlineExceeded, unsent, false},
 	}
 	for _, tc := range cases {
-		got := reused.badIfSafe(tc.err)
-		require.Equal(t, tc.bad, errors.Is(got, driver.ErrBadConn), "%v", tc.err)
+		got := c.badIfSafe(tc.err, tc.w0)
+		require.Equal(t, tc.want, errors.Is(got, driver.ErrBadConn), "%v", tc.err)
 		require.ErrorIs(t, got, tc.err, "the original is kept")
 	}
-	require.Equal(t, unsent, (&sqlConn{}).badIfSafe(unsent), "never on a conn's first use")
-	require.NoError(t, reused.badIfSafe(nil))
+	require.NoError(t, c.badIfSafe(nil, unsent))
 }
 
 func TestWrapConnectorFallsBackLikeDatabaseSQL(t *testing.T) {
@@ -239,14 +237,14 @@ func TestWrapConnectorExplainsReplacedErrors(t *testing.T) {
 	require.ErrorIs(t, err, syscall.ECONNRESET)
 
 	invalid := errors.New("invalid connection")
-	c := &sqlConn{tracked: tc, checkouts: 2}
-	err = c.badIfSafe(invalid)
+	c := &sqlConn{tracked: tc}
+	err = c.badIfSafe(invalid, 0)
 	require.ErrorIs(t, err, invalid)
 	require.ErrorIs(t, err, syscall.ECONNRESET)
 	require.Equal(t, ClassReset, Classify(err))
 	require.NotErrorIs(t, err, driver.ErrBadConn, "the query was written: it may have run")
-	require.Contains(t, err.Error(), "invalid connection (rstpool: read")
+	require.Contains(t, err.Error(), "invalid connection (rstpool: reset (")
 
-	healthy := &sqlConn{tracked: dialTracked(t, noRetry(), listen(t, echo).Addr().String()), checkouts: 2}
-	require.Equal(t, invalid, healthy.badIfSafe(invalid), "nothing to attach from a healthy connection")
+	healthy := &sqlConn{tracked: dialTracked(t, noRetry(), listen(t, echo).Addr().String())}
+	require.Equal(t, invalid, healthy.badIfSafe(invalid, 0), "nothing to attach from a healthy connection")
 }

@@ -4,56 +4,46 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"sync"
 )
 
 // prepare returns the request to send: the caller's own when nothing needs
-// to change, else a shallow copy whose small body is buffered (so that a
-// retry can replay it) or whose large body announces itself with
-// "Expect: 100-continue". The caller's request is never modified.
-func (t *Transport) prepare(req *http.Request) (*http.Request, error) {
+// to change, else a shallow copy whose body without GetBody is recorded as
+// net/http reads it (so that a retry can send it again) or whose large body
+// announces itself with "Expect: 100-continue". Nothing is read ahead: a
+// streaming or duplex body flows as it would through net/http alone. The
+// caller's request is never modified.
+func (t *Transport) prepare(req *http.Request) (*http.Request, *replayBody) {
+	r := t.expect(req)
 	if req.Body == nil || req.Body == http.NoBody || req.GetBody != nil {
-		return t.expect(req, req), nil
+		return r, nil
 	}
 	limit := t.MaxBufferedBody
 	if limit == 0 {
 		limit = DefaultMaxBufferedBody
 	}
-	if limit < 0 || req.ContentLength > limit {
-		return t.expect(req, req), nil
+	if r == req {
+		r = shallow(req)
 	}
-	buf, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
-	if err != nil {
-		closeBody(req)
-		return nil, err
-	}
-	r := shallow(req)
-	if int64(len(buf)) > limit { // unknown length, larger than the limit: stream it
-		r.Body = &joinedBody{Reader: io.MultiReader(bytes.NewReader(buf), req.Body), Closer: req.Body}
-		return t.expect(req, r), nil
-	}
-	closeBody(req)
-	setBufferedBody(r, buf)
-	return r, nil
+	rb := &replayBody{src: req.Body, limit: max(limit, 0)}
+	r.Body = rb
+	return r, rb
 }
 
-// expect adds "Expect: 100-continue" to r (a copy of req, or req itself)
-// when its body is large; it returns the request to send.
-func (t *Transport) expect(req, r *http.Request) *http.Request {
+// expect returns req, or a copy of it with "Expect: 100-continue" when its
+// body is known to be large. A body of unknown length gets none: a duplex
+// exchange would wait for a 100 Continue the server never sends.
+func (t *Transport) expect(req *http.Request) *http.Request {
 	threshold := t.ExpectContinueBody
 	if threshold == 0 {
 		threshold = DefaultExpectContinueBody
 	}
-	large := req.ContentLength > threshold || (req.ContentLength <= 0 && r != req) // 0 with a body: unknown
-	if threshold < 0 || r.Body == nil || r.Body == http.NoBody || !large || req.Header.Get("Expect") != "" {
-		return r
+	if threshold < 0 || req.ContentLength <= threshold || req.Body == nil || req.Body == http.NoBody ||
+		req.Header.Get("Expect") != "" {
+		return req
 	}
-	if r == req {
-		r = shallow(req)
-	}
+	r := shallow(req)
 	r.Header = req.Header.Clone()
-	if r.Header == nil {
-		r.Header = make(http.Header)
-	}
 	r.Header.Set("Expect", "100-continue")
 	return r
 }
@@ -64,38 +54,120 @@ func shallow(req *http.Request) *http.Request {
 	return r
 }
 
-func setBufferedBody(r *http.Request, buf []byte) {
-	r.ContentLength = int64(len(buf))
-	if len(buf) == 0 {
-		r.Body, r.GetBody = http.NoBody, nil
-		return
+// A replayBody is a request body without GetBody as net/http reads it: it
+// keeps a copy of what was read, up to a limit, so that a retry can send
+// the whole body again when it fit. net/http closes a body when an attempt
+// fails; the caller's body stays open until the Transport is done with it
+// (finish), so that a body never read can still be sent by a retry.
+type replayBody struct {
+	src   io.ReadCloser
+	limit int64
+
+	mu          sync.Mutex
+	buf         []byte // what was read, while it fits the limit
+	read        bool   // a Read happened
+	over        bool   // more than limit was read: no replay
+	eof         bool   // the whole body was read
+	done        bool   // the Transport is done: Close closes src
+	closedEarly bool   // closed by net/http before done
+	srcClosed   bool
+}
+
+func (b *replayBody) Read(p []byte) (int, error) {
+	n, err := b.src.Read(p)
+	b.mu.Lock()
+	b.read = true
+	if !b.over && int64(len(b.buf)+n) <= b.limit {
+		b.buf = append(b.buf, p[:n]...)
+	} else {
+		b.over, b.buf = true, nil
 	}
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
-	r.Body, _ = r.GetBody()
+	if err == io.EOF {
+		b.eof = true
+	}
+	b.mu.Unlock()
+	return n, err
 }
 
-// joinedBody streams the bytes read ahead, then the rest of the caller's
-// body, and closes the caller's body.
-type joinedBody struct {
-	io.Reader
-	io.Closer
+// Close closes the caller's body once the Transport is done with it.
+func (b *replayBody) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.done {
+		b.closedEarly = true
+		return nil
+	}
+	return b.closeSrc()
 }
 
-// replayable reports whether r's body can be sent again.
-func replayable(r *http.Request) bool {
+func (b *replayBody) closeSrc() error {
+	if b.srcClosed {
+		return nil
+	}
+	b.srcClosed = true
+	return b.src.Close()
+}
+
+// canReplay reports whether the whole body can be sent again.
+func (b *replayBody) canReplay() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return (b.eof && !b.over) || (!b.read && !b.srcClosed)
+}
+
+// replay returns a body that sends the whole body again: the copy when all
+// of it was read and fit, else the caller's body itself when none of it was
+// read, which then belongs to the retry (net/http closes it).
+func (b *replayBody) replay() io.ReadCloser {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.eof && !b.over {
+		return io.NopCloser(bytes.NewReader(b.buf))
+	}
+	b.srcClosed = true // handed over
+	return b.src
+}
+
+// finish ends the Transport's use of the body: the caller's body is closed
+// now if net/http already closed it, else when net/http does.
+func (b *replayBody) finish() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.done = true
+	if b.closedEarly {
+		_ = b.closeSrc()
+	}
+}
+
+// replayable reports whether r can be sent again: no body, a GetBody, or a
+// recorded body that can be replayed.
+func replayable(r *http.Request, rb *replayBody) bool {
+	if rb != nil {
+		return rb.canReplay()
+	}
 	return r.Body == nil || r.Body == http.NoBody || r.GetBody != nil
 }
 
 // rewind returns a copy of r with a fresh body for another attempt.
-func rewind(r *http.Request) (*http.Request, error) {
+func rewind(r *http.Request, rb *replayBody) (*http.Request, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return r, nil
+	}
+	r2 := shallow(r)
+	if rb != nil {
+		r2.Body = rb.replay()
+		return r2, nil
 	}
 	body, err := r.GetBody()
 	if err != nil {
 		return nil, err
 	}
-	r2 := shallow(r)
 	r2.Body = body
 	return r2, nil
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
 }

@@ -30,8 +30,9 @@ func TestHTTP2PingFindsSilentConnection(t *testing.T) {
 
 		var rt http.RoundTripper = c.base(srv)
 		if useRstpool {
-			rt = &Transport{Base: c.base(srv), Dialer: noRetry(),
-				HTTP2PingAfter: 500 * time.Millisecond, HTTP2PingTimeout: 200 * time.Millisecond}
+			base := c.base(srv)
+			base.HTTP2 = &http.HTTP2Config{SendPingTimeout: 500 * time.Millisecond, PingTimeout: 200 * time.Millisecond}
+			rt = &Transport{Base: base, Dialer: noRetry()}
 		}
 		client := &http.Client{Transport: rt, Timeout: 2 * time.Second}
 		t.Cleanup(client.CloseIdleConnections)

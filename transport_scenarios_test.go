@@ -45,6 +45,7 @@ type tsSide struct {
 	arrivals   int            // requests the server ran
 	unwrapped  int            // errors that are not a *ConnError
 	sample     error
+	all        []string // every error, "METHOD: error"
 	stats      TransportStats
 }
 
@@ -188,6 +189,7 @@ func (s *tsSide) note(method string, err error) {
 		return
 	}
 	s.errs[method]++
+	s.all = append(s.all, method+": "+err.Error())
 	var ce *ConnError
 	if !errors.As(err, &ce) {
 		s.unwrapped++
@@ -266,7 +268,7 @@ func tsReport(t *testing.T, name string, stock, ours *tsSide) {
 // no POST ran twice, and every error is a *ConnError.
 func requireSafe(t *testing.T, ours *tsSide, idempotent ...string) {
 	t.Helper()
-	require.Zero(t, ours.errTotal(idempotent...), "idempotent requests failed through rstpool: %v", ours.sample)
+	require.Zero(t, ours.errTotal(idempotent...), "idempotent requests failed through rstpool:\n%s", strings.Join(ours.all, "\n"))
 	require.Zero(t, ours.dupNonIdem, "a POST ran twice through rstpool")
 	require.Zero(t, ours.unwrapped, "an error is not a *ConnError: %v", ours.sample)
 }

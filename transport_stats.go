@@ -8,7 +8,7 @@ import (
 // transportCounters are the live counters behind TransportStats.
 type transportCounters struct {
 	requests atomic.Int64
-	learned  atomic.Int64
+	denied   atomic.Int64
 	retries  [numRetryReasons]atomic.Int64
 	errors   [ClassOther + 1]atomic.Int64
 }
@@ -18,6 +18,7 @@ type transportCounters struct {
 type TransportStats struct {
 	requests int64
 	lowered  int64
+	denied   int64
 	retries  [numRetryReasons]int64
 	errors   [ClassOther + 1]int64
 	learned  map[string]time.Duration
@@ -26,7 +27,7 @@ type TransportStats struct {
 // Stats returns a snapshot of the Transport's counters.
 func (t *Transport) Stats() TransportStats {
 	c := &t.stats
-	s := TransportStats{requests: c.requests.Load(), lowered: c.learned.Load(), learned: t.learn.snapshot()}
+	s := TransportStats{requests: c.requests.Load(), lowered: t.learn.learned.Load(), denied: c.denied.Load(), learned: t.learn.snapshot()}
 	for i := range c.retries {
 		s.retries[i] = c.retries[i].Load()
 	}
@@ -50,6 +51,10 @@ func (s TransportStats) RetriesBy(r RetryReason) int64 {
 	return 0
 }
 
+// RetriesDenied returns the number of retries the rule allowed but the
+// RetryBudget had no token for.
+func (s TransportStats) RetriesDenied() int64 { return s.denied }
+
 // Errors returns the number of requests that failed, all classes.
 func (s TransportStats) Errors() int64 { return sum(s.errors[:]) }
 
@@ -70,10 +75,13 @@ func (s TransportStats) ErrorsBy(c Class) int64 {
 }
 
 // LearnedIdle returns the idle limit learned per destination (host:port):
-// below the shortest idle gap after which a reused connection to it was
-// found dead, with a quarter as margin, never below Transport.LearnFloor.
-// Connections to that destination dialed afterwards retire at that limit.
+// three quarters of the shortest idle gap, at least Transport.LearnFloor,
+// after which a reused connection to it was found dead while idle. Idle
+// connections to it are retired at that limit when handed out. A limit
+// without new evidence for a minute (or ten times the limit) is doubled,
+// and dropped once it reaches the Dialer's.
 func (s TransportStats) LearnedIdle() map[string]time.Duration { return s.learned }
 
-// Lowered returns how many times a learned idle limit was set or lowered.
+// Lowered returns how many times a learned idle limit was set, lowered or
+// raised again.
 func (s TransportStats) Lowered() int64 { return s.lowered }

@@ -1,12 +1,12 @@
 package rstpool
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"strings"
 	"syscall"
 	"testing"
@@ -55,8 +55,8 @@ func TestTransportReportsBadDialer(t *testing.T) {
 }
 
 // A server that resets every connection on the first request: the error
-// is a *ConnError that still is ECONNRESET, and a fresh connection is not
-// retried.
+// is a *ConnError that still is ECONNRESET; the GET, which failed before a
+// byte of the response, is retried once on a new connection, and only once.
 func TestTransportErrorWrapsReset(t *testing.T) {
 	ln := listen(t, func(c net.Conn) {
 		_, _ = c.Read(make([]byte, 1024))
@@ -73,7 +73,8 @@ func TestTransportErrorWrapsReset(t *testing.T) {
 	require.False(t, ce.Reused)
 	require.Equal(t, ClassReset, ce.Class)
 	s := tr.Stats()
-	require.Zero(t, s.Retries())
+	require.EqualValues(t, 1, s.Retries())
+	require.EqualValues(t, 1, s.RetriesBy(RetryIdempotent))
 	require.EqualValues(t, 1, s.ErrorsBy(ClassReset))
 }
 
@@ -91,9 +92,10 @@ func TestTransportRefusedIsDialError(t *testing.T) {
 	require.Zero(t, tr.Stats().Retries())
 }
 
-// A body without GetBody is buffered up to the limit and reaches the
-// server whole; a larger one streams with Expect: 100-continue.
-func TestTransportBuffersSmallBodies(t *testing.T) {
+// A body reaches the server whole whether or not a copy is kept; only a
+// body of known length above the threshold says "Expect: 100-continue": a
+// body of unknown length may be a duplex stream.
+func TestTransportExpectContinueOnlyForKnownLargeBodies(t *testing.T) {
 	type seen struct {
 		body   string
 		expect string
@@ -106,54 +108,92 @@ func TestTransportBuffersSmallBodies(t *testing.T) {
 	defer srv.Close()
 	tr := &Transport{MaxBufferedBody: 8, ExpectContinueBody: 8}
 	defer tr.CloseIdleConnections()
+	unknown := func(s string) io.Reader { return io.NopCloser(strings.NewReader(s)) }
 	for _, tc := range []struct {
-		body, expect string
-	}{{"small", ""}, {"larger than eight", "100-continue"}} {
-		req, err := http.NewRequest(http.MethodPost, srv.URL, io.NopCloser(strings.NewReader(tc.body)))
+		body   io.Reader
+		want   string
+		expect string
+	}{
+		{unknown("small"), "small", ""},
+		{unknown("larger than eight"), "larger than eight", ""},
+		{strings.NewReader("known and larger"), "known and larger", "100-continue"},
+	} {
+		req, err := http.NewRequest(http.MethodPost, srv.URL, tc.body)
 		require.NoError(t, err)
-		require.Nil(t, req.GetBody)
 		resp, err := tr.RoundTrip(req)
 		require.NoError(t, err)
 		resp.Body.Close()
-		require.Equal(t, seen{tc.body, tc.expect}, <-got)
+		require.Equal(t, seen{tc.want, tc.expect}, <-got)
 		require.Empty(t, req.Header.Get("Expect"), "the caller's request is not modified")
 	}
 }
 
-func TestPrepareBufferedBodyReplays(t *testing.T) {
-	tr := &Transport{}
-	req, err := http.NewRequest(http.MethodPut, "http://127.0.0.1/", io.NopCloser(bytes.NewReader([]byte("abc"))))
-	require.NoError(t, err)
-	r, err := tr.prepare(req)
-	require.NoError(t, err)
-	require.True(t, replayable(r))
-	require.EqualValues(t, 3, r.ContentLength)
-	for range 2 {
-		r2, err := rewind(r)
+// A body without GetBody that was read whole within the limit is sent
+// again from its copy; one never read is sent again as it is; one read
+// beyond the limit cannot be.
+func TestReplayBody(t *testing.T) {
+	tr := &Transport{MaxBufferedBody: 4}
+	closed := 0
+	newReq := func(body string) *http.Request {
+		req, err := http.NewRequest(http.MethodPut, "http://127.0.0.1/", readCloser{strings.NewReader(body), &closed})
 		require.NoError(t, err)
-		b, _ := io.ReadAll(r2.Body)
-		require.Equal(t, "abc", string(b))
+		return req
 	}
+	r, rb := tr.prepare(newReq("abc"))
+	_, _ = io.ReadAll(r.Body)
+	require.NoError(t, r.Body.Close(), "net/http closes it when an attempt fails")
+	require.Zero(t, closed, "the caller's body stays open until the Transport is done")
+	require.True(t, replayable(r, rb))
+	r2, err := rewind(r, rb)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(r2.Body)
+	require.Equal(t, "abc", string(b))
+	rb.finish()
+	require.Equal(t, 1, closed)
+
+	r, rb = tr.prepare(newReq("never read"))
+	require.True(t, replayable(r, rb), "not a byte read: the body itself can go")
+	r2, _ = rewind(r, rb)
+	b, _ = io.ReadAll(r2.Body)
+	require.Equal(t, "never read", string(b))
+
+	r, rb = tr.prepare(newReq("beyond the limit"))
+	_, _ = io.ReadAll(r.Body)
+	require.False(t, replayable(r, rb))
 }
 
-// The learner keeps a destination's limit below the shortest gap that
-// killed a connection, above the floor, and ignores gaps the client's own
-// limit explains.
-func TestLearnerLowersOnly(t *testing.T) {
-	l := learner{floor: time.Second, base: 45 * time.Second}
+type readCloser struct {
+	io.Reader
+	closed *int
+}
+
+func (r readCloser) Close() error { *r.closed++; return nil }
+
+// The learner keeps a destination's limit at three quarters of the
+// shortest gap after which a connection died while idle, takes gaps below
+// the floor as chance, and gives a limit back when the evidence stops.
+func TestLearner(t *testing.T) {
+	var events []Event
+	l := learner{}
+	l.init(time.Second, 45*time.Second, func(e Event) { events = append(events, e) })
 	require.False(t, l.observe("a:1", 500*time.Millisecond), "below the floor")
-	require.False(t, l.observe("a:1", 50*time.Second), "beyond the client's own limit")
+	require.False(t, l.observe("a:1", 70*time.Second), "beyond the client's own limit")
 	require.True(t, l.observe("a:1", 20*time.Second))
-	d, ok := l.limit("a:1")
-	require.True(t, ok)
-	require.Equal(t, 15*time.Second, d)
-	require.False(t, l.observe("a:1", 18*time.Second), "not lower")
+	require.Equal(t, 15*time.Second, l.limit("a:1"))
+	require.False(t, l.observe("a:1", 22*time.Second), "not lower")
 	require.True(t, l.observe("a:1", 1200*time.Millisecond))
-	d, _ = l.limit("a:1")
-	require.Equal(t, time.Second, d, "never below the floor")
-	_, ok = l.limit("b:1")
-	require.False(t, ok)
-	off := learner{floor: -1}
+	require.Equal(t, 900*time.Millisecond, l.limit("a:1"), "below the floor when the evidence says so")
+	require.Zero(t, l.limit("b:1"))
+
+	l.limits["a:1"].at -= int64(learnRecoverAfter) // a minute without evidence
+	require.Equal(t, 1800*time.Millisecond, l.limit("a:1"), "doubled")
+	l.limits["a:1"].limit, l.limits["a:1"].at = 30*time.Second, l.limits["a:1"].at-int64(10*learnRecoverAfter)
+	require.Zero(t, l.limit("a:1"), "at the Dialer's own limit: dropped")
+	require.Len(t, events, 4)
+	require.Equal(t, EventLearned, events[0].Kind)
+
+	off := learner{}
+	off.init(-1, 0, nil)
 	require.False(t, off.observe("a:1", 20*time.Second))
 }
 
@@ -170,7 +210,7 @@ func TestDestination(t *testing.T) {
 }
 
 func TestAttemptWrapKeepsUnderlyingError(t *testing.T) {
-	a := &attempt{conns: 1, info: httpGotConn(true, 2*time.Second)}
+	a := &attempt{conns: 1, info: httptrace.GotConnInfo{Reused: true, WasIdle: true, IdleTime: 2 * time.Second}}
 	err := a.wrap(io.EOF)
 	var ce *ConnError
 	require.ErrorAs(t, err, &ce)

@@ -3,7 +3,6 @@ package rstpool
 import (
 	"os"
 	"syscall"
-	"time"
 )
 
 // Health is what a liveness check learned about a connection's peer.
@@ -87,40 +86,31 @@ func (c *Conn) verdict() (Health, error) {
 }
 
 // checkBeforeWrite runs the checks for the first Write after a quiet
-// period, cheapest first: the peer's FIN already read, lifetime, idle
-// limit, then the socket. A connection that fails is closed.
-func (c *Conn) checkBeforeWrite(now int64, idle time.Duration) error {
+// spell: a retirement by the consumer that handed the connection out, then
+// the peer's FIN already read, then the socket. A connection whose peer is
+// gone is closed; a retired one is left for its client to close its own way.
+func (c *Conn) checkBeforeWrite() error {
 	if c.closed.Load() {
 		return nil // the Write reports net.ErrClosed itself
 	}
-	why := c.expired(now, idle)
-	if why == nil && c.pol.peek {
+	if r := c.retired.Swap(nil); r != nil {
+		return c.newError("validate", r.err)
+	}
+	var why error
+	switch {
+	case c.eof.Load():
+		why = ErrPeerClosed
+	case c.peek:
 		why = goneErr(c.Check())
 	}
 	if why == nil {
 		return nil
 	}
-	e := c.newError("validate", why, 0)
-	e.Idle, e.afterIdle, e.readBack = idle, true, 0
+	e := c.newError("validate", why)
 	c.failure.CompareAndSwap(nil, e)
 	c.closed.Store(true)
 	_ = c.nc.Close()
 	return e
-}
-
-// expired returns why the connection must be retired without looking at
-// its socket, cheapest first: the peer's FIN already read, its lifetime,
-// its idle limit; nil when none applies.
-func (c *Conn) expired(now int64, idle time.Duration) error {
-	switch {
-	case c.eof.Load():
-		return ErrPeerClosed
-	case c.pol.maxLifetime > 0 && time.Duration(now-c.created) >= c.pol.maxLifetime:
-		return ErrMaxLifetime
-	case c.idleLimit.Load() > 0 && idle >= time.Duration(c.idleLimit.Load()):
-		return ErrIdleLimit
-	}
-	return nil
 }
 
 // goneErr returns why a Check's outcome says the peer is gone, or nil when

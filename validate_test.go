@@ -1,7 +1,6 @@
 package rstpool
 
 import (
-	"errors"
 	"io"
 	"net"
 	"runtime"
@@ -40,16 +39,26 @@ func rstClose(c *net.TCPConn) {
 func idleAfterExchange(t *testing.T, d *Dialer, serve func(net.Conn)) *Conn {
 	t.Helper()
 	c := dialTracked(t, d, listen(t, serve).Addr().String())
+	c.checkout() // as a consumer that hands it out for the exchange would
+	exchangeThenIdle(t, c)
+	return c
+}
+
+// exchangeThenIdle sends a request, reads the answer and sits quiet.
+func exchangeThenIdle(t *testing.T, c *Conn) {
+	t.Helper()
 	_, err := c.Write([]byte("req\n"))
 	require.NoError(t, err)
 	_, err = io.ReadFull(c, make([]byte, 3))
 	require.NoError(t, err)
 	time.Sleep(80 * time.Millisecond)
-	return c
 }
 
+// requireValidateFailure hands c out, as a consumer would, and checks that
+// its first write fails before a byte leaves.
 func requireValidateFailure(t *testing.T, c *Conn, class Class) *ConnError {
 	t.Helper()
+	c.checkout()
 	n, err := c.Write([]byte("req\n"))
 	require.Equal(t, 0, n, "nothing may be written to a dead connection")
 	var ce *ConnError
@@ -72,6 +81,18 @@ func TestFirstWriteAfterPeerFIN(t *testing.T) {
 	require.True(t, ce.Reused)
 	require.Equal(t, CauseIdleReaped, ce.Cause())
 	require.GreaterOrEqual(t, ce.Idle, 50*time.Millisecond)
+}
+
+// Written counts the bytes of the current piece of work: since the
+// consumer's last checkout (else since the dial), never less.
+func TestWrittenSinceCheckoutElseDial(t *testing.T) {
+	c := idleAfterExchange(t, noRetry(), exchangeThen(finClose))
+	_, err := c.Write([]byte("req\n"))
+	var ce *ConnError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, "validate", ce.Op)
+	require.Equal(t, int64(4), ce.Written, "no checkout since the exchange: counted since the last one")
+	require.False(t, ce.NothingWritten())
 }
 
 func TestFirstWriteAfterPeerRST(t *testing.T) {
@@ -125,26 +146,18 @@ func TestCheckAlive(t *testing.T) {
 	require.Equal(t, HealthUnknown, h)
 }
 
-func TestIdleLimitAndLifetime(t *testing.T) {
-	cases := []struct {
-		name string
-		d    *Dialer
-		want error
-	}{
-		{"idle limit", &Dialer{RefusedRetry: -1, IdleTimeout: 40 * time.Millisecond}, ErrIdleLimit},
-		{"lifetime", &Dialer{RefusedRetry: -1, MaxLifetime: 40 * time.Millisecond}, ErrMaxLifetime},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			c := idleAfterExchange(t, tc.d, exchangeThen(func(c *net.TCPConn) {
-				time.Sleep(time.Second)
-				c.Close()
-			}))
-			ce := requireValidateFailure(t, c, ClassPeerClosed)
-			require.ErrorIs(t, ce, tc.want)
-			require.Equal(t, CauseUnknown, ce.Cause(), "retired by policy, nothing failed")
-		})
-	}
+// A Conn enforces no idle limit or lifetime: those belong to whoever hands
+// it out. A held connection quiet beyond both still writes.
+func TestHeldConnOutlivesItsLimits(t *testing.T) {
+	d := &Dialer{RefusedRetry: -1, IdleTimeout: 40 * time.Millisecond, MaxLifetime: 40 * time.Millisecond}
+	c := idleAfterExchange(t, d, exchangeThen(func(c *net.TCPConn) { echo(c) }))
+	time.Sleep(80 * time.Millisecond)
+	_, err := c.Write([]byte("still here\n"))
+	require.NoError(t, err)
+	b := make([]byte, 11)
+	_, err = io.ReadFull(c, b)
+	require.NoError(t, err)
+	require.Equal(t, "still here\n", string(b))
 }
 
 func TestRecentlyActiveConnSkipsTheCheck(t *testing.T) {
@@ -155,19 +168,22 @@ func TestRecentlyActiveConnSkipsTheCheck(t *testing.T) {
 	require.Equal(t, 4, n)
 }
 
-func TestNoPeekStillEnforcesLimits(t *testing.T) {
-	d := &Dialer{RefusedRetry: -1, ValidateAfter: -1, IdleTimeout: 40 * time.Millisecond}
+func TestNoPeekLetsTheWriteGo(t *testing.T) {
+	d := &Dialer{RefusedRetry: -1, ValidateAfter: -1}
 	c := idleAfterExchange(t, d, exchangeThen(finClose))
-	ce := requireValidateFailure(t, c, ClassPeerClosed)
-	require.True(t, errors.Is(ce, ErrIdleLimit) || errors.Is(ce, ErrPeerClosed))
+	n, err := c.Write([]byte("req\n"))
+	require.NoError(t, err, "without the peek only a FIN already read stops a write")
+	require.Equal(t, 4, n)
 }
 
-func TestReusedCountsExchanges(t *testing.T) {
-	c := idleAfterExchange(t, noRetry(), exchangeThen(rstClose))
+func TestReused(t *testing.T) {
+	c := dialTracked(t, noRetry(), listen(t, exchangeThen(rstClose)).Addr().String())
+	exchangeThenIdle(t, c) // no consumer: the quiet spell after traffic tells
 	_, err := c.Write([]byte("req\n"))
 	var ce *ConnError
 	require.ErrorAs(t, err, &ce)
-	require.True(t, ce.Reused, "one exchange completed before the failed write")
+	require.True(t, ce.Reused, "used, then quiet, before the failed write")
+	require.Equal(t, CauseIdleReaped, ce.Cause(), "the check before the write saw it die while idle")
 
 	fresh := dialTracked(t, noRetry(), listen(t, resetServer).Addr().String())
 	_, err = fresh.Write([]byte("x"))
@@ -176,7 +192,7 @@ func TestReusedCountsExchanges(t *testing.T) {
 	require.ErrorAs(t, err, &ce)
 	require.False(t, ce.Reused)
 
-	fresh.MarkUsed()
-	fresh.MarkUsed()
-	require.True(t, fresh.reused(), "a pool's checkouts decide once recorded")
+	fresh.checkout()
+	fresh.checkout()
+	require.True(t, fresh.reused(), "a consumer's checkouts decide once recorded")
 }

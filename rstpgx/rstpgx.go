@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/rstpool/rstpool"
+	"github.com/rstpool/rstpool/internal/handout"
 )
 
 // lifetimeJitter is the fraction of the lifetime over which pgxpool spreads
@@ -59,12 +60,24 @@ func Configure(cfg *pgxpool.Config, d *rstpool.Dialer) {
 	} else if cfg.MaxConnLifetimeJitter == 0 {
 		cfg.MaxConnLifetimeJitter = time.Duration(float64(cfg.MaxConnLifetime) * lifetimeJitter)
 	}
-	ch := &checker{idle: idle, life: life}
+	ch := newChecker(idle, life, d.Observer)
 	//lint:ignore SA1019 pgxpool ignores BeforeAcquire once PrepareConn is set: chain it
 	cfg.PrepareConn = chainPrepare(ch.prepare, cfg.PrepareConn, cfg.BeforeAcquire)
 	cfg.ShouldPing = chainShouldPing(cfg.ShouldPing)
-	if s := newStartupRetry(d); s != nil {
-		cfg.BeforeConnect = chainBeforeConnect(cfg.BeforeConnect, s.beforeConnect)
+	cfg.BeforeConnect = chainBeforeConnect(cfg.BeforeConnect, beforeConnect(d))
+}
+
+// beforeConnect is the BeforeConnect hook of Configure and OpenDB: it
+// counts the connect as the work's (see rstpool.Retry) and installs the
+// start-up retry.
+func beforeConnect(d *rstpool.Dialer) func(context.Context, *pgx.ConnConfig) error {
+	s := newStartupRetry(d)
+	return func(ctx context.Context, cc *pgx.ConnConfig) error {
+		handout.Connecting(ctx)
+		if s == nil {
+			return nil
+		}
+		return s.beforeConnect(ctx, cc)
 	}
 }
 
@@ -158,9 +171,11 @@ func OpenDB(cc pgx.ConnConfig, d *rstpool.Dialer) *sql.DB {
 		d = &rstpool.Dialer{}
 	}
 	ConfigureConn(&cc, d)
-	var opts []stdlib.OptionOpenDB
-	if s := newStartupRetry(d); s != nil {
-		opts = append(opts, stdlib.OptionBeforeConnect(s.beforeConnect))
+	opts := []stdlib.OptionOpenDB{
+		stdlib.OptionBeforeConnect(beforeConnect(d)),
+		// WrapConnector's checkout pings where a peek cannot know: pgx's
+		// own ping of every connection idle over a second would double it.
+		stdlib.OptionShouldPing(func(context.Context, stdlib.ShouldPingParams) bool { return false }),
 	}
 	return sql.OpenDB(rstpool.WrapConnector(stdlib.GetConnector(cc, opts...), d))
 }

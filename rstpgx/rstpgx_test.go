@@ -153,7 +153,7 @@ func TestCheckoutPingsNotRetiresOnNotification(t *testing.T) {
 	var again uint32
 	require.NoError(t, c.QueryRow(ctx, "select pg_backend_pid()").Scan(&again))
 	require.Equal(t, pid, again, "pending data is pinged, not taken for a dead connection")
-	require.GreaterOrEqual(t, rc.Stats().Uses, int64(3))
+	require.GreaterOrEqual(t, rc.Stats().Checkouts, int64(3))
 }
 
 func TestCheckoutRetiresIdleConn(t *testing.T) {

@@ -1,0 +1,102 @@
+package rule
+
+import "time"
+
+// Health is what a peek at a connection's socket said. Its values are those
+// of rstpool.Health, so that one converts to the other.
+type Health uint8
+
+// The outcomes of a peek, in rstpool.Health's order.
+const (
+	Unknown Health = iota // the peek could not tell
+	Alive                 // nothing arrived
+	Pending               // unread bytes, no FIN known behind them
+	Closed                // the peer's FIN arrived
+	Reset                 // an RST arrived, or the kernel gave up on a silent peer
+)
+
+// Conn is what a consumer knows of a connection it is about to hand out.
+type Conn struct {
+	Idle       time.Duration // since its last traffic, checkout or ping
+	Age        time.Duration // since it was dialed
+	PeerClosed bool          // a read already returned the peer's FIN
+	Peekable   bool          // a tracked connection: its socket can be peeked at
+}
+
+// Limits are the consumer's policy for handing a connection out.
+type Limits struct {
+	IdleLimit time.Duration // retire at or beyond this idleness; <= 0: none
+	Lifetime  time.Duration // retire at or beyond this age; <= 0: none
+	PeekAfter time.Duration // peek when idle at least this long; < 0: never
+	PingAfter time.Duration // ping when idle at least this long; < 0: only when a peek cannot tell
+	CanPing   bool          // the consumer has a ping
+	// PingReadsPending: the ping is the driver's own and skips what the
+	// server sent unasked (notices, notifications). Without it, bytes
+	// nobody asked for mean a stream out of step, and the connection goes.
+	PingReadsPending bool
+}
+
+// A Verdict is what to do with a connection at checkout.
+type Verdict uint8
+
+// The outcomes of Checkout.
+const (
+	Keep        Verdict = iota // hand it out
+	Ping                       // ping it first; hand it out if the ping succeeds
+	RetireIdle                 // idle beyond the idle limit
+	RetireAge                  // older than its lifetime
+	RetireGone                 // the peer closed or reset it
+	RetireStray                // bytes nobody asked for are waiting
+)
+
+// Retires reports whether v retires the connection.
+func (v Verdict) Retires() bool { return v >= RetireIdle }
+
+// Dead reports whether v retires a connection whose peer is gone or out of
+// step, rather than one the client's own limits retire.
+func (v Verdict) Dead() bool { return v >= RetireGone }
+
+var verdictNames = [...]string{"keep", "ping", "idle-limit", "lifetime", "peer-closed", "unsolicited-data"}
+
+// String names the verdict; a retiring verdict by its reason, as events
+// report it: "idle-limit", "lifetime", "peer-closed", "unsolicited-data".
+func (v Verdict) String() string {
+	if int(v) < len(verdictNames) {
+		return verdictNames[v]
+	}
+	return "unknown"
+}
+
+// Checkout decides, cheapest first, whether a connection may be handed out:
+// what is known without a syscall, then a peek (about a microsecond; peek
+// is called only when the idleness calls for it), then a ping (a round
+// trip) only where the peek cannot know.
+func Checkout(c Conn, l Limits, peek func() Health) Verdict {
+	switch {
+	case c.PeerClosed:
+		return RetireGone
+	case l.Lifetime > 0 && c.Age >= l.Lifetime:
+		return RetireAge
+	case l.IdleLimit > 0 && c.Idle >= l.IdleLimit:
+		return RetireIdle
+	}
+	if c.Peekable && l.PeekAfter >= 0 && c.Idle >= l.PeekAfter {
+		switch peek() {
+		case Closed, Reset:
+			return RetireGone
+		case Pending:
+			if l.CanPing && l.PingReadsPending {
+				return Ping
+			}
+			return RetireStray
+		case Unknown:
+			if l.CanPing {
+				return Ping
+			}
+		}
+	}
+	if l.CanPing && l.PingAfter >= 0 && c.Idle >= l.PingAfter {
+		return Ping
+	}
+	return Keep
+}

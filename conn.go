@@ -58,10 +58,10 @@ type Conn struct {
 	gapR     atomic.Int64 // bytes read before it
 	gapFirst atomic.Int64 // nwritten at the end of the write that ended it
 
-	eof     atomic.Bool               // a Read returned the peer's FIN
-	closed  atomic.Bool               // closed locally
+	eof     atomic.Bool                // a Read returned the peer's FIN
+	closed  atomic.Bool                // closed locally
 	retired atomic.Pointer[retirement] // fail the next write: a consumer retired it at handout
-	failure atomic.Pointer[ConnError] // the first failure, for drivers that report their own
+	failure atomic.Pointer[ConnError]  // the first failure, for drivers that report their own
 
 	checkMu  sync.Mutex // serializes checks; guards the fields below
 	peekFn   func(fd uintptr)

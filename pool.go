@@ -56,12 +56,12 @@ type Pool struct {
 type pconn struct {
 	p       *Pool
 	res     *puddle.Resource[*pconn] // set at its first checkout
-	nc      net.Conn // as handed out: PoolConfig.Wrap's, else as dialed
-	tc      *Conn    // the tracked conn under it (seen through TLS); nil when no Dialer dialed it
-	created int64 // mono time of the dial
-	life    int64 // its lifetime, jitter applied; 0: none
-	lastUse int64 // mono time of its last checkout or ping (or Release, untracked)
-	uses    int64 // checkouts
+	nc      net.Conn                 // as handed out: PoolConfig.Wrap's, else as dialed
+	tc      *Conn                    // the tracked conn under it (seen through TLS); nil when no Dialer dialed it
+	created int64                    // mono time of the dial
+	life    int64                    // its lifetime, jitter applied; 0: none
+	lastUse int64                    // mono time of its last checkout or ping (or Release, untracked)
+	uses    int64                    // checkouts
 	state   atomic.Uint64
 }
 

@@ -62,7 +62,6 @@ func (h PooledConn) Conn() net.Conn { return h.e.nc }
 // Reused reports whether the connection had been handed out before.
 func (h PooledConn) Reused() bool { return h.e.uses > 1 }
 
-
 // Release returns the connection to the pool for reuse.
 func (h PooledConn) Release() {
 	if !h.give("Release") {

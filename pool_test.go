@@ -299,4 +299,3 @@ func lsExpect(line, want string) func(net.Conn) error {
 		return err
 	}
 }
-

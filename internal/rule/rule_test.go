@@ -60,7 +60,7 @@ func TestCheckout(t *testing.T) {
 		{"unknown, no ping", live, noPing, Unknown, Keep, 1},
 		{"recent: no peek", with(live, func(c *Conn) { c.Idle = time.Millisecond }), lim, Closed, Keep, 0},
 		{"idle beyond PingAfter", with(live, func(c *Conn) { c.Idle = 40 * time.Second }), lim, Alive, Ping, 1},
-		{"untracked: no peek, ping by idleness", with(live, func(c *Conn) { c.Peekable, c.Idle = false, 40 * time.Second }), lim, Closed, Ping, 0},
+		{"untracked: no peek, ping by idleness", with(live, func(c *Conn) { c.Peekable, c.Idle = false, 40*time.Second }), lim, Closed, Ping, 0},
 		{"no limits", with(live, func(c *Conn) { c.Idle, c.Age = 100*time.Hour, 100*time.Hour }), Limits{PeekAfter: -1, PingAfter: -1}, Closed, Keep, 0},
 	}
 	for _, c := range cases {

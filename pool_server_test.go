@@ -3,6 +3,7 @@ package rstpool
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strconv"
@@ -33,6 +34,8 @@ type lineServer struct {
 	reapAfter atomic.Int64 // idle time before reaping; 0: never
 	reapMode  atomic.Int32
 	killNext  atomic.Int32 // requests to answer with an RST after counting them
+	finNext   atomic.Int32 // requests after whose answer the server closes in order
+	tls       *tls.Config  // serve TLS when set (before listen)
 
 	mu        sync.Mutex
 	ln        net.Listener
@@ -55,6 +58,9 @@ func lsStart(t testing.TB) *lineServer {
 func (s *lineServer) listen(addr string) {
 	ln, err := net.Listen("tcp", addr)
 	require.NoError(s.t, err)
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
 	s.mu.Lock()
 	s.ln, s.addr, s.listening = ln, ln.Addr().String(), true
 	s.mu.Unlock()
@@ -127,6 +133,10 @@ func (s *lineServer) answer(c net.Conn, line string) bool {
 	}
 	s.killNext.CompareAndSwap(-1, 0)
 	_, err := c.Write([]byte(reply + "\n"))
+	if cmd != "PING" && s.finNext.Add(-1) >= 0 {
+		return false // serve closes it: a FIN
+	}
+	s.finNext.CompareAndSwap(-1, 0)
 	return err == nil
 }
 
@@ -146,6 +156,9 @@ func (s *lineServer) reap(c net.Conn) {
 }
 
 func lsReset(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
 	_ = c.(*net.TCPConn).SetLinger(0)
 	_ = c.Close()
 }

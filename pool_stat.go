@@ -30,7 +30,9 @@ type PoolStat struct {
 	dials    int64
 	dialErrs int64
 	retried  int64
+	denied   int64
 	surfaced int64
+	untrack  int64
 	revoked  int64
 	rounds   int64
 }
@@ -42,7 +44,9 @@ func (p *Pool) Stat() *PoolStat {
 		dials:    p.stats.dials.Load(),
 		dialErrs: p.stats.dialErrors.Load(),
 		retried:  p.stats.retried.Load(),
+		denied:   p.stats.denied.Load(),
 		surfaced: p.stats.surfaced.Load(),
+		untrack:  p.stats.untracked.Load(),
 		revoked:  p.stats.revoked.Load(),
 		rounds:   p.stats.upkeepRounds.Load(),
 	}
@@ -113,13 +117,21 @@ func (s *PoolStat) UnsolicitedData() int64 { return s.closedBy[causeUnsolicited]
 // PingFailed is the count of connections closed because a ping failed.
 func (s *PoolStat) PingFailed() int64 { return s.closedBy[causePingFailed] }
 
-// ResetRetried is the count of Do calls whose work failed on a reused
+// ResetRetried is the count of Do calls whose work failed because of its
 // connection and was run once more on a fresh one.
 func (s *PoolStat) ResetRetried() int64 { return s.retried }
 
-// ResetSurfaced is the count of Do calls that returned a reset, broken
-// pipe or peer close hit on a reused connection, without retrying.
+// ResetSurfaced is the count of Do calls that returned a connection
+// failure (reset, broken pipe, peer close) hit on a reused connection.
 func (s *PoolStat) ResetSurfaced() int64 { return s.surfaced }
+
+// RetriesDenied is the count of Do retries the rule allowed but the
+// RetryBudget had no token for.
+func (s *PoolStat) RetriesDenied() int64 { return s.denied }
+
+// Untracked is the count of connections Dial returned that no rstpool
+// Dialer dialed: Acquire cannot peek at them, nor Do count their bytes.
+func (s *PoolStat) Untracked() int64 { return s.untrack }
 
 // Revoked is the count of connections Close closed under a caller that
 // had not returned them when its context ended.

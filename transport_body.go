@@ -2,6 +2,7 @@ package rstpool
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"sync"
@@ -26,6 +27,7 @@ func (t *Transport) prepare(req *http.Request) (*http.Request, *replayBody) {
 		r = shallow(req)
 	}
 	rb := &replayBody{src: req.Body, limit: max(limit, 0)}
+	rb.stop = context.AfterFunc(req.Context(), rb.abort)
 	r.Body = rb
 	return r, rb
 }
@@ -58,10 +60,14 @@ func shallow(req *http.Request) *http.Request {
 // keeps a copy of what was read, up to a limit, so that a retry can send
 // the whole body again when it fit. net/http closes a body when an attempt
 // fails; the caller's body stays open until the Transport is done with it
-// (finish), so that a body never read can still be sent by a retry.
+// (finish), so that a body never read can still be sent by a retry. When
+// the request's context ends, the caller's body is closed at once: a body
+// whose producer blocks (an io.Pipe) would otherwise hold net/http's
+// request writer, and RoundTrip, past the context.
 type replayBody struct {
 	src   io.ReadCloser
 	limit int64
+	stop  func() bool // stops the context's abort
 
 	mu          sync.Mutex
 	buf         []byte // what was read, while it fits the limit
@@ -70,6 +76,7 @@ type replayBody struct {
 	eof         bool   // the whole body was read
 	done        bool   // the Transport is done: Close closes src
 	closedEarly bool   // closed by net/http before done
+	handed      bool   // src itself went to a retry, whose net/http closes it
 	srcClosed   bool
 }
 
@@ -101,18 +108,32 @@ func (b *replayBody) Close() error {
 }
 
 func (b *replayBody) closeSrc() error {
-	if b.srcClosed {
+	if b.srcClosed || b.handed {
 		return nil
 	}
 	b.srcClosed = true
+	if b.stop != nil {
+		b.stop()
+	}
 	return b.src.Close()
+}
+
+// abort closes the caller's body when the request's context ends, even
+// when a retry holds it.
+func (b *replayBody) abort() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.srcClosed {
+		b.srcClosed = true
+		_ = b.src.Close()
+	}
 }
 
 // canReplay reports whether the whole body can be sent again.
 func (b *replayBody) canReplay() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return (b.eof && !b.over) || (!b.read && !b.srcClosed)
+	return (b.eof && !b.over) || (!b.read && !b.srcClosed && !b.handed)
 }
 
 // replay returns a body that sends the whole body again: the copy when all
@@ -124,7 +145,7 @@ func (b *replayBody) replay() io.ReadCloser {
 	if b.eof && !b.over {
 		return io.NopCloser(bytes.NewReader(b.buf))
 	}
-	b.srcClosed = true // handed over
+	b.handed = true
 	return b.src
 }
 

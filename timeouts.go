@@ -66,17 +66,7 @@ func (h Hop) WithIdle(d time.Duration) Hop {
 // rule is the hop as the path rules see it; a hop marked both ways is
 // judged as unmarked (the Dialer rejects it).
 func (h Hop) rule() pathrule.Hop {
-	r := pathrule.Hop{Name: h.Name, Idle: h.IdleTimeout, Upstream: h.UpstreamIdleTimeout, Lifetime: h.MaxLifetime}
-	switch {
-	case h.Terminates && !h.Middlebox:
-		r.Kind = pathrule.Terminates
-	case h.Middlebox && !h.Terminates:
-		r.Kind = pathrule.PassThrough
-	}
-	if r.Upstream == 0 {
-		r.Upstream = h.IdleTimeout
-	}
-	return r
+	return pathrule.HopOf(h.Name, h.IdleTimeout, h.UpstreamIdleTimeout, h.MaxLifetime, h.Terminates, h.Middlebox)
 }
 
 // A Chain is the path's hops, listed from the client towards the server.

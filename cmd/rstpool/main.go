@@ -110,14 +110,21 @@ func usageError(stderr io.Writer, name, format string, args ...any) int {
 }
 
 // parseFlags parses args and returns the exit status to use when parsing
-// ended the command: exitOK for -h, exitUsage for an error, -1 to go on.
+// ended the command: exitOK for -h (which prints the usage), exitUsage for
+// an error (one line naming the flag, no usage dump), -1 to go on.
 func parseFlags(fs *flag.FlagSet, args []string) int {
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
 	switch {
 	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
 		return exitOK
 	case err != nil:
-		return exitUsage
+		return usageError(out, fs.Name(), "%v", err)
 	}
 	return -1
 }

@@ -38,6 +38,23 @@ type Hop struct {
 	Lifetime time.Duration // hard cap on a connection's age; <= 0: none
 }
 
+// HopOf builds a Hop from the fields of an rstpool.Hop: a hop marked both
+// ways is judged as unmarked, and a zero upstream idle timeout is the hop's
+// own idle timeout.
+func HopOf(name string, idle, upstream, lifetime time.Duration, terminates, passThrough bool) Hop {
+	h := Hop{Name: name, Idle: idle, Upstream: upstream, Lifetime: lifetime}
+	switch {
+	case terminates && !passThrough:
+		h.Kind = Terminates
+	case passThrough && !terminates:
+		h.Kind = PassThrough
+	}
+	if h.Upstream == 0 {
+		h.Upstream = idle
+	}
+	return h
+}
+
 // Client is a client's connection settings as the rules judge them.
 type Client struct {
 	Idle        time.Duration // idle limit; <= 0: keeps idle connections forever

@@ -56,8 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	c, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "rstpool: unknown command %q\n\n", args[0])
-		usage(stderr)
+		fmt.Fprintf(stderr, "rstpool: unknown command %q (run \"rstpool help\" for the list)\n", args[0])
 		return exitUsage
 	}
 	return c.Run(args[1:], stdout, stderr)
@@ -66,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func helpFor(name string, stdout, stderr io.Writer) int {
 	c, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(stderr, "rstpool: unknown command %q\n", name)
+		fmt.Fprintf(stderr, "rstpool: unknown command %q (run \"rstpool help\" for the list)\n", name)
 		return exitUsage
 	}
 	c.Run([]string{"-h"}, stdout, stdout)

@@ -31,7 +31,7 @@ var protocols = map[string]protocol{
 	"tcp": {first: noop, mode: "no request (peeks only)",
 		caveat: "No request was sent: many servers (Go's http.Server, nginx, Redis) start their idle timer only after the " +
 			"first request, so a connection that never sent one may be kept longer, or closed sooner, than a used one." + peeksOnly},
-	"http": {first: httpNoop, again: httpNoop, mode: "one OPTIONS * HTTP/1.1 exchange per connection, and one per check"},
+	"http":  {first: httpNoop, again: httpNoop, mode: "one OPTIONS * HTTP/1.1 exchange per connection, and one per check"},
 	"redis": {first: redisPing, again: redisPing, mode: "one RESP PING per connection, and one per check"},
 	"postgres": {first: pgSSLRequest, mode: "one PostgreSQL SSLRequest per connection, no login",
 		caveat: "Before login PostgreSQL applies authentication_timeout (default 1m), not idle_session_timeout; " +

@@ -159,15 +159,15 @@ func (e *OutlivesError) Error() string {
 // checked returns the chain as the path rules see it, or a *ConfigError
 // for a hop that cannot be judged.
 func (c Chain) checked() ([]pathrule.Hop, error) {
+	field := func(i int, name string) string { return fmt.Sprintf("Dialer.Chain[%d]%s", i, name) }
 	for i, h := range c {
-		field := fmt.Sprintf("Dialer.Chain[%d]", i)
 		switch {
 		case h.Terminates && h.Middlebox:
-			return nil, configErr(field, "%q is marked both Terminates and Middlebox: a hop either ends the client's connection or passes it through", h.Name)
+			return nil, configErr(field(i, ""), "%q is marked both Terminates and Middlebox: a hop either ends the client's connection or passes it through", h.Name)
 		case h.IdleTimeout < 0:
-			return nil, configErr(field+".IdleTimeout", "%s of %q must not be negative (zero: it never reaps)", h.IdleTimeout, h.Name)
+			return nil, configErr(field(i, ".IdleTimeout"), "%s of %q must not be negative (zero: it never reaps)", h.IdleTimeout, h.Name)
 		case h.MaxLifetime < 0:
-			return nil, configErr(field+".MaxLifetime", "%s of %q must not be negative (zero: no cap)", h.MaxLifetime, h.Name)
+			return nil, configErr(field(i, ".MaxLifetime"), "%s of %q must not be negative (zero: no cap)", h.MaxLifetime, h.Name)
 		}
 	}
 	return c.rules(), nil

@@ -156,13 +156,14 @@ func smallest(hops []Hop, field func(Hop) time.Duration) (Hop, bool) {
 }
 
 func smallestPassThrough(hops []Hop) (Hop, bool) {
-	var pt []Hop
+	var best Hop
+	found := false
 	for _, h := range hops {
-		if h.Kind == PassThrough {
-			pt = append(pt, h)
+		if h.Kind == PassThrough && h.Idle > 0 && (!found || h.Idle < best.Idle) {
+			best, found = h, true
 		}
 	}
-	return smallest(pt, func(h Hop) time.Duration { return h.Idle })
+	return best, found
 }
 
 // keptFresh reports whether the client's keepalive probes reach a

@@ -23,7 +23,7 @@ between --min and --max (then refined between the last alive and the first
 dead); all are watched with a non-blocking peek that sees a FIN or RST as it
 arrives, and checked with the exchange again when their time is up, which
 finds silent drops. The exchange matters: many servers (Go's http.Server,
-nginx, Redis) start their idle timer only after a request.
+nginx) apply their keep-alive timeout only after a request.
   --proto auto       detect it (the default): a MySQL greeting, an answer to
                      PING (HTTP or RESP), an answer to a PostgreSQL SSLRequest
   --proto http       OPTIONS * HTTP/1.1, expects an HTTP response

@@ -29,7 +29,7 @@ const peeksOnly = " Checks are peeks only: a silent drop (a middlebox forgetting
 
 var protocols = map[string]protocol{
 	"tcp": {first: noop, mode: "no request (peeks only)",
-		caveat: "No request was sent: many servers (Go's http.Server, nginx, Redis) start their idle timer only after the " +
+		caveat: "No request was sent: many servers (Go's http.Server, nginx) apply another timer, or none, before the " +
 			"first request, so a connection that never sent one may be kept longer, or closed sooner, than a used one." + peeksOnly},
 	"http":  {first: httpNoop, again: httpNoop, mode: "one OPTIONS * HTTP/1.1 exchange per connection, and one per check"},
 	"redis": {first: redisPing, again: redisPing, mode: "one RESP PING per connection, and one per check"},

@@ -64,21 +64,26 @@ type Dialer struct {
 	// means a net.Dialer with Timeout DefaultDialTimeout.
 	NetDialer *net.Dialer
 
-	// Chain declares the hops between the client and the server. When it
-	// has hops, IdleTimeout defaults to Chain.ClientIdleTimeout,
-	// KeepAliveIdle to Chain.KeepAliveIdle (when it has a middlebox) and
-	// MaxLifetime to Chain.MaxLifetime; an explicit IdleTimeout or
-	// MaxLifetime the chain does not allow is an error.
+	// Chain declares the hops between the client and the server. The
+	// client's own connection ends at the first hop that Terminates it; the
+	// hops up to there give the defaults: IdleTimeout Chain.ClientIdleTimeout,
+	// KeepAliveIdle Chain.KeepAliveIdle (for the interval in force) and
+	// MaxLifetime Chain.MaxLifetime. An IdleTimeout, KeepAliveIdle or
+	// MaxLifetime set here that the chain does not allow (a hop on the
+	// client's connection would reap or cap it first) is an error; a
+	// derived value never is.
 	Chain Chain
 
 	// IdleTimeout is the longest a connection may sit idle before a Write
-	// retires it. Zero: derived from Chain, else DefaultIdleTimeout.
-	// Negative: no limit.
+	// retires it. Zero: Chain.ClientIdleTimeout (DefaultIdleTimeout without
+	// a chain). Negative: no limit, an error when a hop on the client's
+	// connection reaps idle connections.
 	IdleTimeout time.Duration
 
 	// MaxLifetime is the longest a connection may live; it is enforced at
-	// the first Write after a quiet period. Zero: Chain.MaxLifetime, else no
-	// limit (no common hop caps connection age). Negative: no limit.
+	// the first Write after a quiet period. Zero: Chain.MaxLifetime, the
+	// smallest hard cap on the client's own connection, else no limit (no
+	// common hop caps connection age). Negative: no limit.
 	MaxLifetime time.Duration
 
 	// ValidateAfter is how long a connection must be quiet before a Write
@@ -88,8 +93,9 @@ type Dialer struct {
 	ValidateAfter time.Duration
 
 	// KeepAliveIdle is the quiet time before the first TCP keepalive
-	// probe, a whole number of seconds. Zero: Chain.KeepAliveIdle, else
-	// DefaultKeepAliveIdle. Negative: keepalive off.
+	// probe, a whole number of seconds. Zero: DefaultKeepAliveIdle, lowered
+	// in whole seconds to keep the chain's middleboxes fresh (see
+	// Chain.KeepAliveIdle). Negative: keepalive off.
 	KeepAliveIdle time.Duration
 
 	// KeepAliveInterval is the time between keepalive probes, a whole

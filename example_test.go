@@ -56,14 +56,15 @@ func ExampleClassify() {
 	// Back off and retry within a short budget; if it persists, check the address.
 }
 
-// Check names the hop a client's idle timeout outlives and the window in
-// which its reused connections will be reset.
+// Check names the hop on the client's own connection that its idle timeout
+// outlives, and the window in which its reused connections will be reset.
+// Node's keep-alive governs the load balancer's connections, not the
+// client's: the client's connection ends at the ALB.
 func ExampleChain_Check() {
-	chain := rstpool.Chain{rstpool.MustHop("aws-alb"), rstpool.MustHop("nginx")}
+	chain := rstpool.Chain{rstpool.MustHop("aws-nat"), rstpool.MustHop("aws-alb"), rstpool.MustHop("node")}
 	fmt.Println(chain.Check(90 * time.Second))
 	fmt.Println(chain.ClientIdleTimeout(), chain.Check(chain.ClientIdleTimeout()))
 	// Output:
 	// client 1m30s ≥ aws-alb 1m0s: reuse between 1m0s and 1m30s will reset
-	// client 1m30s ≥ nginx 1m15s: reuse between 1m15s and 1m30s will reset
 	// 45s <nil>
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/rstpool/rstpool/internal/pathrule"
 )
 
 // Kernel limits on the keepalive options (Linux MAX_TCP_KEEPIDLE,
@@ -25,7 +27,9 @@ func configErr(field, format string, args ...any) error {
 	return &ConfigError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-// settings resolves the Dialer's defaults and checks that they fit together.
+// settings resolves the Dialer's defaults and checks that they fit together
+// and fit the declared chain. Derived values never make an error: only a
+// value the caller set does.
 func (d *Dialer) settings() (*settings, error) {
 	s := &settings{}
 	if d.NetDialer != nil {
@@ -33,14 +37,26 @@ func (d *Dialer) settings() (*settings, error) {
 	} else {
 		s.net.Timeout = DefaultDialTimeout
 	}
-	steps := [...]func(*settings) error{d.limits, d.keepAlive, d.userTimeout}
+	hops, err := d.Chain.checked()
+	if err != nil {
+		return nil, err
+	}
+	p := path{hops: hops, derived: pathrule.Derive(hops, DefaultIdleTimeout, DefaultKeepAliveIdle,
+		orDefault(d.KeepAliveInterval, DefaultKeepAliveInterval))}
+	steps := [...]func(*settings, path) error{d.keepAlive, d.userTimeout, d.limits, d.fitChain}
 	for _, step := range steps {
-		if err := step(s); err != nil {
+		if err := step(s, p); err != nil {
 			return nil, err
 		}
 	}
 	s.refusedRetry = orDefault(d.RefusedRetry, DefaultRefusedRetry)
 	return s, nil
+}
+
+// path is the declared chain as the rules see it, and what it implies.
+type path struct {
+	hops    []pathrule.Hop
+	derived pathrule.Derived
 }
 
 func orDefault(v, def time.Duration) time.Duration {
@@ -51,20 +67,9 @@ func orDefault(v, def time.Duration) time.Duration {
 }
 
 // limits resolves the idle limit, lifetime and validation window.
-func (d *Dialer) limits(s *settings) error {
-	s.idleLimit = d.IdleTimeout
-	if s.idleLimit == 0 {
-		s.idleLimit = orDefault(d.Chain.ClientIdleTimeout(), DefaultIdleTimeout)
-	} else if err := d.Chain.Check(s.idleLimit); err != nil && d.IdleTimeout > 0 {
-		return configErr("Dialer.IdleTimeout", "%s outlives the declared chain: %v", d.IdleTimeout, err)
-	}
-	s.maxLifetime = d.MaxLifetime
-	hopCap := d.Chain.MaxLifetime()
-	if s.maxLifetime == 0 {
-		s.maxLifetime = hopCap
-	} else if hopCap > 0 && (s.maxLifetime < 0 || s.maxLifetime > hopCap) {
-		return configErr("Dialer.MaxLifetime", "%s exceeds the chain's hard cap of %s", d.MaxLifetime, hopCap)
-	}
+func (d *Dialer) limits(s *settings, p path) error {
+	s.idleLimit = orDefault(d.IdleTimeout, p.derived.Idle)
+	s.maxLifetime = orDefault(d.MaxLifetime, p.derived.Lifetime)
 	s.validateAfter = orDefault(d.ValidateAfter, DefaultValidateAfter)
 	s.peek = s.validateAfter > 0
 	if !s.peek {
@@ -73,25 +78,52 @@ func (d *Dialer) limits(s *settings) error {
 	return nil
 }
 
-// keepAlive resolves and checks the TCP keepalive options.
-func (d *Dialer) keepAlive(s *settings) error {
-	idle := d.KeepAliveIdle
-	if idle == 0 {
-		idle = orDefault(d.Chain.KeepAliveIdle(), DefaultKeepAliveIdle)
+// fitChain rejects a setting the caller made that the path rules judge
+// critical on the declared chain: an idle limit a hop on the client's
+// connection reaps first, a keepalive idle a middlebox forgets first, a
+// lifetime beyond a hop's hard cap. It is the judgement "rstpool audit"
+// prints, in the same words.
+func (d *Dialer) fitChain(s *settings, p path) error {
+	set := map[string]time.Duration{"IdleTimeout": d.IdleTimeout, "KeepAliveIdle": d.KeepAliveIdle, "MaxLifetime": d.MaxLifetime}
+	if len(p.hops) == 0 || (d.IdleTimeout == 0 && d.KeepAliveIdle == 0 && d.MaxLifetime == 0) {
+		return nil
 	}
-	if idle < 0 {
+	// The advice, which quotes a suggestion, is not used here.
+	for _, f := range pathrule.Findings(p.hops, s.client(), pathrule.Client{}) {
+		if v := set[f.Field]; f.Severity == pathrule.Crit && v != 0 {
+			return configErr("Dialer."+f.Field, "%s does not fit the declared chain: %s", pathrule.FormatIdle(v), f.Message)
+		}
+	}
+	return nil
+}
+
+// client is the resolved settings as the path rules judge them.
+func (s *settings) client() pathrule.Client {
+	c := pathrule.Client{Idle: s.idleLimit, UserTimeout: s.userTimeout, Lifetime: s.maxLifetime}
+	if s.keepAlive.Enable {
+		c.KeepAlive, c.Interval, c.Count = s.keepAlive.Idle, s.keepAlive.Interval, s.keepAlive.Count
+	}
+	return c
+}
+
+// keepAlive resolves and checks the TCP keepalive options. A keepalive
+// idle derived from the chain is a whole number of seconds by construction.
+func (d *Dialer) keepAlive(s *settings, p path) error {
+	if d.KeepAliveIdle < 0 {
 		return nil
 	}
 	ka := net.KeepAliveConfig{
 		Enable:   true,
-		Idle:     idle,
+		Idle:     d.KeepAliveIdle,
 		Interval: orDefault(d.KeepAliveInterval, DefaultKeepAliveInterval),
 		Count:    d.KeepAliveCount,
 	}
 	if ka.Count == 0 {
 		ka.Count = DefaultKeepAliveCount
 	}
-	if err := checkSeconds("Dialer.KeepAliveIdle", ka.Idle); err != nil {
+	if ka.Idle == 0 {
+		ka.Idle = p.derived.KeepAlive
+	} else if err := checkSeconds("Dialer.KeepAliveIdle", ka.Idle); err != nil {
 		return err
 	}
 	if err := checkSeconds("Dialer.KeepAliveInterval", ka.Interval); err != nil {
@@ -102,6 +134,19 @@ func (d *Dialer) keepAlive(s *settings) error {
 	}
 	s.keepAlive = ka
 	return nil
+}
+
+// KeepAlive returns the TCP keepalive settings and TCP_USER_TIMEOUT the
+// Dialer's connections get, defaults resolved: Enable false when keepalive
+// is off, a zero user timeout when it is not set. Drivers that set their
+// own socket options take them from here. The error is the one DialContext
+// would return.
+func (d *Dialer) KeepAlive() (ka net.KeepAliveConfig, userTimeout time.Duration, err error) {
+	s, err := d.settings()
+	if err != nil {
+		return net.KeepAliveConfig{}, 0, err
+	}
+	return s.keepAlive, max(s.userTimeout, 0), nil
 }
 
 // checkSeconds checks a keepalive duration: the kernel counts whole
@@ -122,7 +167,7 @@ func checkSeconds(field string, v time.Duration) error {
 // Linux kills a connection whose probes have gone unanswered for the user
 // timeout at the next probe, so a user timeout at or below idle + interval
 // lets one lost probe kill a healthy connection (grpc-go#6250).
-func (d *Dialer) userTimeout(s *settings) error {
+func (d *Dialer) userTimeout(s *settings, _ path) error {
 	ka := s.keepAlive
 	u := d.UserTimeout
 	switch {

@@ -3,27 +3,50 @@ package rstpool
 import (
 	"errors"
 	"fmt"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/rstpool/rstpool/internal/pathrule"
 )
 
 // A Hop is one element on the path between the client and the server that
 // closes or forgets a connection after it has been idle: a server's
-// keep-alive, a load balancer, a NAT gateway, a conntrack table.
+// keep-alive, a proxy or load balancer, a NAT gateway, a conntrack table.
+//
+// A hop is marked by how it treats the client's TCP connection. One that
+// Terminates it (an L7 proxy) ends the client's connection: the hops
+// behind it govern that proxy's own connections, not the client's. One that
+// is a Middlebox passes it through: TCP keepalive keeps it fresh. A hop
+// marked neither is the server at the end of the path or a hop whose kind
+// is not known, and is judged strictly: its idle timeout and those of the
+// hops behind it all bound the client. Marking a hop both is an error.
 type Hop struct {
-	// Name identifies the hop in findings ("AWS ALB", "nginx").
+	// Name identifies the hop in findings ("aws-alb", "nginx").
 	Name string
 
-	// IdleTimeout is how long the hop keeps an idle connection.
-	// Zero means the hop never reaps idle connections.
+	// IdleTimeout is how long the hop keeps an idle connection from the
+	// side of the client. Zero means the hop never reaps idle connections.
 	IdleTimeout time.Duration
 
-	// Middlebox reports that the hop tracks TCP flows below the
-	// application (NAT, L4 load balancer, conntrack): TCP keepalive
-	// probes reset its idle timer. An application-level hop (a server, an
-	// HTTP proxy) is not kept alive by TCP keepalive.
+	// Terminates marks a hop that ends the client's TCP connection and
+	// reaches the next hop over connections it pools on its own: an L7
+	// proxy or load balancer (AWS ALB, Envoy, nginx as a proxy, HAProxy in
+	// http mode, PgBouncer in transaction mode). The client's limits come
+	// from the hops up to and including the first that terminates; the hops
+	// behind it are checked against its UpstreamIdleTimeout. A proxy that
+	// pins each client connection to one upstream connection (PgBouncer in
+	// session mode) does not terminate in this sense: a close behind it ends
+	// the client's connection too.
+	Terminates bool
+
+	// UpstreamIdleTimeout is, for a hop that Terminates, how long it keeps
+	// an idle connection to the next hop. Zero: IdleTimeout (one setting for
+	// both sides, as on AWS ALB). Negative: it keeps them forever.
+	UpstreamIdleTimeout time.Duration
+
+	// Middlebox marks a hop that passes the client's TCP connection through
+	// (NAT, L4 load balancer, conntrack, stateful firewall): TCP keepalive
+	// probes refresh its idle timer, so keepalive, not only the client's
+	// idle limit, can keep it from forgetting a quiet connection.
 	Middlebox bool
 
 	// MaxLifetime is a hard cap on a connection's age after which the hop
@@ -31,171 +54,121 @@ type Hop struct {
 	MaxLifetime time.Duration
 }
 
+// WithIdle returns the hop with its idle timeout changed, for a deployment
+// that tuned a preset: MustHop("nginx").WithIdle(time.Second) is nginx with
+// keepalive_timeout 1s (the command's --hop nginx=1s). A hop whose
+// UpstreamIdleTimeout follows IdleTimeout (zero) follows the change.
+func (h Hop) WithIdle(d time.Duration) Hop {
+	h.IdleTimeout = d
+	return h
+}
+
+// rule is the hop as the path rules see it; a hop marked both ways is
+// judged as unmarked (the Dialer rejects it).
+func (h Hop) rule() pathrule.Hop {
+	return pathrule.HopOf(h.Name, h.IdleTimeout, h.UpstreamIdleTimeout, h.MaxLifetime, h.Terminates, h.Middlebox)
+}
+
 // A Chain is the path's hops, listed from the client towards the server.
 type Chain []Hop
 
-// ClientIdleTimeout returns the idle timeout the client should use so that
-// it gives up a connection before any hop does: three quarters of the
-// smallest hop idle timeout. The quarter kept as margin absorbs reapers that
-// fire on a coarse timer, clock drift between hops and the time a request
-// spends in transit. It returns zero when no hop reaps idle connections.
-func (c Chain) ClientIdleTimeout() time.Duration {
-	h, ok := c.smallestIdle(false)
-	if !ok {
-		return 0
+func (c Chain) rules() []pathrule.Hop {
+	out := make([]pathrule.Hop, len(c))
+	for i, h := range c {
+		out[i] = h.rule()
 	}
-	return h.IdleTimeout - h.IdleTimeout/4
+	return out
 }
 
-// KeepAliveIdle returns the TCP keepalive idle time that keeps every
-// middlebox hop's flow state fresh: half the smallest middlebox idle
-// timeout, so that one lost probe still leaves time for the next. It returns
-// zero when the chain has no middlebox.
-func (c Chain) KeepAliveIdle() time.Duration {
-	h, ok := c.smallestIdle(true)
-	if !ok {
-		return 0
-	}
-	return max(h.IdleTimeout/2, time.Second)
+// derive is what the chain implies for a Dialer with the default keepalive
+// interval.
+func (c Chain) derive() pathrule.Derived {
+	return pathrule.Derive(c.rules(), DefaultIdleTimeout, DefaultKeepAliveIdle, DefaultKeepAliveInterval)
 }
 
-// MaxLifetime returns the smallest hard cap on connection age in the chain,
-// or zero when no hop has one.
-func (c Chain) MaxLifetime() time.Duration {
-	var m time.Duration
-	for _, h := range c {
-		if h.MaxLifetime > 0 && (m == 0 || h.MaxLifetime < m) {
-			m = h.MaxLifetime
-		}
-	}
-	return m
-}
+// ClientIdleTimeout returns the idle limit a Dialer with this Chain uses
+// when its IdleTimeout is zero: three quarters of the smallest idle timeout
+// on the client's own connection (the hops up to the first that
+// Terminates), in whole milliseconds. The quarter kept as margin absorbs
+// reapers that fire on a coarse timer, clock drift between hops and the
+// time a request spends in transit. It is DefaultIdleTimeout when no hop on
+// that connection reaps, and at most DefaultIdleTimeout when the path ends
+// at a Middlebox (the server behind it is not declared).
+func (c Chain) ClientIdleTimeout() time.Duration { return c.derive().Idle }
 
-func (c Chain) smallestIdle(middleboxOnly bool) (Hop, bool) {
-	var best Hop
-	found := false
-	for _, h := range c {
-		if h.IdleTimeout <= 0 || (middleboxOnly && !h.Middlebox) {
-			continue
-		}
-		if !found || h.IdleTimeout < best.IdleTimeout {
-			best, found = h, true
-		}
-	}
-	return best, found
-}
+// KeepAliveIdle returns the TCP keepalive idle time a Dialer with this
+// Chain and the default KeepAliveInterval uses when its KeepAliveIdle is
+// zero: DefaultKeepAliveIdle, lowered when a Middlebox on the client's
+// connection needs it to half that hop's idle timeout, and below it minus
+// one interval so that one lost probe still leaves time for the next. It is
+// a whole number of seconds, at least 1 s.
+func (c Chain) KeepAliveIdle() time.Duration { return c.derive().KeepAlive }
 
-// Check reports whether a client idle timeout is strictly below every hop's.
-// clientIdle zero or negative means the client keeps idle connections
-// forever. The error is an *OutlivesError for each hop the client outlives,
-// joined with errors.Join when there are several, smallest hop first.
+// MaxLifetime returns the smallest hard cap on connection age among the
+// hops on the client's own connection, or zero when none has one.
+func (c Chain) MaxLifetime() time.Duration { return c.derive().Lifetime }
+
+// Check reports whether a client idle timeout is strictly below every hop
+// on the client's own connection, assuming the keepalive a Dialer with this
+// Chain uses by default (a Middlebox that keepalive keeps fresh may be
+// outlived). clientIdle zero or negative means the client keeps idle
+// connections forever. The error is an *OutlivesError for each hop the
+// client outlives, joined with errors.Join when there are several, smallest
+// hop first. Hops behind a hop that Terminates do not bound the client;
+// "rstpool audit" judges them against that hop.
 func (c Chain) Check(clientIdle time.Duration) error {
+	sug := c.suggestion()
+	client := sug
+	client.Idle = clientIdle
 	var errs []error
-	for _, h := range c {
-		if h.IdleTimeout > 0 && (clientIdle <= 0 || clientIdle >= h.IdleTimeout) {
-			errs = append(errs, &OutlivesError{Client: clientIdle, Hop: h})
+	for _, f := range pathrule.Findings(c.rules(), client, sug) {
+		if f.Check == "client-idle" && f.Severity == pathrule.Crit {
+			errs = append(errs, &OutlivesError{Client: clientIdle, Hop: c[f.Hop]})
 		}
 	}
-	sort.SliceStable(errs, func(i, j int) bool {
-		return errs[i].(*OutlivesError).Hop.IdleTimeout < errs[j].(*OutlivesError).Hop.IdleTimeout
-	})
 	return errors.Join(errs...)
 }
 
-// String formats the chain as "name=timeout" pairs from client to server.
-func (c Chain) String() string {
-	parts := make([]string, len(c))
-	for i, h := range c {
-		parts[i] = h.Name + "=" + formatIdle(h.IdleTimeout)
+// suggestion is what a Dialer with this Chain and no settings of its own
+// resolves to.
+func (c Chain) suggestion() pathrule.Client {
+	s, err := (&Dialer{Chain: c}).settings()
+	if err != nil { // a malformed chain: judge it with the plain derivation
+		d := c.derive()
+		return pathrule.Client{Idle: d.Idle, KeepAlive: d.KeepAlive, Interval: DefaultKeepAliveInterval,
+			Count: DefaultKeepAliveCount, Lifetime: d.Lifetime}
 	}
-	return strings.Join(parts, " → ")
+	return s.client()
 }
 
+// String formats the chain as "name=timeout" pairs from client to server.
+func (c Chain) String() string { return pathrule.Format(c.rules()) }
+
 // An OutlivesError says that the client keeps idle connections at least as
-// long as a hop, and so reuses connections the hop has already reaped.
+// long as a hop on its connection, and so reuses connections the hop has
+// already reaped.
 type OutlivesError struct {
 	Client time.Duration // the client's idle timeout; zero or negative: none
 	Hop    Hop
 }
 
 func (e *OutlivesError) Error() string {
-	if e.Client <= 0 {
-		return fmt.Sprintf("client idle timeout none ≥ %s %s: reuse after %s will reset",
-			e.Hop.Name, e.Hop.IdleTimeout, e.Hop.IdleTimeout)
-	}
-	return fmt.Sprintf("client %s ≥ %s %s: reuse between %s and %s will reset",
-		e.Client, e.Hop.Name, e.Hop.IdleTimeout, e.Hop.IdleTimeout, e.Client)
+	return pathrule.OutlivesMessage(e.Client, e.Hop.Name, e.Hop.IdleTimeout)
 }
 
-func formatIdle(d time.Duration) string {
-	if d <= 0 {
-		return "none"
-	}
-	return d.String()
-}
-
-// presets holds the published default idle timeouts of common hops. Each
-// entry names its source; a deployment that changed the default must
-// declare its own Hop.
-var presets = []Hop{
-	// nginx keepalive_timeout default 75s (ngx_http_core_module docs).
-	{Name: "nginx", IdleTimeout: 75 * time.Second},
-	// Apache httpd KeepAliveTimeout default 5s (core docs).
-	{Name: "apache", IdleTimeout: 5 * time.Second},
-	// Node.js http.Server keepAliveTimeout default 5000 ms (http module docs).
-	{Name: "node", IdleTimeout: 5 * time.Second},
-	// Gunicorn --keep-alive default 2s (settings docs).
-	{Name: "gunicorn", IdleTimeout: 2 * time.Second},
-	// Uvicorn --timeout-keep-alive default 5s (settings docs).
-	{Name: "uvicorn", IdleTimeout: 5 * time.Second},
-	// Envoy HTTP connection manager common_http_protocol_options.idle_timeout default 1h.
-	{Name: "envoy", IdleTimeout: time.Hour},
-	// AWS Application Load Balancer idle timeout default 60s (ELB docs).
-	{Name: "aws-alb", IdleTimeout: 60 * time.Second},
-	// AWS Network Load Balancer TCP idle timeout 350s (ELB docs).
-	{Name: "aws-nlb", IdleTimeout: 350 * time.Second, Middlebox: true},
-	// AWS NAT gateway drops flows idle for 350s (VPC NAT gateway docs).
-	{Name: "aws-nat", IdleTimeout: 350 * time.Second, Middlebox: true},
-	// Azure Load Balancer TCP idle timeout default 4 minutes (Azure LB docs).
-	{Name: "azure-lb", IdleTimeout: 4 * time.Minute, Middlebox: true},
-	// Google Cloud HTTP(S) LB backend keepalive timeout 600s (Cloud LB docs).
-	{Name: "gcp-lb", IdleTimeout: 600 * time.Second},
-	// Google Cloud NAT established TCP idle timeout default 1200s (Cloud NAT docs).
-	{Name: "gcp-nat", IdleTimeout: 1200 * time.Second, Middlebox: true},
-	// Linux nf_conntrack_tcp_timeout_established default 432000s, 5 days (kernel docs).
-	{Name: "linux-conntrack", IdleTimeout: 432000 * time.Second, Middlebox: true},
-	// Go http.Transport IdleConnTimeout default 90s (net/http DefaultTransport).
-	{Name: "go-transport", IdleTimeout: 90 * time.Second},
-	// MySQL/MariaDB wait_timeout default 28800s, 8h (server system variables docs).
-	{Name: "mysql", IdleTimeout: 8 * time.Hour},
-	// PgBouncer server_idle_timeout default 600s (pgbouncer config docs).
-	{Name: "pgbouncer", IdleTimeout: 600 * time.Second},
-}
-
-// LookupHop returns the preset hop with the given name (see Presets).
-func LookupHop(name string) (Hop, bool) {
-	for _, h := range presets {
-		if h.Name == name {
-			return h, true
+// checked returns the chain as the path rules see it, or a *ConfigError
+// for a hop that cannot be judged.
+func (c Chain) checked() ([]pathrule.Hop, error) {
+	field := func(i int, name string) string { return fmt.Sprintf("Dialer.Chain[%d]%s", i, name) }
+	for i, h := range c {
+		switch {
+		case h.Terminates && h.Middlebox:
+			return nil, configErr(field(i, ""), "%q is marked both Terminates and Middlebox: a hop either ends the client's connection or passes it through", h.Name)
+		case h.IdleTimeout < 0:
+			return nil, configErr(field(i, ".IdleTimeout"), "%s of %q must not be negative (zero: it never reaps)", h.IdleTimeout, h.Name)
+		case h.MaxLifetime < 0:
+			return nil, configErr(field(i, ".MaxLifetime"), "%s of %q must not be negative (zero: no cap)", h.MaxLifetime, h.Name)
 		}
 	}
-	return Hop{}, false
-}
-
-// Presets returns the hops whose published default idle timeouts rstpool
-// knows, by name: nginx, apache, node, gunicorn, uvicorn, envoy, aws-alb,
-// aws-nlb, aws-nat, azure-lb, gcp-lb, gcp-nat, linux-conntrack,
-// go-transport, mysql and pgbouncer.
-func Presets() []Hop {
-	return append([]Hop(nil), presets...)
-}
-
-// MustHop returns the preset hop with the given name and panics if there
-// is none; it is meant for declaring chains in variable initializers.
-func MustHop(name string) Hop {
-	h, ok := LookupHop(name)
-	if !ok {
-		panic("rstpool: no preset hop named " + strconv.Quote(name))
-	}
-	return h
+	return c.rules(), nil
 }

@@ -56,8 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	c, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "rstpool: unknown command %q\n\n", args[0])
-		usage(stderr)
+		fmt.Fprintf(stderr, "rstpool: unknown command %q (run \"rstpool help\" for the list)\n", args[0])
 		return exitUsage
 	}
 	return c.Run(args[1:], stdout, stderr)
@@ -66,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func helpFor(name string, stdout, stderr io.Writer) int {
 	c, ok := commands[name]
 	if !ok {
-		fmt.Fprintf(stderr, "rstpool: unknown command %q\n", name)
+		fmt.Fprintf(stderr, "rstpool: unknown command %q (run \"rstpool help\" for the list)\n", name)
 		return exitUsage
 	}
 	c.Run([]string{"-h"}, stdout, stdout)
@@ -110,14 +109,21 @@ func usageError(stderr io.Writer, name, format string, args ...any) int {
 }
 
 // parseFlags parses args and returns the exit status to use when parsing
-// ended the command: exitOK for -h, exitUsage for an error, -1 to go on.
+// ended the command: exitOK for -h (which prints the usage), exitUsage for
+// an error (one line naming the flag, no usage dump), -1 to go on.
 func parseFlags(fs *flag.FlagSet, args []string) int {
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
 	switch {
 	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
 		return exitOK
 	case err != nil:
-		return exitUsage
+		return usageError(out, fs.Name(), "%v", err)
 	}
 	return -1
 }

@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rstpool/rstpool"
 	"github.com/stretchr/testify/require"
 )
 
@@ -20,6 +22,16 @@ func runCmd(args ...string) (int, string, string) {
 	var out, errOut bytes.Buffer
 	st := run(args, &out, &errOut)
 	return st, out.String(), errOut.String()
+}
+
+// decodeStrict decodes one JSON document into v, refusing any key v does
+// not have.
+func decodeStrict(t *testing.T, doc string, v any) {
+	t.Helper()
+	dec := json.NewDecoder(strings.NewReader(doc))
+	dec.DisallowUnknownFields()
+	require.NoError(t, dec.Decode(v), doc)
+	require.False(t, dec.More(), "one document")
 }
 
 func TestHelpListsEverySubcommand(t *testing.T) {
@@ -31,9 +43,6 @@ func TestHelpListsEverySubcommand(t *testing.T) {
 			require.Contains(t, out, c.Summary)
 		}
 	}
-	st, _, errOut := runCmd("nope")
-	require.Equal(t, exitUsage, st)
-	require.Contains(t, errOut, `unknown command "nope"`)
 }
 
 func TestSubcommandHelp(t *testing.T) {
@@ -44,68 +53,182 @@ func TestSubcommandHelp(t *testing.T) {
 	}
 	st, out, _ := runCmd("help", "audit")
 	require.Equal(t, exitOK, st)
-	require.Contains(t, out, "--hop aws-alb=120s")
+	require.Contains(t, out, "--hop nginx=1s")
+	require.Contains(t, out, "_ms", "the JSON fields are documented")
+}
+
+// Every bad command line is refused before any work, with one line naming
+// the flag or argument, and exit status 2.
+func TestUsageErrors(t *testing.T) {
+	var dialerMsg = func(d rstpool.Dialer) string {
+		_, _, err := d.Limits()
+		return err.(*rstpool.ConfigError).Msg
+	}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"nope"}, `unknown command "nope"`},
+		{[]string{"help", "nope"}, `unknown command "nope"`},
+		{[]string{"audit"}, "give at least one --hop or a --file"},
+		{[]string{"audit", "--hop", "nosuch"}, `invalid value "nosuch" for flag -hop`},
+		{[]string{"audit", "--hop", "aws-nat,terminates"}, "both terminates and passthrough"},
+		{[]string{"audit", "--file", "/nonexistent"}, "--file: open /nonexistent"},
+		{[]string{"audit", "--hop", "nginx", "extra"}, `unexpected argument "extra"`},
+		{[]string{"audit", "--hop", "nginx", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"audit", "--hop", "nginx", "--idle", "-1s"}, "--idle -1s: must not be negative"},
+		{[]string{"audit", "--hop", "nginx", "--keepalive-count", "0"}, "--keepalive-count 0: must be between 1 and 127"},
+		{[]string{"audit", "--hop", "nginx", "--keepalive-idle", "500ms"},
+			"--keepalive-idle: " + dialerMsg(rstpool.Dialer{KeepAliveIdle: 500 * time.Millisecond})},
+		{[]string{"audit", "--hop", "nginx", "--keepalive-count", "-3"},
+			"--keepalive-count: " + dialerMsg(rstpool.Dialer{KeepAliveCount: -3})},
+		{[]string{"audit", "--hop", "nginx", "--user-timeout", "20s"}, "--user-timeout: 20s must exceed KeepAliveIdle + KeepAliveInterval"},
+		{[]string{"probe"}, "give the HOST:PORT to probe"},
+		{[]string{"probe", "127.0.0.1:1", "127.0.0.1:2"}, `unexpected argument "127.0.0.1:2"`},
+		{[]string{"probe", "--proto", "smtp", "127.0.0.1:1"}, `--proto "smtp": want auto`},
+		{[]string{"probe", "--min", "0s", "127.0.0.1:1"}, "--min 0s: must be positive"},
+		{[]string{"probe", "--min", "2s", "--max", "1s", "127.0.0.1:1"}, "--max 1s: must be at least --min (2s)"},
+		{[]string{"probe", "--max", "abc", "127.0.0.1:1"}, `invalid value "abc" for flag -max`},
+		{[]string{"probe", "--conns", "1", "127.0.0.1:1"}, "--conns 1: must be at least 2"},
+		{[]string{"probe", "--wait", "0s", "127.0.0.1:1"}, "--wait 0s: must be positive"},
+		{[]string{"probe", "localhost"}, `"localhost": want HOST:PORT`},
+		{[]string{"probe", "127.0.0.1:0"}, "with a port from 1 to 65535"},
+		{[]string{"probe", "127.0.0.1:99999"}, "with a port from 1 to 65535"},
+		{[]string{"doctor", "--port", "70000"}, "--port 70000: must be between 1 and 65535"},
+		{[]string{"doctor", "--port", "-1"}, `invalid value "-1" for flag -port`},
+		{[]string{"doctor", "extra"}, `unexpected argument "extra"`},
+		{[]string{"doctor", "--root", "/nonexistent"}, "--root /nonexistent: no proc directory"},
+		{[]string{"watch"}, "--port: required"},
+		{[]string{"watch", "--port", "70000"}, "--port 70000: must be between 1 and 65535"},
+		{[]string{"watch", "--port", "80", "--duration", "-1s"}, "--duration -1s: must not be negative"},
+		{[]string{"watch", "--port", "80", "extra"}, `unexpected argument "extra"`},
+	}
+	for _, tc := range cases {
+		st, out, errOut := runCmd(tc.args...)
+		require.Equal(t, exitUsage, st, "%v: %s", tc.args, errOut)
+		require.Empty(t, out, tc.args)
+		lines := strings.Split(strings.TrimSpace(errOut), "\n")
+		require.LessOrEqual(t, len(lines), 2, "a reason and where to look, no usage dump: %v\n%s", tc.args, errOut)
+		require.Contains(t, lines[0], tc.want, tc.args)
+		require.True(t, strings.HasPrefix(lines[0], "rstpool"), lines[0])
+		require.NotContains(t, lines[0], "rstpool: rstpool", tc.args)
+		require.NotContains(t, errOut, "Usage:", tc.args)
+	}
+}
+
+// The README's audit example is what the command prints, and the library
+// says the same of the same path.
+func TestREADMEAuditExample(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	_, after, ok := strings.Cut(string(readme), "Node.js backend:\n\n```\n")
+	require.True(t, ok, "the README's audit example")
+	want, _, _ := strings.Cut(after, "```")
+
+	st, out, _ := runCmd("audit", "--hop", "aws-nat", "--hop", "aws-alb", "--hop", "node", "--idle", "90s")
+	require.Equal(t, exitFindings, st)
+	require.Equal(t, want, out, "the README shows the command's output")
+
+	st, out, _ = runCmd("audit", "--hop", "aws-nat", "--hop", "aws-alb", "--hop", "node", "--idle", "90s", "--json")
+	require.Equal(t, exitFindings, st)
+	var res auditJSON
+	decodeStrict(t, out, &res)
+	chain := rstpool.Chain{rstpool.MustHop("aws-nat"), rstpool.MustHop("aws-alb"), rstpool.MustHop("node")}
+	require.EqualError(t, chain.Check(90*time.Second), res.Findings[0].Message)
+	require.Equal(t, chain.ClientIdleTimeout().Milliseconds(), res.Suggested.IdleTimeoutMs)
+	d := &rstpool.Dialer{Chain: chain}
+	idle, life, err := d.Limits()
+	require.NoError(t, err)
+	ka, ut, err := d.KeepAlive()
+	require.NoError(t, err)
+	require.Equal(t, settingsJSON{IdleTimeoutMs: idle.Milliseconds(), KeepAliveIdleMs: ka.Idle.Milliseconds(),
+		KeepAliveIntervalMs: ka.Interval.Milliseconds(), KeepAliveCount: ka.Count, UserTimeoutMs: ut.Milliseconds(),
+		MaxLifetimeMs: life.Milliseconds()}, res.Suggested)
+	require.Equal(t, settingsJSON{IdleTimeoutMs: 45000, KeepAliveIdleMs: 30000, KeepAliveIntervalMs: 10000,
+		KeepAliveCount: 3, UserTimeoutMs: 60000}, res.Suggested)
+	_, _, err = (&rstpool.Dialer{Chain: chain, IdleTimeout: 90 * time.Second}).Limits()
+	require.ErrorContains(t, err, res.Findings[0].Message, "the Dialer refuses it in the same words")
 }
 
 func TestAuditCommand(t *testing.T) {
-	st, out, _ := runCmd("audit", "--hop", "aws-alb", "--hop", "nginx")
-	require.Equal(t, exitFindings, st)
-	require.Contains(t, out, "crit client-idle")
-
-	st, out, _ = runCmd("audit", "--hop", "aws-alb", "--idle", "45s", "--user-timeout", "1m")
+	st, out, _ := runCmd("audit", "--hop", "aws-alb", "--idle", "45s", "--user-timeout", "1m")
 	require.Equal(t, exitOK, st, out)
 
 	hops := filepath.Join(t.TempDir(), "hops.txt")
-	require.NoError(t, os.WriteFile(hops, []byte("# path\naws-nat\naws-alb # L7\n"), 0o600))
+	require.NoError(t, os.WriteFile(hops, []byte("# path\naws-nat\nlb=60s,terminates,upstream=50s # L7\napi=2m\n"), 0o600))
 	st, out, _ = runCmd("audit", "--file", hops, "--idle", "45s", "--json")
 	require.Equal(t, exitOK, st, out)
-	var res struct {
-		Path      string
-		Suggested struct {
-			ClientIdle int64 `json:"client_idle"`
-		}
-	}
-	require.NoError(t, json.Unmarshal([]byte(out), &res))
-	require.Equal(t, "aws-nat=5m50s → aws-alb=1m0s", res.Path)
-	require.EqualValues(t, 45e9, res.Suggested.ClientIdle)
-
-	for _, bad := range [][]string{{"audit"}, {"audit", "--hop", "nosuch"}, {"audit", "--file", "/nonexistent"}, {"audit", "--hop", "nginx", "extra"}} {
-		st, _, _ := runCmd(bad...)
-		require.Equal(t, exitUsage, st, bad)
-	}
+	var res auditJSON
+	decodeStrict(t, out, &res)
+	require.Equal(t, "aws-nat=5m50s → lb=1m0s → api=2m0s", res.Path)
+	require.Equal(t, []hopJSON{
+		{Name: "aws-nat", Kind: "passthrough", IdleTimeoutMs: 350000},
+		{Name: "lb", Kind: "terminates", IdleTimeoutMs: 60000, UpstreamIdleMs: 50000},
+		{Name: "api", Kind: "unmarked", IdleTimeoutMs: 120000},
+	}, res.Hops)
+	require.EqualValues(t, 45000, res.Client.IdleTimeoutMs)
+	require.EqualValues(t, 15000, res.Client.KeepAliveIdleMs)
+	require.EqualValues(t, 45000, res.Suggested.IdleTimeoutMs)
+	require.Equal(t, "suggested", res.Findings[len(res.Findings)-1].Check)
 }
 
 func TestDoctorCommandOnFixture(t *testing.T) {
 	st, out, _ := runCmd("doctor", "--root", "../../internal/diag/testdata/busy", "--port", "8080")
 	require.Equal(t, exitFindings, st)
 	require.Contains(t, out, "crit conntrack")
-	st, out, _ = runCmd("doctor", "--root", "../../internal/diag/testdata/quiet", "--json")
-	require.Equal(t, exitOK, st)
-	var res struct{ Findings []map[string]string }
-	require.NoError(t, json.Unmarshal([]byte(out), &res))
-	require.NotEmpty(t, res.Findings)
-	require.Equal(t, exitUsage, func() int { st, _, _ := runCmd("doctor", "--port", "70000"); return st }())
+	for _, fixture := range []string{"busy", "quiet"} {
+		st, out, _ = runCmd("doctor", "--root", "../../internal/diag/testdata/"+fixture, "--port", "8080", "--json")
+		require.NotEqual(t, exitUsage, st)
+		var res doctorJSON
+		decodeStrict(t, out, &res)
+		require.NotEmpty(t, res.Findings)
+		require.NotNil(t, res.Host.KeepAliveTimeMs, fixture)
+		require.Zero(t, *res.Host.KeepAliveTimeMs%1000, "seconds as milliseconds")
+		require.NotEmpty(t, res.Host.Counters)
+	}
+	require.EqualValues(t, 7200000, func() int64 {
+		_, out, _ := runCmd("doctor", "--root", "../../internal/diag/testdata/busy", "--json")
+		var res doctorJSON
+		decodeStrict(t, out, &res)
+		return *res.Host.KeepAliveTimeMs
+	}())
 }
 
 func TestProbeCommand(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	srv := &http.Server{IdleTimeout: 200 * time.Millisecond, Handler: http.NotFoundHandler()}
+	srv := &http.Server{IdleTimeout: 300 * time.Millisecond, Handler: http.NotFoundHandler()}
 	go srv.Serve(ln)
 	defer srv.Close()
-	st, out, errOut := runCmd("probe", "--proto", "http", "--min", "50ms", "--max", "2s", "--json", ln.Addr().String())
-	require.Equal(t, exitOK, st, errOut)
-	var res struct{ End string }
-	require.NoError(t, json.Unmarshal([]byte(out), &res))
-	require.Equal(t, "FIN", res.End)
+	addr := ln.Addr().String()
 
-	st, _, _ = runCmd("probe")
-	require.Equal(t, exitUsage, st)
+	st, out, errOut := runCmd("probe", "--min", "50ms", "--max", "1s", "--json", addr)
+	require.Equal(t, exitOK, st, errOut)
+	var res probeJSON
+	decodeStrict(t, out, &res)
+	require.Equal(t, "http", res.Proto, "the default detects HTTP")
+	require.Equal(t, "FIN", res.End)
+	require.EqualValues(t, 1000, res.MaxMs)
+	require.InDelta(t, 300, res.EstimateMs, 60)
+	require.Contains(t, errOut, "timeout in [", "progress on stderr")
+
+	st, out, _ = runCmd("probe", "--proto", "tcp", "--min", "50ms", "--max", "400ms", addr)
+	require.Equal(t, exitOK, st)
+	require.Contains(t, out, "--max 400ms")
+	require.Contains(t, out, "mode: tcp (--proto tcp)")
+	require.Contains(t, out, "note: No request was sent", "tcp mode says why its answer may be wrong")
+
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closedAddr := closed.Addr().String()
+	closed.Close()
+	st, _, errOut = runCmd("probe", "--proto", "http", closedAddr)
+	require.Equal(t, exitFindings, st)
+	require.Equal(t, fmt.Sprintf("rstpool probe: dial tcp %s: connect: connection refused\n", closedAddr), errOut,
+		"one prefix, no empty parentheses")
 }
 
 func TestWatchCommandOnLoopback(t *testing.T) {
-	st, _, _ := runCmd("watch")
-	require.Equal(t, exitUsage, st, "--port is required")
 	if os.Geteuid() != 0 || runtime.GOOS != "linux" {
 		t.Skip("watch needs root on Linux")
 	}
@@ -121,6 +244,7 @@ func TestWatchCommandOnLoopback(t *testing.T) {
 		}
 	}()
 	done := make(chan struct{})
+	var st int
 	var out string
 	go func() {
 		defer close(done)
@@ -135,8 +259,18 @@ func TestWatchCommandOnLoopback(t *testing.T) {
 	c.Close()
 	<-done
 	require.Equal(t, exitOK, st, out)
-	var sum struct{ RSTs, Peer, Forged int }
-	require.NoError(t, json.Unmarshal([]byte(out), &sum))
+	var sum struct {
+		Segments, RSTs, Peer, Forged, Unknown int
+		Events                                []struct {
+			Time     time.Time `json:"time"`
+			From, To string
+			TTL      int    `json:"ttl"`
+			PeerTTL  int    `json:"peer_ttl"`
+			Verdict  string `json:"verdict"`
+		}
+	}
+	decodeStrict(t, out, &sum)
 	require.Equal(t, 1, sum.RSTs, out)
 	require.Equal(t, 1, sum.Peer, out)
+	require.Equal(t, "peer", sum.Events[0].Verdict)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/rstpool/rstpool/internal/diag"
 )
@@ -19,6 +20,10 @@ func writeJSON(w io.Writer, v any) int {
 	return exitOK
 }
 
+// ms is a duration as whole milliseconds, the unit of every duration in
+// the JSON output; zero or negative (none, off) is 0.
+func ms(d time.Duration) int64 { return max(d.Milliseconds(), 0) }
+
 // findingsStatus is the exit status for findings: 1 when any is a warning
 // or worse.
 func findingsStatus(fs []diag.Finding) int {
@@ -28,12 +33,11 @@ func findingsStatus(fs []diag.Finding) int {
 	return exitOK
 }
 
-// fail prints an error of a subcommand and returns exitFindings.
+// fail prints an error of a subcommand on one line, with one "rstpool"
+// prefix, and returns exitFindings.
 func fail(stderr io.Writer, name string, err error) int {
-	if strings.HasPrefix(err.Error(), name+":") {
-		fmt.Fprintf(stderr, "rstpool %v\n", err)
-		return exitFindings
-	}
-	fmt.Fprintf(stderr, "rstpool %s: %v\n", name, err)
+	msg := strings.TrimPrefix(err.Error(), "rstpool: ")
+	msg = strings.TrimPrefix(msg, name+": ")
+	fmt.Fprintf(stderr, "rstpool %s: %s\n", name, msg)
 	return exitFindings
 }

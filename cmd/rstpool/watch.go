@@ -20,19 +20,33 @@ with the same IP TTL (IPv6 hop limit) as that address's other segments,
 "forged" when the TTL differs (a load balancer, firewall or NAT in between
 sent it), "unknown" before any other segment from that address was seen.
 Prints a line per RST while running and a summary at the end (Ctrl-C or
---duration). Exit status 1 when a forged RST was seen or the capture failed.`
+--duration).
+
+--json prints only the summary, as one object: "segments", "rsts", "peer",
+"forged", "unknown" (counts) and "events" (each "time", RFC 3339, "from" and
+"to", address:port, "ttl", "peer_ttl", 0 when none was seen, and "verdict":
+peer, forged or unknown).
+
+Exit status 1 when a forged RST was seen or the capture failed, 2 for a
+usage error.`
 
 func runWatch(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("watch", "--port N [--duration D] [--json]", watchAbout, stderr)
 	port := fs.Uint("port", 0, "TCP `port` to watch (required)")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
-	asJSON := fs.Bool("json", false, "print only the summary, as JSON")
+	asJSON := fs.Bool("json", false, "print only the summary, as one JSON object (see above)")
 	if st := parseFlags(fs, args); st >= 0 {
 		return st
 	}
-	if *port == 0 || *port > 65535 || fs.NArg() > 0 || *duration < 0 {
-		fs.Usage()
-		return exitUsage
+	switch {
+	case fs.NArg() > 0:
+		return usageError(stderr, "watch", "unexpected argument %q", fs.Arg(0))
+	case *port == 0:
+		return usageError(stderr, "watch", "--port: required, the TCP port to watch (1 to 65535)")
+	case *port > 65535:
+		return usageError(stderr, "watch", "--port %d: must be between 1 and 65535", *port)
+	case *duration < 0:
+		return usageError(stderr, "watch", "--duration %s: must not be negative (0: until Ctrl-C)", *duration)
 	}
 	if err := diag.HostSupported(); err != nil {
 		return fail(stderr, "watch", err)
@@ -59,7 +73,9 @@ func runWatch(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, "watch", err)
 	}
 	if *asJSON {
-		writeJSON(stdout, sum)
+		if st := writeJSON(stdout, sum); st != exitOK {
+			return st
+		}
 	} else {
 		fmt.Fprintf(stdout, "%s\n", sum)
 	}

@@ -23,13 +23,13 @@ type DoctorOptions struct {
 }
 
 // HostState is what Doctor read from the host. Absent files leave their
-// part empty and are named in Missing.
+// part empty and are named in Missing. Report is its JSON form.
 type HostState struct {
-	Sysctl    map[string]int64 `json:"sysctl"`   // path under proc/sys/net → value
-	Counters  Counters         `json:"counters"` // netstat and snmp, by prefix
-	Sockstat  Counters         `json:"sockstat"`
-	Listeners []Listener       `json:"listeners,omitempty"`
-	Missing   []string         `json:"missing,omitempty"`
+	Sysctl    map[string]int64 // path under proc/sys/net → value
+	Counters  Counters         // netstat and snmp, by prefix
+	Sockstat  Counters
+	Listeners []Listener
+	Missing   []string
 }
 
 var doctorSysctls = []string{

@@ -12,11 +12,13 @@ import (
 
 // ParseHop parses one hop as the audit command takes it:
 //
-//	aws-alb                   a preset (rstpool.Presets)
-//	aws-alb=120s              a preset with its idle timeout changed
-//	api=30s                   a named hop: an application-level server or proxy
-//	nat=350s,middlebox        a hop that tracks flows below the application
-//	lb=60s,lifetime=1h        a hop that also closes connections older than 1h
+//	aws-alb                      a preset (rstpool.Presets)
+//	nginx=1s                     a preset with its idle timeout changed (rstpool.Hop.WithIdle)
+//	api=30s                      a hop you describe, marked neither way: judged strictly
+//	lb=60s,terminates            an L7 proxy that ends the client's TCP connection
+//	lb=60s,terminates,upstream=90s   … and keeps idle upstream connections 90s (0: forever)
+//	nat=350s,passthrough         a NAT, L4 balancer or conntrack ("middlebox" is the same)
+//	lb=60s,lifetime=1h           a hop that also closes connections older than 1h
 //
 // An idle timeout of 0 means the hop never reaps idle connections.
 func ParseHop(s string) (rstpool.Hop, error) {
@@ -36,12 +38,15 @@ func ParseHop(s string) (rstpool.Hop, error) {
 		if err != nil {
 			return rstpool.Hop{}, fmt.Errorf("hop %q: %w", s, err)
 		}
-		h.IdleTimeout = d
+		h = h.WithIdle(d)
 	}
 	for _, opt := range parts[1:] {
 		if err := applyHopOption(&h, strings.TrimSpace(opt)); err != nil {
 			return rstpool.Hop{}, fmt.Errorf("hop %q: %w", s, err)
 		}
+	}
+	if err := checkMarks(h); err != nil {
+		return rstpool.Hop{}, fmt.Errorf("hop %q: %w", s, err)
 	}
 	return h, nil
 }
@@ -49,8 +54,19 @@ func ParseHop(s string) (rstpool.Hop, error) {
 func applyHopOption(h *rstpool.Hop, opt string) error {
 	key, val, _ := strings.Cut(opt, "=")
 	switch key {
-	case "middlebox":
+	case "terminates":
+		h.Terminates = true
+	case "passthrough", "middlebox":
 		h.Middlebox = true
+	case "upstream":
+		d, err := parseDuration(val)
+		if err != nil {
+			return fmt.Errorf("upstream: %w", err)
+		}
+		h.UpstreamIdleTimeout = d
+		if d == 0 {
+			h.UpstreamIdleTimeout = -1 // keeps them forever
+		}
 	case "lifetime":
 		d, err := parseDuration(val)
 		if err != nil {
@@ -58,7 +74,17 @@ func applyHopOption(h *rstpool.Hop, opt string) error {
 		}
 		h.MaxLifetime = d
 	default:
-		return fmt.Errorf("unknown option %q (want middlebox or lifetime=DURATION)", opt)
+		return fmt.Errorf("unknown option %q (want terminates, passthrough, upstream=DURATION or lifetime=DURATION)", opt)
+	}
+	return nil
+}
+
+func checkMarks(h rstpool.Hop) error {
+	switch {
+	case h.Terminates && h.Middlebox:
+		return fmt.Errorf("both terminates and passthrough: a hop either ends the client's connection or forwards it")
+	case h.UpstreamIdleTimeout != 0 && !h.Terminates:
+		return fmt.Errorf("upstream= needs terminates: only a hop that ends the client's connection has upstream connections of its own")
 	}
 	return nil
 }
@@ -92,4 +118,25 @@ func ParseHops(r io.Reader) (rstpool.Chain, error) {
 		c = append(c, h)
 	}
 	return c, sc.Err()
+}
+
+// FormatPath formats the chain as the audit reads it: each hop with its idle
+// timeout and how it treats the client's connection.
+func FormatPath(c rstpool.Chain) string {
+	parts := []string{"client"}
+	for _, h := range c {
+		p := h.Name + "=" + formatIdle(h.IdleTimeout)
+		switch {
+		case h.Terminates:
+			up := h.UpstreamIdleTimeout
+			if up == 0 {
+				up = h.IdleTimeout
+			}
+			p += fmt.Sprintf(" (terminates; upstream %s)", formatIdle(up))
+		case h.Middlebox:
+			p += " (passthrough)"
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, " → ")
 }

@@ -1,32 +1,45 @@
 package diag
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net"
-	"net/http"
-	"strings"
 	"syscall"
 	"time"
 )
 
 // ProbeConfig says what to probe and how much it may cost.
 type ProbeConfig struct {
-	Addr  string // host:port
-	Proto string // "tcp" (default: peek only), "http" or "redis"
+	Addr string // host:port
+	// Proto is the exchange each probe connection makes: "auto" (the
+	// default: detect HTTP, RESP, PostgreSQL or MySQL), "tcp" (none, peeks
+	// only), "http", "redis", "postgres" or "mysql".
+	Proto string
 	// Min and Max bound the idle durations tried; zero means 250ms and 10m.
 	Min, Max time.Duration
 	// Conns is the connection budget over both rounds; zero means 16.
 	Conns int
-	// Wait is how long an active check waits for the answer; zero means 2s.
+	// Wait is how long an exchange waits for its answer; zero means 2s.
 	Wait time.Duration
 	// Dialer opens the probe connections (its keepalive settings are
 	// ignored: probes never send keepalives); nil means a zero net.Dialer.
 	Dialer *net.Dialer
+	// Progress, if set, is called with the bracket measured so far when it
+	// changes and at least every second while the probe waits.
+	Progress func(ProbeProgress)
+}
+
+// ProbeProgress is the bracket measured so far: no end seen after Alive
+// of idle, an end seen after Dead (zero: none yet, the bracket is open up
+// to Max).
+type ProbeProgress struct {
+	Round       int
+	Alive, Dead time.Duration
+	Idling      int // probe connections still idling
+	Elapsed     time.Duration
 }
 
 // End is how a path ends an idle flow.
@@ -50,32 +63,47 @@ func (e End) MarshalText() ([]byte, error) { return []byte(e.String()), nil }
 // ProbeResult is a measured idle timeout: the flow was alive after AliveAt
 // idle and dead after DeadAt (zero: no death seen up to Max).
 type ProbeResult struct {
-	AliveAt  time.Duration `json:"alive_at"`
-	DeadAt   time.Duration `json:"dead_at"`
-	Estimate time.Duration `json:"estimate"` // midpoint of the bounds; zero when none died
-	End      End           `json:"end"`
-	Conns    int           `json:"conns"` // connections used
-	Elapsed  time.Duration `json:"elapsed"`
+	Addr        string
+	Proto       string // the exchange used
+	Detected    string // why auto chose Proto; empty when --proto named it
+	Mode        string // what each probe connection sent
+	Caveat      string // why the answer may not be the one a used connection meets; empty when it is
+	Min, Max    time.Duration
+	AliveAt     time.Duration
+	DeadAt      time.Duration
+	Estimate    time.Duration // midpoint of the bounds; zero when none died
+	End         End
+	Conns       int // connections used
+	Elapsed     time.Duration
+	Interrupted bool // the context ended before the probe did: the bounds are those measured so far
 }
 
 func (r ProbeResult) String() string {
-	if r.End == EndNone {
-		return fmt.Sprintf("no idle timeout up to %s: alive after %s idle; %d connections in %s",
-			r.AliveAt.Round(time.Second), r.AliveAt.Round(time.Millisecond), r.Conns, r.Elapsed.Round(time.Millisecond))
+	switch {
+	case r.Interrupted && r.End == EndNone:
+		return fmt.Sprintf("interrupted after %s: no end seen up to %s idle (the timeout, if any, is above it); %d connections",
+			r.Elapsed.Round(time.Millisecond), r.AliveAt.Round(time.Millisecond), r.Conns)
+	case r.End == EndNone:
+		return fmt.Sprintf("no idle timeout up to --max %s: alive after %s idle; %d connections in %s",
+			r.Max, r.AliveAt.Round(time.Millisecond), r.Conns, r.Elapsed.Round(time.Millisecond))
 	}
-	return fmt.Sprintf("idle timeout ≈ %s in [%s, %s], ended by %s; %d connections in %s",
+	s := fmt.Sprintf("idle timeout ≈ %s in [%s, %s], ended by %s; %d connections in %s",
 		r.Estimate.Round(time.Millisecond), r.AliveAt.Round(time.Millisecond), r.DeadAt.Round(time.Millisecond),
 		r.End, r.Conns, r.Elapsed.Round(time.Millisecond))
+	if r.Interrupted {
+		s = "interrupted, bracket so far: " + s
+	}
+	return s
 }
 
 var errPeerFIN = errors.New("peer closed the connection (FIN)")
 
 func (c ProbeConfig) withDefaults() (ProbeConfig, error) {
 	if c.Proto == "" {
-		c.Proto = "tcp"
+		c.Proto = "auto"
 	}
-	if _, ok := protocols[c.Proto]; !ok {
-		return c, fmt.Errorf("probe: unknown protocol %q (want tcp, http or redis)", c.Proto)
+	if _, ok := protocols[c.Proto]; !ok && c.Proto != "auto" {
+		return c, fmt.Errorf("probe: unknown protocol %q (want %s)", c.Proto, protoNames)
 	}
 	c.Min = cmp0(c.Min, 250*time.Millisecond)
 	c.Max = cmp0(c.Max, 10*time.Minute)
@@ -86,8 +114,8 @@ func (c ProbeConfig) withDefaults() (ProbeConfig, error) {
 	if c.Dialer == nil {
 		c.Dialer = &net.Dialer{}
 	}
-	if c.Conns < 2 || c.Min <= 0 || c.Max < c.Min {
-		return c, fmt.Errorf("probe: need conns ≥ 2 and 0 < min ≤ max")
+	if c.Conns < 2 || c.Min <= 0 || c.Max < c.Min || c.Wait <= 0 {
+		return c, fmt.Errorf("probe: need conns ≥ 2, 0 < min ≤ max and wait > 0")
 	}
 	return c, nil
 }
@@ -99,38 +127,37 @@ func cmp0(d, def time.Duration) time.Duration {
 	return d
 }
 
-// Probe measures the idle timeout of the path to cfg.Addr. A first round
-// idles connections for geometrically spaced durations between Min and
-// Max, watching all of them with a non-blocking peek so that a FIN or RST
-// is seen when it arrives; each is also checked actively (a protocol no-op)
-// when its duration is up, which finds silent drops. A second round refines
-// between the last alive and the first dead duration when they are far apart.
+// Probe measures the idle timeout of the path to cfg.Addr. It picks the
+// exchange (cfg.Proto, or detection for "auto"), then a first round idles
+// connections for geometrically spaced durations between Min and Max after
+// one exchange each, watching all of them with a non-blocking peek that
+// sees a FIN or RST when it arrives; each is also checked actively when its
+// duration is up, which finds silent drops. A second round refines between
+// the last alive and the first dead duration when they are far apart.
+//
+// When ctx ends first, Probe returns the bracket measured so far with
+// Interrupted set, and ctx's error.
 func Probe(ctx context.Context, cfg ProbeConfig) (ProbeResult, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return ProbeResult{}, err
 	}
-	start := time.Now()
-	k1 := min(cfg.Conns/2, 8)
-	b, err := probeRound(ctx, cfg, geometric(cfg.Min, cfg.Max, k1))
-	if err != nil {
-		return ProbeResult{}, err
-	}
-	used := k1
-	if b.end != EndNone && !b.tight() && cfg.Conns-used > 0 {
-		k2 := cfg.Conns - used
-		r2, err := probeRound(ctx, cfg, linear(b.alive, b.dead, k2))
-		if err != nil {
-			return ProbeResult{}, err
+	res := ProbeResult{Addr: cfg.Addr, Proto: cfg.Proto, Min: cfg.Min, Max: cfg.Max}
+	if cfg.Proto == "auto" {
+		if res.Proto, res.Detected, err = detect(ctx, cfg); err != nil {
+			return res, err
 		}
-		used += k2
-		b.merge(r2)
 	}
-	res := ProbeResult{AliveAt: b.alive, DeadAt: b.dead, End: b.end, Conns: used, Elapsed: time.Since(start)}
+	p := protocols[res.Proto]
+	res.Mode, res.Caveat = p.mode, p.caveat
+	r := &rounds{cfg: cfg, proto: p, start: time.Now()}
+	b, err := r.run(ctx)
+	res.AliveAt, res.DeadAt, res.End, res.Conns, res.Elapsed = b.alive, b.dead, b.end, r.used, time.Since(r.start)
 	if b.end != EndNone {
 		res.Estimate = (b.alive + b.dead) / 2
 	}
-	return res, nil
+	res.Interrupted = err != nil && ctx.Err() != nil
+	return res, err
 }
 
 // geometric returns k durations from lo to hi with a constant ratio.
@@ -169,10 +196,10 @@ func (b bounds) tight() bool {
 
 func (b *bounds) merge(o bounds) {
 	b.alive = max(b.alive, o.alive)
-	if o.end != EndNone && o.dead < b.dead {
+	if o.end != EndNone && (b.end == EndNone || o.dead < b.dead) {
 		b.dead, b.end = o.dead, o.end
 	}
-	if b.alive > b.dead {
+	if b.end != EndNone && b.alive > b.dead {
 		b.alive = b.dead // the path is not exactly monotonic; keep the bounds ordered
 	}
 }
@@ -189,41 +216,4 @@ func endOf(err error) End {
 		return EndSilent
 	}
 	return EndRST
-}
-
-// protocols are the active checks: send a no-op, read its answer.
-var protocols = map[string]func(c net.Conn, br *bufio.Reader) error{
-	"tcp":   func(net.Conn, *bufio.Reader) error { return nil },
-	"http":  httpNoop,
-	"redis": redisPing,
-}
-
-func httpNoop(c net.Conn, br *bufio.Reader) error {
-	if _, err := io.WriteString(c, "OPTIONS * HTTP/1.1\r\nHost: rstpool-probe\r\n\r\n"); err != nil {
-		return err
-	}
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if err == nil && resp.Close {
-		err = errPeerFIN // the server announced it closes: the next check would see EOF
-	}
-	return err
-}
-
-func redisPing(c net.Conn, br *bufio.Reader) error {
-	if _, err := io.WriteString(c, "PING\r\n"); err != nil {
-		return err
-	}
-	line, err := br.ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if !strings.HasPrefix(line, "+PONG") {
-		return fmt.Errorf("redis: unexpected answer %q", strings.TrimSpace(line))
-	}
-	return nil
 }

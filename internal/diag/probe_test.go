@@ -3,12 +3,15 @@ package diag
 import (
 	"bufio"
 	"context"
+	"errors"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rstpool/rstpool"
 	"github.com/stretchr/testify/require"
 )
 
@@ -99,18 +102,46 @@ func requireWithin(t *testing.T, r ProbeResult, want time.Duration) {
 	require.InDelta(t, float64(want), float64(r.Estimate), float64(want)/5, r.String())
 }
 
-func TestProbeHTTPServerIdleTimeoutFIN(t *testing.T) {
+// goServer is a Go http.Server with an idle timeout on loopback: it
+// starts the timer only after a request.
+func goServer(t *testing.T, idle time.Duration) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	srv := &http.Server{IdleTimeout: 300 * time.Millisecond, Handler: http.NotFoundHandler()}
+	srv := &http.Server{IdleTimeout: idle, Handler: http.NotFoundHandler()}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
 
-	r, err := Probe(context.Background(), probeFast(ln.Addr().String(), "http"))
+// The default mode detects HTTP and so measures the keep-alive a used
+// connection meets (issue 12: the old default ran to --max and answered
+// "no idle timeout" against this server).
+func TestProbeDetectsHTTPByDefault(t *testing.T) {
+	cfg := probeFast(goServer(t, 300*time.Millisecond), "")
+	cfg.Max = time.Second
+	var seen []ProbeProgress
+	cfg.Progress = func(p ProbeProgress) { seen = append(seen, p) }
+	r, err := Probe(context.Background(), cfg)
 	require.NoError(t, err)
+	require.Equal(t, "http", r.Proto)
+	require.Contains(t, r.Detected, "answered http")
+	require.Empty(t, r.Caveat, "an HTTP exchange measures what a used connection meets")
 	require.Equal(t, EndFIN, r.End, r.String())
 	t.Log(r)
 	requireWithin(t, r, 300*time.Millisecond)
+	require.NotEmpty(t, seen, "progress reported")
+	require.Equal(t, r.DeadAt, seen[len(seen)-1].Dead, "the last progress shows the bracket found")
+}
+
+// Without a request the same server never closes: tcp mode says so.
+func TestProbeTCPModeSaysWhyItMayBeWrong(t *testing.T) {
+	cfg := probeFast(goServer(t, 200*time.Millisecond), "tcp")
+	cfg.Max = 600 * time.Millisecond
+	r, err := Probe(context.Background(), cfg)
+	require.NoError(t, err)
+	require.Equal(t, EndNone, r.End, "Go's server times only connections that made a request")
+	require.Contains(t, r.Caveat, "No request was sent")
+	require.Contains(t, r.String(), "no idle timeout up to --max 600ms")
 }
 
 func TestProbeServerResetsIdle(t *testing.T) {
@@ -151,14 +182,80 @@ func TestProbeErrors(t *testing.T) {
 	_, err = Probe(context.Background(), probeFast(addr, "tcp"))
 	require.ErrorContains(t, err, "refused")
 
+	require.NotContains(t, err.Error(), "rstpool:", "the net error's own words")
+	require.ErrorAs(t, err, new(*rstpool.ConnError), "the ConnError stays in the chain")
+
 	_, err = Probe(context.Background(), ProbeConfig{Addr: addr, Proto: "smtp"})
 	require.ErrorContains(t, err, "unknown protocol")
+}
 
+// An interrupted probe returns the bracket measured so far.
+func TestProbeInterruptedKeepsTheBracket(t *testing.T) {
 	s := startPingServer(t, time.Hour, false)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 	defer cancel()
-	_, err = Probe(ctx, ProbeConfig{Addr: s.ln.Addr().String(), Max: time.Minute})
+	r, err := Probe(ctx, ProbeConfig{Addr: s.ln.Addr().String(), Proto: "redis", Min: 50 * time.Millisecond, Max: time.Minute})
 	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.True(t, r.Interrupted)
+	require.Equal(t, EndNone, r.End)
+	require.Greater(t, r.AliveAt, 250*time.Millisecond, "no end seen for most of the 400ms")
+	require.Contains(t, r.String(), "interrupted after")
+}
+
+// service returns the address of a local server, or skips the test (fails
+// it when RSTPOOL_REQUIRE_SERVICES=1) when nothing listens there.
+func service(t *testing.T, name, addr string) string {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		if os.Getenv("RSTPOOL_REQUIRE_SERVICES") == "1" {
+			t.Fatalf("%s at %s unreachable: %v", name, addr, err)
+		}
+		t.Skipf("%s at %s unreachable (%v): start it (.ci/run starts the local servers), or set RSTPOOL_REQUIRE_SERVICES=1 to fail instead", name, addr, err)
+	}
+	c.Close()
+	return addr
+}
+
+// Detection and the first exchange against the real servers of this
+// machine; none reaps within the short --max.
+func TestProbeDetectsRealServers(t *testing.T) {
+	for _, tc := range []struct{ name, addr, proto string }{
+		{"Redis", "127.0.0.1:6379", "redis"},
+		{"PostgreSQL", "127.0.0.1:5432", "postgres"},
+		{"MariaDB", "127.0.0.1:3306", "mysql"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := ProbeConfig{Addr: service(t, tc.name, tc.addr), Min: 50 * time.Millisecond, Max: 300 * time.Millisecond,
+				Conns: 2, Wait: time.Second}
+			r, err := Probe(context.Background(), cfg)
+			require.NoError(t, err)
+			require.Equal(t, tc.proto, r.Proto, r.Detected)
+			require.Equal(t, EndNone, r.End, r.String())
+			if tc.proto != "redis" {
+				require.Contains(t, r.Caveat, "Before login", "a pre-login timer is not the session's")
+			}
+		})
+	}
+}
+
+func TestDetectUnknownProtocol(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() { // reads and never answers
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = c.Read(make([]byte, 64)); <-time.After(2 * time.Second); c.Close() }()
+		}
+	}()
+	name, why, err := detect(context.Background(), ProbeConfig{Addr: ln.Addr().String(), Wait: 200 * time.Millisecond, Dialer: &net.Dialer{}})
+	require.NoError(t, err)
+	require.Equal(t, "tcp", name)
+	require.Contains(t, why, "no HTTP, RESP, PostgreSQL or MySQL answer")
+	require.False(t, errors.Is(err, context.Canceled))
 }
 
 func TestGeometricAndLinear(t *testing.T) {

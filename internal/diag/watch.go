@@ -142,7 +142,7 @@ func (j *TTLJudge) Observe(s Segment) (RSTEvent, bool) {
 // Summary returns what the judge saw so far.
 func (j *TTLJudge) Summary() WatchSummary {
 	s := j.summary
-	s.Events = append([]RSTEvent(nil), s.Events...)
+	s.Events = append([]RSTEvent{}, s.Events...)
 	return s
 }
 

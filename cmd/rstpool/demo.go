@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rstpool/rstpool/internal/demo"
+	"github.com/rstpool/rstpool/cmd/rstpool/internal/demo"
 )
 
 func init() {

@@ -10,42 +10,71 @@ import (
 	"github.com/rstpool/rstpool"
 )
 
-// Report is the outcome of Run.
+// Report is the outcome of Run. Its JSON form has snake_case keys and every
+// duration as a number of milliseconds in a key ending "_ms".
 type Report struct {
 	Requests    int            `json:"requests"`
 	Seed        int64          `json:"seed"`
 	Concurrency int            `json:"concurrency"`
 	Chain       string         `json:"chain"` // the declared path, client side first
-	LBIdle      string         `json:"lb_idle"`
-	ServerIdle  string         `json:"server_idle"`
-	Faults      Faults         `json:"faults"`
-	Schedule    string         `json:"schedule"` // the sum of the idle gaps
-	Clients     []ClientResult `json:"clients"`  // stock, then rstpool
-	Databases   []DBResult     `json:"databases,omitempty"`
-	Elapsed     float64        `json:"elapsed_s"`
+	LBIdle      Ms             `json:"lb_idle_ms"`
+	ServerIdle  Ms             `json:"server_idle_ms"`
+	Faults      FaultsReport   `json:"faults"`
+	IdleGaps    Ms             `json:"idle_gaps_ms"` // the sum of the schedule's gaps
+	Clients     []ClientResult `json:"clients"`      // stock, then rstpool
+	Databases   []DBResult     `json:"databases"`    // one per Config.Databases
+	Elapsed     Ms             `json:"elapsed_ms"`
 }
 
-// A client is one of the two clients under comparison.
+// FaultsReport is Faults as the report shows it.
+type FaultsReport struct {
+	Reap            bool    `json:"reap"`
+	ResetRate       float64 `json:"reset_rate"`
+	ResetAfterBytes int64   `json:"reset_after_bytes"`
+	RestartEvery    Ms      `json:"restart_every_ms"` // 0: no restarts
+	RestartDown     Ms      `json:"restart_down_ms"`
+}
+
+// A client is one of the clients under comparison, over its own hostile
+// path.
 type client struct {
 	name, about string
-	rt          http.RoundTripper
-	idle        time.Duration // its idle timeout, for the audit
-	stats       func() map[string]int64
-	closeIdle   func()
+	idle        time.Duration // its idle limit, for the audit; 0: none
+	chain       rstpool.Chain // the path, for the audit
+	sched       []Burst
+	env         *env
+	send        sender
+	stats       func() map[string]int64                    // its own counters; nil: none
+	tally       func(context.Context) (ServerTally, error) // what its server counted, after the run
+	close       func()                                     // closes its idle connections
+	leg         *leg
 }
 
-// clients returns the stock transport, with net/http's defaults, and an
-// rstpool.Transport whose Dialer declares the chain.
-func clients(chain rstpool.Chain) []client {
+// httpClients returns the stock transport, with net/http's defaults, and an
+// rstpool.Transport whose Dialer declares the chain, each over its own path.
+func httpClients(cfg Config, sched []Burst) ([]*client, error) {
+	chain := cfg.Chain()
 	stock := http.DefaultTransport.(*http.Transport).Clone()
 	rp := &rstpool.Transport{Dialer: &rstpool.Dialer{Chain: chain}}
-	return []client{
-		{name: "stock", about: "net/http Transport, defaults", rt: stock,
-			idle: stock.IdleConnTimeout, closeIdle: stock.CloseIdleConnections},
-		{name: "rstpool", about: "rstpool.Transport, Dialer{Chain}", rt: rp,
-			idle: chain.ClientIdleTimeout(), closeIdle: rp.CloseIdleConnections,
+	rts := []http.RoundTripper{stock, rp}
+	cs := []*client{
+		{name: "stock", about: "net/http Transport, defaults",
+			idle: stock.IdleConnTimeout, close: stock.CloseIdleConnections},
+		{name: "rstpool", about: "rstpool.Transport, Dialer{Chain}",
+			idle: chain.ClientIdleTimeout(), close: rp.CloseIdleConnections,
 			stats: func() map[string]int64 { return transportStats(rp.Stats()) }},
 	}
+	for i, c := range cs {
+		e, err := startHTTPEnv(cfg)
+		if err != nil {
+			closeClients(cs[:i])
+			return nil, err
+		}
+		c.env, c.chain, c.sched = e, chain, sched
+		c.send = httpSender(rts[i], "http://"+e.proxy.Addr())
+		c.tally = func(context.Context) (ServerTally, error) { return e.srv.Tally(), nil }
+	}
+	return cs, nil
 }
 
 func transportStats(s rstpool.TransportStats) map[string]int64 {
@@ -58,118 +87,172 @@ func transportStats(s rstpool.TransportStats) map[string]int64 {
 	}
 }
 
-// Run runs the same schedule through both clients at the same time, each
-// over its own hostile path, and reports the outcome. It returns early, with
-// what was sent, when ctx ends or Config.Duration passes.
+// Run runs the same schedule through every client at the same time, each
+// over its own hostile path: stock net/http and rstpool.Transport, then a
+// stock and an rstpool client of each database in cfg.Databases. It returns
+// early, with what was sent, when ctx ends or Config.Duration passes.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	sched := Workload{Requests: cfg.Requests, Seed: cfg.Seed, Idle: cfg.LBIdle, LongGaps: cfg.LongGaps}.Schedule()
-	cs := clients(cfg.Chain())
-	envs, err := startEnvs(cfg, len(cs))
+	dbs, err := reachDatabases(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	defer closeEnvs(envs)
+	defer closeDBLegs(dbs)
+	sched := cfg.schedule()
+	groups, err := startGroups(cfg, sched, dbs)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	start := time.Now()
-	results := runClients(ctx, cfg, sched, cs, envs)
-	rep := newReport(cfg, sched, results)
-	for _, name := range cfg.Databases {
-		rep.Databases = append(rep.Databases, runDatabase(ctx, cfg, name))
+	runGroups(ctx, cfg, groups)
+	rep := newReport(cfg, sched, groups[0].result(ctx))
+	for i, l := range dbs {
+		rep.Databases = append(rep.Databases, l.result(ctx, groups[1:], i))
 	}
-	rep.Elapsed = time.Since(start).Seconds()
+	rep.Elapsed = Ms(time.Since(start))
 	return rep, nil
 }
 
-func startEnvs(cfg Config, n int) ([]*env, error) {
-	var envs []*env
-	for range n {
-		e, err := startEnv(cfg)
-		if err != nil {
-			closeEnvs(envs)
-			return nil, err
+// A group is the clients one line of progress counts: each HTTP client on
+// its own, the two clients of a database together.
+type group struct {
+	name      string
+	perClient bool // one line of progress per client
+	clients   []*client
+}
+
+// startGroups sets up the HTTP clients' group, then one group per database
+// that can run; nil groups stand for skipped databases.
+func startGroups(cfg Config, sched []Burst, dbs []*dbLeg) ([]*group, error) {
+	cs, err := httpClients(cfg, sched)
+	if err != nil {
+		return nil, err
+	}
+	groups := []*group{{name: "http", perClient: true, clients: cs}}
+	for _, l := range dbs {
+		var g *group
+		if l.skipped == "" {
+			dcs, err := l.clients(cfg, sched)
+			if err != nil {
+				closeGroups(groups)
+				return nil, err
+			}
+			g = &group{name: l.db.name, clients: dcs}
 		}
-		envs = append(envs, e)
+		groups = append(groups, g)
 	}
-	for _, e := range envs {
-		e.startRestarts(cfg.Seed, cfg.Faults.RestartEvery, cfg.Faults.RestartDown)
-	}
-	return envs, nil
+	return groups, nil
 }
 
-func closeEnvs(envs []*env) {
-	for _, e := range envs {
-		e.close()
+func closeGroups(groups []*group) {
+	for _, g := range groups {
+		if g != nil {
+			closeClients(g.clients)
+		}
 	}
 }
 
-// runClients runs every client's leg concurrently and summarizes each.
-func runClients(ctx context.Context, cfg Config, sched []Burst, cs []client, envs []*env) []ClientResult {
-	legs := make([]*leg, len(cs))
-	for i, c := range cs {
-		legs[i] = newLeg(httpSender(c.rt, envs[i].url()), cfg.Concurrency, cfg.Requests)
+// closeClients closes the clients and their paths.
+func closeClients(cs []*client) {
+	for _, c := range cs {
+		c.close()
+		c.env.close()
 	}
-	stop := reportProgress(cfg, cs, legs)
+}
+
+// runGroups runs every client's leg concurrently, with restarts of their
+// proxies, and reports progress.
+func runGroups(ctx context.Context, cfg Config, groups []*group) {
+	var all []*client
+	for _, g := range groups {
+		if g != nil {
+			all = append(all, g.clients...)
+		}
+	}
+	for _, c := range all {
+		c.leg = newLeg(c.send, cfg.Concurrency, cfg.Requests)
+		c.env.startRestarts(cfg.Seed, cfg.Faults.RestartEvery, cfg.Faults.RestartDown)
+	}
+	stop := reportProgress(cfg, groups)
 	var wg sync.WaitGroup
-	for i := range legs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for _, c := range all {
+		wg.Go(func() {
 			start := time.Now()
-			legs[i].run(ctx, sched)
-			legs[i].elapsed = time.Since(start)
-		}()
+			c.leg.run(ctx, c.sched)
+			c.leg.elapsed = time.Since(start)
+		})
 	}
 	wg.Wait()
 	stop()
-	out := make([]ClientResult, len(cs))
-	for i, c := range cs {
-		out[i] = c.result(cfg.Chain(), sched, legs[i], envs[i])
+}
+
+// result summarizes the group's clients and closes them.
+func (g *group) result(ctx context.Context) []ClientResult {
+	out := make([]ClientResult, len(g.clients))
+	for i, c := range g.clients {
+		out[i] = c.result(ctx)
 	}
 	return out
 }
 
-// result summarizes what the client did and what its server and proxy saw.
-func (c client) result(chain rstpool.Chain, sched []Burst, l *leg, e *env) ClientResult {
-	c.closeIdle()
-	r := ClientResult{Name: c.name, Transport: c.about, IdleTimeout: c.idle.String(), Audit: "ok", AuditOK: true}
-	if err := chain.Check(c.idle); err != nil {
+// result summarizes what the client did and what its server and proxy saw,
+// and closes it.
+func (c *client) result(ctx context.Context) ClientResult {
+	c.close()
+	defer c.env.close()
+	r := ClientResult{Name: c.name, About: c.about, IdleTimeout: Ms(c.idle), Audit: "ok", AuditOK: true}
+	if err := c.chain.Check(c.idle); err != nil {
 		r.Audit, r.AuditOK = strings.ReplaceAll(err.Error(), "\n", "; "), false
 	}
-	r.summarize(sched, l.outcomes)
-	r.Server = e.srv.Tally()
+	r.summarize(c.sched, c.leg.outcomes)
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	var err error
+	if r.Server, err = c.tally(tctx); err != nil {
+		r.Audit += "; the server's tally failed: " + err.Error()
+	}
 	r.Duplicates = r.Server.Duplicates
-	r.Proxy = e.proxy.Stats()
-	r.Elapsed = l.elapsed.Seconds()
+	r.Proxy = proxyTally(c.env.proxy.Stats())
+	r.Elapsed = Ms(c.leg.elapsed)
+	r.TransportStats = map[string]int64{}
 	if c.stats != nil {
 		r.TransportStats = c.stats()
 	}
 	return r
 }
 
+// result is the database leg's part of the report; groups[i] holds its
+// clients, nil when it was skipped.
+func (l *dbLeg) result(ctx context.Context, groups []*group, i int) DBResult {
+	res := DBResult{Name: l.db.name, Client: l.db.client, Addr: l.db.addr, Skipped: l.skipped, Clients: []ClientResult{}}
+	if g := groups[i]; g != nil {
+		res.Clients = g.result(ctx)
+	}
+	return res
+}
+
 // reportProgress calls cfg.Progress periodically until the returned stop
 // is called, which makes one last call and waits.
-func reportProgress(cfg Config, cs []client, legs []*leg) (stop func()) {
+func reportProgress(cfg Config, groups []*group) (stop func()) {
 	if cfg.Progress == nil {
 		return func() {}
 	}
 	start := time.Now()
 	snap := func() Progress {
 		p := Progress{Elapsed: time.Since(start)}
-		for i, l := range legs {
-			p.Clients = append(p.Clients, ClientProgress{Name: cs[i].name, Done: l.done.Load(), Total: cfg.Requests, Errors: l.failed.Load()})
+		for _, g := range groups {
+			p.Clients = append(p.Clients, g.progress(cfg)...)
 		}
 		return p
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		t := time.NewTicker(cfg.ProgressEvery)
 		defer t.Stop()
 		for {
@@ -180,7 +263,7 @@ func reportProgress(cfg Config, cs []client, legs []*leg) (stop func()) {
 				return
 			}
 		}
-	}()
+	})
 	return func() {
 		close(done)
 		wg.Wait()
@@ -188,16 +271,40 @@ func reportProgress(cfg Config, cs []client, legs []*leg) (stop func()) {
 	}
 }
 
+// progress is one entry per HTTP client, one per database.
+func (g *group) progress(cfg Config) []ClientProgress {
+	if g == nil {
+		return nil
+	}
+	if g.perClient {
+		var out []ClientProgress
+		for _, c := range g.clients {
+			out = append(out, ClientProgress{Name: c.name, Done: c.leg.done.Load(), Total: cfg.Requests, Errors: c.leg.failed.Load()})
+		}
+		return out
+	}
+	p := ClientProgress{Name: g.name}
+	for _, c := range g.clients {
+		p.Done += c.leg.done.Load()
+		p.Total += cfg.Requests
+		p.Errors += c.leg.failed.Load()
+	}
+	return []ClientProgress{p}
+}
+
 func newReport(cfg Config, sched []Burst, results []ClientResult) *Report {
+	f := cfg.Faults
 	return &Report{
 		Requests:    cfg.Requests,
 		Seed:        cfg.Seed,
 		Concurrency: cfg.Concurrency,
 		Chain:       cfg.Chain().String(),
-		LBIdle:      cfg.LBIdle.String(),
-		ServerIdle:  cfg.ServerIdle.String(),
-		Faults:      cfg.Faults,
-		Schedule:    Length(sched).Round(time.Millisecond).String(),
-		Clients:     results,
+		LBIdle:      Ms(cfg.LBIdle),
+		ServerIdle:  Ms(cfg.ServerIdle),
+		Faults: FaultsReport{Reap: f.Reap, ResetRate: f.ResetRate, ResetAfterBytes: f.ResetAfter,
+			RestartEvery: Ms(f.RestartEvery), RestartDown: Ms(f.RestartDown)},
+		IdleGaps:  Ms(Length(sched).Round(time.Millisecond)),
+		Clients:   results,
+		Databases: []DBResult{},
 	}
 }

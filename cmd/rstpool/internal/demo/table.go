@@ -6,24 +6,35 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
 // WriteTable prints the report as a side-by-side table, one column per
-// client, then the timeout-chain audit of each.
+// client, then the timeout-chain audit of each, then each database leg the
+// same way.
 func WriteTable(w io.Writer, r *Report) error {
 	fmt.Fprintf(w, "hostile path: %s; %d requests per client, seed %d, concurrency %d, idle gaps %s in all\n",
-		r.Chain, r.Requests, r.Seed, r.Concurrency, r.Schedule)
+		r.Chain, r.Requests, r.Seed, r.Concurrency, r.IdleGaps)
 	fmt.Fprintf(w, "faults: %s\n\n", r.Faults)
-	writeRows(w, tableRows(r.Clients, true))
+	writeRows(w, tableRows(r.Clients, httpLabels))
 	fmt.Fprintln(w, "\ntimeout chain audit:")
-	for _, c := range r.Clients {
-		fmt.Fprintf(w, "  %-8s idle %-6s %s\n", c.Name, c.IdleTimeout, c.Audit)
-	}
+	writeAudit(w, r.Clients)
 	for _, db := range r.Databases {
 		writeDatabase(w, db)
 	}
 	return nil
+}
+
+// writeAudit prints the idle limit of each client and its audit.
+func writeAudit(w io.Writer, cs []ClientResult) {
+	for _, c := range cs {
+		idle := c.IdleTimeout.String()
+		if c.IdleTimeout == 0 {
+			idle = "none"
+		}
+		fmt.Fprintf(w, "  %-8s idle %-6s %s\n", c.Name, idle, c.Audit)
+	}
 }
 
 // writeDatabase prints the table of a database leg, or why it was skipped.
@@ -32,9 +43,24 @@ func writeDatabase(w io.Writer, db DBResult) {
 		fmt.Fprintf(w, "\ndatabase %s: %s\n", db.Name, db.Skipped)
 		return
 	}
-	fmt.Fprintf(w, "\ndatabase %s at %s, through the same proxy (pings with idle gaps):\n", db.Name, db.Addr)
-	writeRows(w, tableRows(db.Clients, false))
+	fmt.Fprintf(w, "\ndatabase %s at %s (%s), each client through its own copy of the path; reads and counted writes:\n", db.Name, db.Addr, db.Client)
+	for _, c := range db.Clients {
+		fmt.Fprintf(w, "  %-8s %s\n", c.Name, c.About)
+	}
+	fmt.Fprintln(w)
+	writeRows(w, tableRows(db.Clients, dbLabels))
+	fmt.Fprintln(w, "\ntimeout chain audit:")
+	writeAudit(w, db.Clients)
 }
+
+// labels name the rows that differ between the HTTP and the database
+// tables.
+type labels struct{ idempotent, nonIdempotent, duplicates string }
+
+var (
+	httpLabels = labels{"  idempotent (GET, PUT, POST+key)", "  non-idempotent (POST)", "POSTs the server saw twice"}
+	dbLabels   = labels{"  reads (idempotent)", "  writes (non-idempotent)", "writes the server applied twice"}
+)
 
 // writeRows prints rows with the first column aligned left and the others
 // right.
@@ -55,13 +81,13 @@ func writeRows(w io.Writer, rows [][]string) {
 }
 
 // String describes the fault mix in one line.
-func (f Faults) String() string {
+func (f FaultsReport) String() string {
 	var parts []string
 	if f.Reap {
 		parts = append(parts, "lb reaps idle flows with RST")
 	}
 	if f.ResetRate > 0 {
-		parts = append(parts, fmt.Sprintf("%g%% of flows reset after %d B", 100*f.ResetRate, f.ResetAfter))
+		parts = append(parts, fmt.Sprintf("%g%% of flows reset after %d B", 100*f.ResetRate, f.ResetAfterBytes))
 	}
 	if f.RestartEvery > 0 {
 		parts = append(parts, fmt.Sprintf("restart every ~%s (down %s)", f.RestartEvery, f.RestartDown))
@@ -73,8 +99,7 @@ func (f Faults) String() string {
 }
 
 // tableRows lays out the clients' results as rows of cells, with a header.
-// Without http, the rows that only HTTP requests fill are left out.
-func tableRows(cs []ClientResult, http bool) [][]string {
+func tableRows(cs []ClientResult, l labels) [][]string {
 	rows := [][]string{{""}}
 	for _, c := range cs {
 		rows[0] = append(rows[0], c.Name)
@@ -89,26 +114,20 @@ func tableRows(cs []ClientResult, http bool) [][]string {
 	add("requests sent", func(c ClientResult) string { return itoa(c.Sent) + "/" + itoa(c.Requests) })
 	add("ok", func(c ClientResult) string { return itoa(c.OK) })
 	add("errors surfaced", func(c ClientResult) string { return itoa(c.Errors) })
-	if http {
-		add("  idempotent (GET, PUT, POST+key)", func(c ClientResult) string { return itoa(c.IdempotentErrors) })
-		add("  non-idempotent (POST)", func(c ClientResult) string { return itoa(c.NonIdempotentErrors) })
-	}
+	add(l.idempotent, func(c ClientResult) string { return itoa(c.IdempotentErrors) })
+	add(l.nonIdempotent, func(c ClientResult) string { return itoa(c.NonIdempotentErrors) })
 	for _, class := range errorClasses(cs) {
 		add("  class "+class, func(c ClientResult) string { return itoa(c.ErrorsByClass[class]) })
 	}
 	add("retries taken", func(c ClientResult) string { return itoa(c.Retries) })
-	if http {
-		add("POSTs the server saw twice", func(c ClientResult) string { return itoa(c.Duplicates) })
-	}
-	add("p50 latency", func(c ClientResult) string { return fmtMs(c.P50ms) })
-	add("p99 latency", func(c ClientResult) string { return fmtMs(c.P99ms) })
+	add(l.duplicates, func(c ClientResult) string { return itoa(c.Duplicates) })
+	add("p50 latency", func(c ClientResult) string { return fmtMs(c.P50) })
+	add("p99 latency", func(c ClientResult) string { return fmtMs(c.P99) })
 	add("proxy: idle flows reaped", func(c ClientResult) string { return i64(c.Proxy.ReapedReset) })
 	add("proxy: mid-transfer resets", func(c ClientResult) string { return i64(c.Proxy.MidTransferResets) })
-	if http {
-		add("proxy: restarts (flows reset)", func(c ClientResult) string {
-			return i64(c.Proxy.Restarts) + " (" + i64(c.Proxy.FlowsReset) + ")"
-		})
-	}
+	add("proxy: restarts (flows reset)", func(c ClientResult) string {
+		return i64(c.Proxy.Restarts) + " (" + i64(c.Proxy.FlowsReset) + ")"
+	})
 	return rows
 }
 
@@ -126,6 +145,6 @@ func errorClasses(cs []ClientResult) []string {
 	return out
 }
 
-func itoa(n int) string      { return strconv.Itoa(n) }
-func i64(n int64) string     { return strconv.FormatInt(n, 10) }
-func fmtMs(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) + " ms" }
+func itoa(n int) string  { return strconv.Itoa(n) }
+func i64(n int64) string { return strconv.FormatInt(n, 10) }
+func fmtMs(d Ms) string  { return strconv.FormatFloat(ms(time.Duration(d)), 'f', 2, 64) + " ms" }

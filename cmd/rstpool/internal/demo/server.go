@@ -30,14 +30,6 @@ type Server struct {
 	post map[string]bool // ids of POSTs; true when they carried a key
 }
 
-// ServerTally is what a Server received.
-type ServerTally struct {
-	Arrivals   int `json:"arrivals"`   // complete requests received
-	Distinct   int `json:"distinct"`   // distinct request ids among them
-	Duplicates int `json:"duplicates"` // POSTs without a key received more than once
-	Replays    int `json:"replays"`    // POSTs with a key received more than once (the key absorbs them)
-}
-
 // StartServer starts a Server on 127.0.0.1 with a port chosen by the kernel.
 // idle is its keep-alive idle timeout (http.Server.IdleTimeout).
 func StartServer(idle time.Duration) (*Server, error) {

@@ -19,15 +19,15 @@ const requestTimeout = 5 * time.Second
 
 // outcome is what happened to one request of a leg.
 type outcome struct {
-	sent    bool
-	class   rstpool.Class // ClassNone: success
-	conns   int32         // connections the request got: more than one means retried
-	latency time.Duration
+	sent     bool
+	class    rstpool.Class // ClassNone: success
+	attempts int32         // attempts the demo saw: more than one means retried
+	latency  time.Duration
 }
 
-// A sender sends one request of the schedule and counts in *conns the
-// connections it used (more than one: it was retried).
-type sender func(r Request, conns *int32) error
+// A sender sends one request of the schedule and counts in *attempts the
+// attempts it saw (more than one: it was retried).
+type sender func(r Request, attempts *int32) error
 
 // A leg sends a schedule through one client and records the outcome of
 // every request, indexed by request id.
@@ -99,7 +99,7 @@ func (l *leg) do(r Request) {
 	o := &l.outcomes[r.ID]
 	o.sent = true
 	start := time.Now()
-	err := l.send(r, &o.conns)
+	err := l.send(r, &o.attempts)
 	o.latency = time.Since(start)
 	o.class = rstpool.Classify(err)
 	l.done.Add(1)
@@ -109,11 +109,11 @@ func (l *leg) do(r Request) {
 }
 
 // httpSender sends requests through rt to the server at base, reading
-// every response in full.
+// every response in full; each connection a request got is an attempt.
 func httpSender(rt http.RoundTripper, base string) sender {
 	client := &http.Client{Transport: rt, Timeout: requestTimeout}
-	return func(r Request, conns *int32) error {
-		trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { atomic.AddInt32(conns, 1) }}
+	return func(r Request, attempts *int32) error {
+		trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { atomic.AddInt32(attempts, 1) }}
 		return sendHTTP(httptrace.WithClientTrace(context.Background(), trace), client, base, r)
 	}
 }

@@ -38,7 +38,7 @@ func TestScheduleShape(t *testing.T) {
 	}
 	require.Equal(t, w.Requests, ids)
 	require.InDelta(t, 0.25, float64(long)/float64(len(sched)-1), 0.1)
-	for k := range numKinds {
+	for k := range numHTTPKinds {
 		require.Greater(t, kinds[k], w.Requests/10, k.String())
 	}
 	require.Greater(t, Length(sched), time.Duration(len(sched))*w.Idle/5)
@@ -48,6 +48,10 @@ func TestKinds(t *testing.T) {
 	require.True(t, KindPut.Idempotent())
 	require.True(t, KindPostKeyed.Idempotent())
 	require.False(t, KindPost.Idempotent())
+	require.False(t, KindWrite.Idempotent())
+	require.True(t, KindRead.Idempotent())
 	require.Equal(t, "POST", KindPostKeyed.Method())
-	require.Equal(t, "POST+key", KindPostKeyed.String())
+	require.Equal(t, "post_keyed", KindPostKeyed.String())
+	require.Equal(t, KindRead, KindPut.dbKind())
+	require.Equal(t, KindWrite, KindPostKeyed.dbKind())
 }

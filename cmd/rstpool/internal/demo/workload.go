@@ -9,18 +9,25 @@ import (
 // Kind is the kind of a request of the workload.
 type Kind uint8
 
-// The kinds of requests, in the order the report lists them.
+// The kinds of requests. A schedule draws the HTTP kinds; a database leg
+// turns GET and PUT into reads and both POSTs into writes.
 const (
 	KindGet       Kind = iota // GET: idempotent
 	KindPut                   // PUT: idempotent
 	KindPostKeyed             // POST with an Idempotency-Key: safe to replay
 	KindPost                  // POST without a key: never safe to replay
+	KindRead                  // a database read: idempotent
+	KindWrite                 // a database write the server counts: never safe to replay
 	numKinds
 )
 
-var kindNames = [numKinds]string{"GET", "PUT", "POST+key", "POST"}
+// numHTTPKinds is the number of kinds a schedule draws.
+const numHTTPKinds = KindRead
 
-// String returns "GET", "PUT", "POST+key" or "POST".
+var kindNames = [numKinds]string{"get", "put", "post_keyed", "post", "read", "write"}
+
+// String returns the kind's key in the report: "get", "put", "post_keyed",
+// "post", "read" or "write".
 func (k Kind) String() string {
 	if k < numKinds {
 		return kindNames[k]
@@ -29,8 +36,17 @@ func (k Kind) String() string {
 }
 
 // Idempotent reports whether repeating the request has the effect of sending
-// it once: every kind but a POST without an Idempotency-Key.
-func (k Kind) Idempotent() bool { return k != KindPost }
+// it once: every kind but a POST without an Idempotency-Key and a write.
+func (k Kind) Idempotent() bool { return k != KindPost && k != KindWrite }
+
+// dbKind is the database kind of an HTTP kind: GET and PUT read, both POSTs
+// write.
+func (k Kind) dbKind() Kind {
+	if k == KindGet || k == KindPut {
+		return KindRead
+	}
+	return KindWrite
+}
 
 // Method returns the HTTP method of the kind.
 func (k Kind) Method() string {

@@ -10,29 +10,40 @@ import (
 	"github.com/rstpool/rstpool/internal/faultproxy"
 )
 
-// An env is one client's hostile path: a server behind a proxy that acts
-// as a load balancer, and the goroutine that restarts it.
+// An env is one client's hostile path: a proxy that acts as a load
+// balancer in front of the client's server (the demo's HTTP server, or a
+// database), and the goroutine that restarts the proxy.
 type env struct {
-	srv   *Server
+	srv   *Server // nil in front of a database
 	proxy *faultproxy.Proxy
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
 }
 
-// startEnv starts the server and the proxy in front of it. Restarts begin
-// with startRestarts.
-func startEnv(c Config) (*env, error) {
+// startHTTPEnv starts an HTTP server and the proxy in front of it.
+func startHTTPEnv(c Config) (*env, error) {
 	srv, err := StartServer(c.ServerIdle)
 	if err != nil {
 		return nil, err
 	}
-	p, err := faultproxy.Start(proxyConfig(c, srv.Addr()))
+	e, err := startEnv(c, srv.Addr())
 	if err != nil {
 		_ = srv.Close()
+		return nil, err
+	}
+	e.srv = srv
+	return e, nil
+}
+
+// startEnv starts a proxy in front of upstream. Restarts begin with
+// startRestarts.
+func startEnv(c Config, upstream string) (*env, error) {
+	p, err := faultproxy.Start(proxyConfig(c, upstream))
+	if err != nil {
 		return nil, fmt.Errorf("demo: proxy: %w", err)
 	}
-	return &env{srv: srv, proxy: p, stop: func() {}}, nil
+	return &env{proxy: p, stop: func() {}}, nil
 }
 
 // proxyConfig turns the fault mix into the proxy's configuration.
@@ -48,9 +59,6 @@ func proxyConfig(c Config, upstream string) faultproxy.Config {
 	}
 	return pc
 }
-
-// url is the base URL of the server, through the proxy.
-func (e *env) url() string { return "http://" + e.proxy.Addr() }
 
 // startRestarts restarts the proxy at seeded random times (exponential,
 // mean every) until the env closes.
@@ -79,5 +87,7 @@ func (e *env) close() {
 	e.stop()
 	e.wg.Wait()
 	_ = e.proxy.Close()
-	_ = e.srv.Close()
+	if e.srv != nil {
+		_ = e.srv.Close()
+	}
 }

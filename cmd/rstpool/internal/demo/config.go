@@ -1,7 +1,6 @@
 package demo
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -13,16 +12,16 @@ import (
 type Faults struct {
 	// Reap makes the proxy forget flows idle longer than Config.LBIdle and
 	// answer their next bytes with an RST, like a load balancer.
-	Reap bool `json:"reap"`
+	Reap bool
 	// ResetRate is the share of flows, in [0, 1], reset mid-transfer once
 	// ResetAfter bytes of requests went through them.
-	ResetRate  float64 `json:"reset_rate"`
-	ResetAfter int64   `json:"reset_after_bytes"`
+	ResetRate  float64
+	ResetAfter int64
 	// RestartEvery is the mean time between two restarts of the proxy
 	// (every flow reset, connects refused for RestartDown); the times are
 	// drawn from the seed. Zero: no restarts.
-	RestartEvery time.Duration `json:"restart_every"`
-	RestartDown  time.Duration `json:"restart_down"`
+	RestartEvery time.Duration
+	RestartDown  time.Duration
 }
 
 // DefaultFaults is the default fault mix of the demo: idle reaping, one flow
@@ -48,10 +47,13 @@ type Config struct {
 	LongGaps    float64       // share of gaps longer than LBIdle; 0: DefaultLongGaps, negative: none
 	Faults      Faults        // what the proxy injects
 
-	// Databases names the database legs to run after the HTTP legs:
-	// "postgres", "redis". A database not reachable at its default local
-	// address is skipped, with the reason in the report.
-	Databases []string
+	// Databases names the database legs to run beside the HTTP legs, each
+	// at most once: "postgres", "mysql", "redis" (DatabaseNames). A
+	// database not reachable at its local address is skipped, with the
+	// reason in the report, unless RequireDatabases is set: then Run fails
+	// before it starts.
+	Databases        []string
+	RequireDatabases bool
 
 	// Progress, if set, is called about every ProgressEvery (0: 250 ms)
 	// while the run goes, and once at its end.
@@ -98,20 +100,26 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// validate reports the first field of c, defaults applied, that Run cannot
+// honour.
 func (c Config) validate() error {
 	switch {
-	case c.Requests < 0 || c.Concurrency < 0 || c.Duration < 0 || c.LBIdle < 0 || c.ServerIdle < 0:
-		return errors.New("demo: negative count or duration")
+	case c.Requests < 0:
+		return fmt.Errorf("demo: Config.Requests %d: negative", c.Requests)
+	case c.Concurrency < 0:
+		return fmt.Errorf("demo: Config.Concurrency %d: negative", c.Concurrency)
+	case c.Duration < 0 || c.LBIdle < 0 || c.ServerIdle < 0:
+		return fmt.Errorf("demo: Config.Duration %v, LBIdle %v, ServerIdle %v: negative", c.Duration, c.LBIdle, c.ServerIdle)
 	case c.LongGaps > 1:
-		return fmt.Errorf("demo: LongGaps %v above 1", c.LongGaps)
+		return fmt.Errorf("demo: Config.LongGaps %v: above 1", c.LongGaps)
 	case c.Faults.ResetRate < 0 || c.Faults.ResetRate > 1:
-		return fmt.Errorf("demo: ResetRate %v outside [0, 1]", c.Faults.ResetRate)
+		return fmt.Errorf("demo: Faults.ResetRate %v: outside [0, 1]", c.Faults.ResetRate)
 	case c.Faults.ResetRate > 0 && c.Faults.ResetAfter <= 0:
-		return errors.New("demo: ResetRate needs a positive ResetAfter")
+		return fmt.Errorf("demo: Faults.ResetAfter %d: ResetRate needs it positive", c.Faults.ResetAfter)
 	case c.Faults.RestartEvery < 0 || c.Faults.RestartDown < 0:
-		return errors.New("demo: negative restart interval")
+		return fmt.Errorf("demo: Faults.RestartEvery %v, RestartDown %v: negative", c.Faults.RestartEvery, c.Faults.RestartDown)
 	}
-	return nil
+	return checkDatabases(c.Databases)
 }
 
 // Chain is the path the demo declares: the load balancer (the proxy), then
@@ -122,6 +130,11 @@ func (c Config) Chain() rstpool.Chain {
 		{Name: "lb", IdleTimeout: c.LBIdle},
 		{Name: "server", IdleTimeout: c.ServerIdle},
 	}
+}
+
+// schedule is the workload every client runs, defaults applied.
+func (c Config) schedule() []Burst {
+	return Workload{Requests: c.Requests, Seed: c.Seed, Idle: c.LBIdle, LongGaps: c.LongGaps}.Schedule()
 }
 
 func orInt(v, def int) int {

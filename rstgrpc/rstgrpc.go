@@ -25,7 +25,10 @@ const DefaultServerMinTime = 5 * time.Minute
 //
 //   - grpc.WithContextDialer(ContextDialer(d)): TCP keepalive and
 //     TCP_USER_TIMEOUT from d, a refused connect retried for d's
-//     RefusedRetry, every failure a *rstpool.ConnError.
+//     RefusedRetry, every failure a *rstpool.ConnError. grpc-go keeps only
+//     its text in the status a call returns ("rstpool: read …: reset
+//     (reused, idle …; likely …)"), so errors.As and rstpool.Classify do
+//     not see through a gRPC error.
 //   - grpc.WithIdleTimeout with d's idle limit (see rstpool.Dialer.Limits):
 //     the channel closes its connections after that long without an RPC,
 //     below every hop's idle timeout, so no RPC is written into a flow a

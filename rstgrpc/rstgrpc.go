@@ -96,7 +96,11 @@ func KeepaliveParams(d *rstpool.Dialer, server keepalive.EnforcementPolicy) keep
 // longer than the limit, so the limit is the channel's to apply between
 // RPCs (grpc.WithIdleTimeout), not the connection's at its next write.
 // Its other checks stay: the peek at the socket before the first write
-// after a quiet period, and d's lifetime.
+// after a quiet period, and d's lifetime. It returns the *rstpool.Conn, not
+// a *net.TCPConn, so grpc-go, which sets TCP_USER_TIMEOUT to the ping
+// Timeout on a *net.TCPConn when keepalive is on, leaves d's UserTimeout
+// in force (60 s by default: above keepalive idle + interval, so one lost
+// probe does not kill a healthy connection).
 func ContextDialer(d *rstpool.Dialer) func(context.Context, string) (net.Conn, error) {
 	d = orZero(d)
 	return func(ctx context.Context, addr string) (net.Conn, error) {

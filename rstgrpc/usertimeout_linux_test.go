@@ -9,9 +9,9 @@ import (
 	"github.com/rstpool/rstpool"
 	"github.com/rstpool/rstpool/rstgrpc"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
-	"golang.org/x/sys/unix"
 )
 
 // With keepalive on, grpc-go sets TCP_USER_TIMEOUT to the ping Timeout on

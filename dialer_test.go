@@ -49,7 +49,7 @@ func TestSettingsDefaults(t *testing.T) {
 	require.Equal(t, DefaultRefusedRetry, s.refusedRetry)
 
 	alb, _ := LookupHop("aws-alb")
-	d = Dialer{Chain: Chain{alb, {Name: "envoy", IdleTimeout: time.Hour, MaxLifetime: 10 * time.Minute}}}
+	d = Dialer{Chain: Chain{{Name: "envoy", IdleTimeout: time.Hour, MaxLifetime: 10 * time.Minute}, alb}}
 	s, err = d.settings()
 	require.NoError(t, err)
 	require.Equal(t, 45*time.Second, s.idleLimit, "three quarters of the ALB's 60s")

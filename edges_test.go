@@ -24,7 +24,7 @@ import (
 // gets its response as soon as the server sends it, through stock net/http
 // and through rstpool alike, and the request's context ends it.
 func TestTransportDuplexBodyStreams(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		w.(http.Flusher).Flush() // answer before the body ends
 		sc := bufio.NewScanner(r.Body)
@@ -43,6 +43,7 @@ func TestTransportDuplexBodyStreams(t *testing.T) {
 	srv.Config.Protocols = new(http.Protocols)
 	srv.Config.Protocols.SetHTTP1(true)
 	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
 	for name, rt := range map[string]http.RoundTripper{"stock": base(), "rstpool": &Transport{Base: base(), Dialer: noRetry()}} {
 		t.Run(name, func(t *testing.T) {
 			pr, pw := io.Pipe()

@@ -30,7 +30,7 @@ func ExampleDialer() {
 	fmt.Println("keepalive idle:", d.Chain.KeepAliveIdle())
 	// Output:
 	// idle limit: 56.25s
-	// keepalive idle: 2m55s
+	// keepalive idle: 30s
 }
 
 // Classify names a failure through every layer of wrapping, and the

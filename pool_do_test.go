@@ -11,12 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-func canceledCtx() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return ctx
-}
-
 // lsIncr returns a Do function for "INCR key" that counts its calls.
 func lsIncr(key string, calls *int) func(net.Conn) error {
 	return func(c net.Conn) error {

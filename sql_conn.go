@@ -34,15 +34,17 @@ func (c *sqlConn) Begin() (driver.Tx, error) {
 // PrepareContext prepares a statement through the driver.
 func (c *sqlConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
 	w0 := c.begin(ctx)
+	var s driver.Stmt
+	var err error
 	if p, ok := c.inner.(driver.ConnPrepareContext); ok {
-		s, err := p.PrepareContext(ctx, query)
-		return s, c.badIfSafe(err, w0)
+		s, err = p.PrepareContext(ctx, query)
+	} else if err = ctx.Err(); err == nil {
+		s, err = c.inner.Prepare(query)
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	if err != nil {
+		return nil, c.badIfSafe(err, w0)
 	}
-	s, err := c.inner.Prepare(query)
-	return s, c.badIfSafe(err, w0)
+	return c.stmt(s), nil
 }
 
 // BeginTx starts a transaction through the driver. A driver without

@@ -89,8 +89,9 @@ func (s *sqltServer) kill(reset bool) {
 
 // sqltConnector dials through a Dialer and returns connections of a shape
 // chosen by the test: "basic" (driver.Conn only), "legacy" (plus the
-// pre-context Queryer and Execer) or "full" (plus the context interfaces
-// and Pinger).
+// pre-context Queryer and Execer), "full" (plus the context interfaces
+// and Pinger) or "replacing" (basic, with the driver's own error in place
+// of every connection failure).
 type sqltConnector struct {
 	d     *Dialer
 	addr  string
@@ -102,7 +103,7 @@ func (c *sqltConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &sqltBasic{nc: nc, r: bufio.NewReader(nc)}
+	b := &sqltBasic{nc: nc, r: bufio.NewReader(nc), replace: c.shape == "replacing"}
 	switch c.shape {
 	case "legacy":
 		return &sqltLegacy{b}, nil
@@ -119,9 +120,13 @@ type sqltDriver struct{}
 func (sqltDriver) Open(string) (driver.Conn, error) { return nil, errors.New("use the connector") }
 
 type sqltBasic struct {
-	nc net.Conn
-	r  *bufio.Reader
+	nc      net.Conn
+	r       *bufio.Reader
+	replace bool // report every I/O failure as errInvalidConn, as go-sql-driver/mysql does
 }
+
+// errInvalidConn is the driver's own error in place of the connection's.
+var errInvalidConn = errors.New("invalid connection")
 
 // roundTrip sends one line and returns the answer, skipping notices.
 func (c *sqltBasic) roundTrip(line string) (string, error) {
@@ -146,6 +151,9 @@ func (c *sqltBasic) query(text string, args []driver.Value) (string, error) {
 		a[i] = v
 	}
 	ans, err := c.roundTrip("Q " + fmt.Sprintf(text, a...))
+	if err != nil && c.replace {
+		return "", errInvalidConn
+	}
 	if err != nil {
 		return "", err
 	}

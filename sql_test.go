@@ -248,3 +248,30 @@ func TestWrapConnectorExplainsReplacedErrors(t *testing.T) {
 	healthy := &sqlConn{tracked: dialTracked(t, noRetry(), listen(t, echo).Addr().String())}
 	require.Equal(t, invalid, healthy.badIfSafe(invalid, 0), "nothing to attach from a healthy connection")
 }
+
+// A driver that prepares every statement and replaces connection errors
+// with its own (go-sql-driver/mysql): the statement's failure still carries
+// the connection's class, errno and cause.
+func TestWrapConnectorStatementsCarryTheConnectionFailure(t *testing.T) {
+	srv := sqltListen(t)
+	for _, wrap := range []bool{false, true} {
+		db := sqltOpen(t, noRetry(), srv, "replacing", wrap)
+		ctx := context.Background()
+		conn, err := db.Conn(ctx) // pinned: the checkout ran, the kill comes after it
+		require.NoError(t, err)
+		var v string
+		require.NoError(t, conn.QueryRowContext(ctx, "select %v", 1).Scan(&v))
+		srv.kill(true)
+		time.Sleep(20 * time.Millisecond)
+		err = conn.QueryRowContext(ctx, "select %v", 2).Scan(&v)
+		require.ErrorIs(t, err, errInvalidConn, "the driver's own error stays")
+		if !wrap {
+			require.Equal(t, ClassOther, Classify(err), "stock: the class is lost")
+		} else {
+			require.Equal(t, ClassReset, Classify(err), "%v", err)
+			require.ErrorIs(t, err, syscall.ECONNRESET)
+			require.ErrorIs(t, err, driver.ErrBadConn, "nothing of the statement left")
+		}
+		_ = conn.Close()
+	}
+}

@@ -385,12 +385,12 @@ func TestScenarioSilentDropL7(t *testing.T) {
 	t.Parallel()
 	c := &tsCase{
 		name: "silent drop (L7, chain declared)", methods: tsAllMethods, body: 64,
-		gap:   gapAround(100*time.Millisecond, 30*time.Millisecond),
-		proxy: &faultproxy.Config{IdleTimeout: 100 * time.Millisecond, IdleAction: faultproxy.ActionDrop},
+		gap:   gapAround(200*time.Millisecond, 60*time.Millisecond),
+		proxy: &faultproxy.Config{IdleTimeout: 200 * time.Millisecond, IdleAction: faultproxy.ActionDrop},
 		rstpool: func(tr *Transport) {
-			tr.Dialer.Chain = Chain{{Name: "L7 proxy", IdleTimeout: 100 * time.Millisecond}}
+			tr.Dialer.Chain = Chain{{Name: "L7 proxy", IdleTimeout: 200 * time.Millisecond}}
 		},
-		timeout: 500 * time.Millisecond,
+		timeout: 600 * time.Millisecond,
 	}
 	stock, ours := c.compare(t, 4, 20)
 	require.NotZero(t, stock.errTotal(http.MethodGet), "stock net/http did not hang on a dropped flow")

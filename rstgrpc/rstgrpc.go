@@ -90,28 +90,20 @@ func KeepaliveParams(d *rstpool.Dialer, server keepalive.EnforcementPolicy) keep
 }
 
 // ContextDialer returns a dial function for grpc.WithContextDialer that
-// connects over TCP through d (nil: a zero Dialer) and turns off the idle
-// limit of each connection it returns (rstpool.Conn.SetIdleLimit): a gRPC
-// connection carries many RPCs at once, and one RPC may stay quiet for
-// longer than the limit, so the limit is the channel's to apply between
-// RPCs (grpc.WithIdleTimeout), not the connection's at its next write.
-// Its other checks stay: the peek at the socket before the first write
-// after a quiet period, and d's lifetime. It returns the *rstpool.Conn, not
-// a *net.TCPConn, so grpc-go, which sets TCP_USER_TIMEOUT to the ping
-// Timeout on a *net.TCPConn when keepalive is on, leaves d's UserTimeout
-// in force (60 s by default: above keepalive idle + interval, so one lost
-// probe does not kill a healthy connection).
+// connects over TCP through d (nil: a zero Dialer). A tracked connection
+// applies no idle limit or lifetime of its own (a gRPC connection carries
+// many RPCs at once, some quiet for long): the channel applies d's idle
+// limit between RPCs (grpc.WithIdleTimeout), and the server's
+// MaxConnectionAge ends old connections gracefully. Its peek at the socket
+// before the first write after a quiet period stays. It returns the
+// *rstpool.Conn, not a *net.TCPConn, so grpc-go, which sets
+// TCP_USER_TIMEOUT to the ping Timeout on a *net.TCPConn when keepalive is
+// on, leaves d's UserTimeout in force (60 s by default: above keepalive
+// idle + interval, so one lost probe does not kill a healthy connection).
 func ContextDialer(d *rstpool.Dialer) func(context.Context, string) (net.Conn, error) {
 	d = orZero(d)
 	return func(ctx context.Context, addr string) (net.Conn, error) {
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return nil, err
-		}
-		if tc, ok := c.(*rstpool.Conn); ok {
-			tc.SetIdleLimit(0)
-		}
-		return c, nil
+		return d.DialContext(ctx, "tcp", addr)
 	}
 }
 

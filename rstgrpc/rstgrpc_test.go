@@ -2,6 +2,7 @@ package rstgrpc_test
 
 import (
 	"context"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -39,17 +40,30 @@ func TestKeepaliveParams(t *testing.T) {
 	}
 }
 
-func TestContextDialerTurnsOffTheIdleLimit(t *testing.T) {
+// The connection ContextDialer returns is a tracked one that a quiet spell
+// beyond the Dialer's idle limit does not end: the channel applies it.
+func TestContextDialerConnOutlivesTheIdleLimit(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
-	d := &rstpool.Dialer{IdleTimeout: time.Second}
+	go func() {
+		s, err := ln.Accept()
+		if err == nil {
+			defer s.Close()
+			_, _ = io.Copy(s, s)
+		}
+	}()
+	d := &rstpool.Dialer{IdleTimeout: 20 * time.Millisecond, RefusedRetry: -1}
 	c, err := rstgrpc.ContextDialer(d)(context.Background(), ln.Addr().String())
 	require.NoError(t, err)
 	defer c.Close()
-	tc, ok := c.(*rstpool.Conn)
+	_, ok := c.(*rstpool.Conn)
 	require.True(t, ok, "a %T, not a *rstpool.Conn", c)
-	require.Zero(t, tc.IdleLimit())
+	time.Sleep(50 * time.Millisecond)
+	_, err = c.Write([]byte("ping"))
+	require.NoError(t, err)
+	_, err = io.ReadFull(c, make([]byte, 4))
+	require.NoError(t, err)
 }
 
 func TestContextDialerRefused(t *testing.T) {

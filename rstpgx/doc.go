@@ -18,7 +18,7 @@
 // lifetime; it pings only when a peek cannot know: unsolicited data pending
 // (a notice, or the FATAL message PostgreSQL writes before it closes), a
 // platform without the peek, or a connection idle beyond
-// rstpool.PingAfterIdle.
+// rstpool.DefaultPingAfter.
 //
 // # Restarts and retries
 //

@@ -84,6 +84,7 @@ func decodeStrict(t *testing.T, doc []byte, v any) {
 	dec := json.NewDecoder(bytes.NewReader(doc))
 	dec.DisallowUnknownFields()
 	require.NoError(t, dec.Decode(v), string(doc))
+	require.False(t, dec.More(), "one document")
 	var generic any
 	require.NoError(t, json.Unmarshal(doc, &generic))
 	requireKeys(t, "", generic, reflect.TypeOf(v).Elem())

@@ -26,7 +26,9 @@ func runCmd(args ...string) (int, string, string) {
 
 // decodeStrict decodes one JSON document into v, refusing any key v does
 // not have.
-func decodeStrict(t *testing.T, doc string, v any) {
+
+// decodeOne decodes one JSON document into v, refusing unknown keys.
+func decodeOne(t *testing.T, doc string, v any) {
 	t.Helper()
 	dec := json.NewDecoder(strings.NewReader(doc))
 	dec.DisallowUnknownFields()
@@ -132,7 +134,7 @@ func TestREADMEAuditExample(t *testing.T) {
 	st, out, _ = runCmd("audit", "--hop", "aws-nat", "--hop", "aws-alb", "--hop", "node", "--idle", "90s", "--json")
 	require.Equal(t, exitFindings, st)
 	var res auditJSON
-	decodeStrict(t, out, &res)
+	decodeOne(t, out, &res)
 	chain := rstpool.Chain{rstpool.MustHop("aws-nat"), rstpool.MustHop("aws-alb"), rstpool.MustHop("node")}
 	require.EqualError(t, chain.Check(90*time.Second), res.Findings[0].Message)
 	require.Equal(t, chain.ClientIdleTimeout().Milliseconds(), res.Suggested.IdleTimeoutMs)
@@ -159,7 +161,7 @@ func TestAuditCommand(t *testing.T) {
 	st, out, _ = runCmd("audit", "--file", hops, "--idle", "45s", "--json")
 	require.Equal(t, exitOK, st, out)
 	var res auditJSON
-	decodeStrict(t, out, &res)
+	decodeOne(t, out, &res)
 	require.Equal(t, "aws-nat=5m50s → lb=1m0s → api=2m0s", res.Path)
 	require.Equal(t, []hopJSON{
 		{Name: "aws-nat", Kind: "passthrough", IdleTimeoutMs: 350000},
@@ -180,7 +182,7 @@ func TestDoctorCommandOnFixture(t *testing.T) {
 		st, out, _ = runCmd("doctor", "--root", "../../internal/diag/testdata/"+fixture, "--port", "8080", "--json")
 		require.NotEqual(t, exitUsage, st)
 		var res doctorJSON
-		decodeStrict(t, out, &res)
+		decodeOne(t, out, &res)
 		require.NotEmpty(t, res.Findings)
 		require.NotNil(t, res.Host.KeepAliveTimeMs, fixture)
 		require.Zero(t, *res.Host.KeepAliveTimeMs%1000, "seconds as milliseconds")
@@ -189,7 +191,7 @@ func TestDoctorCommandOnFixture(t *testing.T) {
 	require.EqualValues(t, 7200000, func() int64 {
 		_, out, _ := runCmd("doctor", "--root", "../../internal/diag/testdata/busy", "--json")
 		var res doctorJSON
-		decodeStrict(t, out, &res)
+		decodeOne(t, out, &res)
 		return *res.Host.KeepAliveTimeMs
 	}())
 }
@@ -205,7 +207,7 @@ func TestProbeCommand(t *testing.T) {
 	st, out, errOut := runCmd("probe", "--min", "50ms", "--max", "1s", "--json", addr)
 	require.Equal(t, exitOK, st, errOut)
 	var res probeJSON
-	decodeStrict(t, out, &res)
+	decodeOne(t, out, &res)
 	require.Equal(t, "http", res.Proto, "the default detects HTTP")
 	require.Equal(t, "FIN", res.End)
 	require.EqualValues(t, 1000, res.MaxMs)
@@ -269,7 +271,7 @@ func TestWatchCommandOnLoopback(t *testing.T) {
 			Verdict  string `json:"verdict"`
 		}
 	}
-	decodeStrict(t, out, &sum)
+	decodeOne(t, out, &sum)
 	require.Equal(t, 1, sum.RSTs, out)
 	require.Equal(t, 1, sum.Peer, out)
 	require.Equal(t, "peer", sum.Events[0].Verdict)

@@ -74,22 +74,24 @@ type Dialer struct {
 	// derived value never is.
 	Chain Chain
 
-	// IdleTimeout is the longest a connection may sit idle before a Write
-	// retires it. Zero: Chain.ClientIdleTimeout (DefaultIdleTimeout without
+	// IdleTimeout is the longest a connection may sit idle before the
+	// consumer that hands it out (Transport, Pool, WrapConnector, rstpgx)
+	// retires it at checkout; a connection a caller holds is never retired
+	// under it. Limits reports it to pools with their own idle timers. Zero: Chain.ClientIdleTimeout (DefaultIdleTimeout without
 	// a chain). Negative: no limit, an error when a hop on the client's
 	// connection reaps idle connections.
 	IdleTimeout time.Duration
 
-	// MaxLifetime is the longest a connection may live; it is enforced at
-	// the first Write after a quiet period. Zero: Chain.MaxLifetime, the
+	// MaxLifetime is the longest a connection may live before the consumer
+	// that hands it out retires it at checkout. Zero: Chain.MaxLifetime, the
 	// smallest hard cap on the client's own connection, else no limit (no
 	// common hop caps connection age). Negative: no limit.
 	MaxLifetime time.Duration
 
 	// ValidateAfter is how long a connection must be quiet before a Write
-	// checks it. Zero: DefaultValidateAfter. Negative: never peek at the
-	// socket; the idle limit and lifetime are still checked after
-	// DefaultValidateAfter of quiet.
+	// peeks at its socket first. Zero: DefaultValidateAfter. Negative:
+	// never peek; a Write fails first only when a Read already returned
+	// the peer's FIN.
 	ValidateAfter time.Duration
 
 	// KeepAliveIdle is the quiet time before the first TCP keepalive
@@ -136,12 +138,29 @@ func (d *Dialer) Dial(network, addr string) (net.Conn, error) {
 
 // DialContext connects to the address on the named network and returns a
 // *Conn. A failure is a *ConnError with Op "dial".
+//
+// A refused connect is retried with jittered backoff for RefusedRetry. A
+// destination whose connects were refused for that whole budget is down,
+// for every Dialer in the process: further dials to it fail at once with a
+// refused *ConnError whose cause is CauseDown, until a single probe dial
+// (one at a time, jittered, backing off to 2 s) connects again. So a
+// driver's own connect retries cost one budget per outage, not one each;
+// a restart shorter than the budget still surfaces nothing.
 func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	s, err := d.settings()
 	if err != nil {
 		return nil, err
 	}
-	nc, err := s.dial(ctx, network, addr)
+	start := time.Now()
+	nc, err := s.dial(ctx, network, addr, d.Observer)
+	if o := d.Observer; o != nil {
+		e := Event{Kind: EventDial, Source: "dialer", Addr: addr, Duration: time.Since(start)}
+		if err != nil {
+			e.Class, e.Err = Classify(err), err
+			e.Cause = (&ConnError{Op: "dial", Class: e.Class, Err: err}).Cause()
+		}
+		o(e)
+	}
 	if err != nil {
 		return nil, &ConnError{Op: "dial", Class: Classify(err), Err: err, Addr: addr}
 	}
@@ -168,7 +187,49 @@ type settings struct {
 	refusedRetry time.Duration // <= 0: none
 }
 
-func (s *settings) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+// dial connects through the destination's state: it fails at once when
+// the destination is down (but for the one probe), and takes it down when
+// its refusals outlast the budget, or up when a connect succeeds.
+func (s *settings) dial(ctx context.Context, network, addr string, o Observer) (net.Conn, error) {
+	r := &redial{nd: s.netDialer(network), network: network, addr: addr,
+		key: destinationKey(network, addr), budget: s.refusedRetry, observer: o}
+	probe := false
+	if r.dst = lookupDestination(r.key); r.dst != nil {
+		r.dst.budget.deposit()
+		var err error
+		if probe, err = r.dst.admit(addr, time.Now()); err != nil {
+			return nil, err
+		}
+		if probe {
+			r.budget = 0 // a probe is one connect
+		}
+	}
+	c, exhausted, err := r.dial(ctx)
+	if dst := r.dst; dst != nil {
+		s.settle(dst, r, probe, exhausted, err, o)
+	}
+	return c, err
+}
+
+// settle records what a dial learned about its destination.
+func (s *settings) settle(dst *destination, r *redial, probe, exhausted bool, err error, o Observer) {
+	now := time.Now()
+	switch {
+	case err == nil:
+		if down := dst.markUp(now); down > 0 {
+			o.emit(Event{Kind: EventUp, Source: "dialer", Addr: r.addr, Duration: down})
+		}
+		dst.forget(r.key)
+	case probe:
+		dst.probeFailed(now)
+	case exhausted && dst.markDown(now, err):
+		o.emit(Event{Kind: EventDown, Source: "dialer", Addr: r.addr, Class: ClassRefused, Cause: CauseNotListening, Err: err})
+	}
+}
+
+// netDialer is the net.Dialer for one connect: the Dialer's keepalive and
+// user timeout on TCP.
+func (s *settings) netDialer(network string) *net.Dialer {
 	nd := s.net
 	if isTCP(network) {
 		nd.KeepAliveConfig = s.keepAlive
@@ -178,7 +239,7 @@ func (s *settings) dial(ctx context.Context, network, addr string) (net.Conn, er
 		}
 		nd.Control, nd.ControlContext = withUserTimeout(s.net.Control, s.net.ControlContext, s.userTimeout)
 	}
-	return dialRefusedRetry(ctx, &nd, network, addr, s.refusedRetry)
+	return &nd
 }
 
 func isTCP(network string) bool { return strings.HasPrefix(network, "tcp") }

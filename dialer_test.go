@@ -3,6 +3,8 @@ package rstpool
 import (
 	"context"
 	"net"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,6 +72,7 @@ func TestRefusedDialRetriesWithinBudget(t *testing.T) {
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	ln.Close()
+	forgetDestination(t, addr)
 
 	// A server that comes back within the budget is reached.
 	relisten := make(chan net.Listener, 1)
@@ -99,9 +102,81 @@ func TestRefusedDialRetriesWithinBudget(t *testing.T) {
 	require.Less(t, time.Since(start), 2*time.Second)
 
 	// A canceled context ends the retries.
+	destinations.Delete(destinationKey("tcp", addr)) // the budget above took it down
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_, err = (&Dialer{RefusedRetry: 10 * time.Second}).DialContext(ctx, "tcp", addr)
 	require.Error(t, err)
 	require.Less(t, time.Since(start), 3*time.Second)
+}
+
+// forgetDestination drops what the process learned about addr when the
+// test ends, so that a port the kernel hands out again starts clean.
+func forgetDestination(t *testing.T, addr string) {
+	t.Cleanup(func() { destinations.Delete(destinationKey("tcp", addr)) })
+}
+
+// A destination refused for a whole budget is down: later dials, through
+// any Dialer, fail at once with CauseDown, until a probe connects again.
+func TestDownDestinationFailsFastUntilAProbeConnects(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	forgetDestination(t, addr)
+	var events []Event
+	var mu sync.Mutex
+	observe := func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() }
+	d := &Dialer{RefusedRetry: 200 * time.Millisecond, Observer: observe}
+
+	start := time.Now()
+	_, err = d.Dial("tcp", addr)
+	require.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond, "the first dial spends the budget")
+	var ce *ConnError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, CauseNotListening, ce.Cause())
+
+	for _, other := range []*Dialer{d, {RefusedRetry: time.Minute}} { // down for every Dialer
+		start = time.Now()
+		_, err = other.Dial("tcp", addr)
+		require.Less(t, time.Since(start), 50*time.Millisecond, "a down destination fails at once")
+		require.ErrorAs(t, err, &ce)
+		require.Equal(t, ClassRefused, ce.Class)
+		require.Equal(t, CauseDown, ce.Cause())
+		require.ErrorIs(t, err, syscall.ECONNREFUSED)
+		require.Contains(t, err.Error(), "down since")
+	}
+
+	l, err := net.Listen("tcp", addr)
+	require.NoError(t, err, "the port was taken meanwhile")
+	defer l.Close()
+	go acceptLoop(l, echo)
+	require.Eventually(t, func() bool {
+		c, err := d.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, 3*time.Second, 20*time.Millisecond, "a probe connects once the server is back")
+	c, err := d.Dial("tcp", addr)
+	require.NoError(t, err, "up again for everyone")
+	c.Close()
+
+	mu.Lock()
+	var kinds []EventKind
+	for _, e := range events {
+		if e.Kind == EventDown || e.Kind == EventUp {
+			kinds = append(kinds, e.Kind)
+		}
+	}
+	mu.Unlock()
+	require.Equal(t, []EventKind{EventDown, EventUp}, kinds)
+	dst := lookupDestination(destinationKey("tcp", addr))
+	require.NotNil(t, dst, "kept while its refused-retry budget refills")
+	for dst.budget.lack.Load() > 0 {
+		c, err := d.Dial("tcp", addr)
+		require.NoError(t, err)
+		c.Close()
+	}
+	require.Nil(t, lookupDestination(destinationKey("tcp", addr)), "up with a full budget: forgotten")
 }

@@ -142,6 +142,7 @@ const (
 	CauseUnreadData         // the server answered and closed while the client was still sending
 	CauseNotListening       // nothing listened at the address: a restart or a wrong port
 	CauseBlackHole          // packets vanished without a reset
+	CauseDown               // every connect was refused for a whole RefusedRetry budget: not dialed
 )
 
 var causeText = [...]struct{ name, advice string }{
@@ -156,6 +157,8 @@ var causeText = [...]struct{ name, advice string }{
 		"Back off and retry within a short budget; if it persists, check the address."},
 	CauseBlackHole: {"packets silently dropped",
 		"Keep TCP keepalive below the middlebox idle timeout and bound silence with TCP_USER_TIMEOUT."},
+	CauseDown: {"destination down (refused for the whole retry budget)",
+		"The server is down or not listening; rstpool fails fast and probes until it is back."},
 }
 
 // String names the cause.
@@ -182,8 +185,12 @@ func (c Cause) Advice() string {
 // after a quiet spell, on a connection used before, means it was reaped
 // while idle; any other reset or close happened mid-exchange.
 func (e *ConnError) Cause() Cause {
+	var down *downError
 	switch e.Class {
 	case ClassRefused:
+		if errors.As(e.Err, &down) {
+			return CauseDown
+		}
 		return CauseNotListening
 	case ClassTimeout:
 		if errors.Is(e.Err, syscall.ETIMEDOUT) { // the kernel gave up: keepalive, user timeout, SYN retries

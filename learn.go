@@ -137,12 +137,12 @@ func (t *Transport) noteFailure(r *http.Request, a *attempt, err error) {
 // first byte after a quiet spell.
 func (t *Transport) learnFrom(r *http.Request, e *ConnError) {
 	if e.Reused && e.Cause() == CauseIdleReaped {
-		t.learn.observe(destination(r), e.Idle)
+		t.learn.observe(requestAddr(r), e.Idle)
 	}
 }
 
-// destination is the host:port net/http dials for r without a proxy.
-func destination(r *http.Request) string {
+// requestAddr is the host:port net/http dials for r without a proxy.
+func requestAddr(r *http.Request) string {
 	host, port := r.URL.Hostname(), r.URL.Port()
 	if port == "" {
 		port = "80"

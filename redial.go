@@ -14,29 +14,58 @@ const (
 	refusedBackoffMax = 400 * time.Millisecond
 )
 
-// dialRefusedRetry connects, retrying a refused connect with jittered
-// exponential backoff until budget is spent or ctx is done. Any other
-// failure is returned at once. The last refusal is returned when the budget
-// runs out, so the caller sees ClassRefused promptly.
-func dialRefusedRetry(ctx context.Context, nd *net.Dialer, network, addr string, budget time.Duration) (net.Conn, error) {
-	deadline := time.Now().Add(budget)
+// A redial is one DialContext's connects to one address: the first, and
+// the retries of a refused one with jittered exponential backoff within
+// the RefusedRetry budget, the destination's retry budget and ctx.
+type redial struct {
+	nd       *net.Dialer
+	network  string
+	addr     string
+	key      string
+	budget   time.Duration // <= 0: a refusal is final
+	observer Observer
+	dst      *destination // nil until the address refuses
+}
+
+// dial connects. exhausted reports that refusals lasted the whole budget:
+// the evidence that the destination is down, not restarting.
+func (r *redial) dial(ctx context.Context) (c net.Conn, exhausted bool, err error) {
+	deadline := time.Now().Add(r.budget)
 	wait := refusedBackoffMin
 	for {
-		c, err := nd.DialContext(ctx, network, addr)
-		if err == nil || budget <= 0 || Classify(err) != ClassRefused {
-			return c, err
+		c, err = r.nd.DialContext(ctx, r.network, r.addr)
+		if err == nil || r.budget <= 0 || Classify(err) != ClassRefused {
+			return c, false, err
+		}
+		if r.dst == nil {
+			r.dst = destinationFor(r.key)
 		}
 		sleep := wait/2 + rand.N(wait/2+1)
-		if time.Now().Add(sleep).After(deadline) {
-			return nil, err
+		switch {
+		case time.Now().Add(sleep).After(deadline):
+			return nil, true, err
+		case r.dst.isDown():
+			return nil, false, err // another dial found it down meanwhile
+		case !r.dst.budget.withdraw():
+			r.observer.emit(Event{Kind: EventRetryDenied, Source: "dialer", Addr: r.addr, Reason: "refused", Err: err})
+			return nil, false, err
 		}
-		t := time.NewTimer(sleep)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, err
-		case <-t.C:
+		r.observer.emit(Event{Kind: EventDialRetry, Source: "dialer", Addr: r.addr, Duration: sleep, Err: err})
+		if !sleepCtx(ctx, sleep) {
+			return nil, false, err
 		}
 		wait = min(wait*2, refusedBackoffMax)
+	}
+}
+
+// sleepCtx waits d or until ctx is done; it reports whether it waited d.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }

@@ -137,7 +137,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	a := getAttempt()
 	defer putAttempt(a)
-	a.limit, a.h2c = t.learn.limit(destination(r)), t.h2c
+	a.limit, a.h2c = t.learn.limit(requestAddr(r)), t.h2c
 	resp, err := a.run(t.rt, r)
 	t.noteFailure(r, a, err)
 	if err == nil {
@@ -174,7 +174,7 @@ func (t *Transport) retryReason(r *http.Request, rb *replayBody, a *attempt, err
 	}))
 	if reason != RetryNone && !t.budget.withdraw() {
 		t.stats.denied.Add(1)
-		t.observer.emit(Event{Kind: EventRetryDenied, Source: "transport", Addr: destination(r), Reason: reason.String(), Err: err})
+		t.observer.emit(Event{Kind: EventRetryDenied, Source: "transport", Addr: requestAddr(r), Reason: reason.String(), Err: err})
 		return RetryNone
 	}
 	return reason
@@ -215,7 +215,7 @@ func (t *Transport) retry(r *http.Request, rb *replayBody, a *attempt, reason Re
 		return nil, err
 	}
 	t.stats.retries[reason].Add(1)
-	t.observer.emit(Event{Kind: EventRetry, Source: "transport", Addr: destination(r), Reason: reason.String(), Err: first})
+	t.observer.emit(Event{Kind: EventRetry, Source: "transport", Addr: requestAddr(r), Reason: reason.String(), Err: first})
 	a.reset()
 	a.h2c = t.h2c
 	return a.run(t.fresh, r2)
@@ -228,7 +228,7 @@ func (t *Transport) surface(r *http.Request, err error) {
 	if o := t.observer; o != nil {
 		c, addr := causeOf(err)
 		if addr == "" {
-			addr = destination(r)
+			addr = requestAddr(r)
 		}
 		o(Event{Kind: EventSurfaced, Source: "transport", Addr: addr, Class: class, Cause: c, Err: err})
 	}

@@ -205,7 +205,7 @@ func TestDestination(t *testing.T) {
 		"https://[::1]:8443/":    "[::1]:8443",
 	} {
 		req := httptest.NewRequest(http.MethodGet, url, nil)
-		require.Equal(t, want, destination(req), url)
+		require.Equal(t, want, requestAddr(req), url)
 	}
 }
 

@@ -55,10 +55,9 @@
 // calls that never reached the server. RetryIdempotent repeats the calls of
 // the methods you name, once.
 //
-// A Dialer lifetime (Dialer.MaxLifetime or a hop's MaxLifetime) is still
-// enforced by the connection at its first write after a quiet period, and
-// the call making that write fails; for gRPC leave the lifetime unset and
-// set the server's MaxConnectionAge below any hop's cap instead.
+// A Dialer lifetime (Dialer.MaxLifetime or a hop's MaxLifetime) is applied
+// by pools at checkout; a gRPC channel has no checkout, so it does not
+// apply: set the server's MaxConnectionAge below any hop's cap instead.
 //
 // Targets are dialed over TCP; a Unix socket needs grpc-go's own dialer.
 package rstgrpc

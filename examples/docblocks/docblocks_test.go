@@ -1,34 +1,36 @@
 // Package docblocks checks that the Go code in the repository's Markdown
 // compiles: README.md, CLIENTS.md, and every other *.md file at the root
-// of the repository or one directory below it.
+// of the repository or one directory below it. It also keeps the docs in
+// step with the code where compiling cannot (consistency_test.go).
 //
 // # Convention for a ```go block
 //
-//   - A block whose first line of code starts with "package" is a complete
-//     file. It is built as it stands, in a package of its own.
-//   - Any other block is the body of a function returning error, and reads
-//     as a step of a program:
+// A block whose first line of code starts with "package" is a complete
+// file. It is built as it stands, in a package of its own.
+//
+// Any other block is the body of a function returning error, and reads as
+// a step of a program:
+//
 //   - It may begin with import lines, which are moved to the file's
 //     imports. Without them, the packages listed in imports below are
 //     imported by their usual names (rstpool, rstpgx, rstgrpc, http, sql,
-//     pgxpool, mysql, redis, grpc, keepalive, insecure, slog, …) when the
-//     block uses them.
-//   - These placeholders are in scope without being declared:
-//     ctx (context.Context), d (*rstpool.Dialer), dsn (a PostgreSQL URL,
-//     string), logger (*slog.Logger) and addr (a host:port, string). A
-//     block may declare its own variables of those names.
-//   - A variable the block declares at its top level need not be used
-//     (the harness adds "_ = x" after its declaration): a block shows a
-//     step, not a whole program.
-//   - It may "return err" (or any error); when it does not end with a
-//     return statement, the harness adds "return nil".
-//   - Local types are fine; methods are not (a method needs a complete
-//     file).
+//     atomic, slog, pgx, pgxpool, stdlib, mysql, redis, grpc, keepalive,
+//     insecure, and the common standard ones) when the block uses them.
+//   - These placeholders are in scope without being declared: ctx
+//     (context.Context), d (*rstpool.Dialer), dsn (a PostgreSQL URL), db
+//     (*sql.DB), logger (*slog.Logger) and addr (a host:port). A block may
+//     declare its own variables of those names.
+//   - A variable the block declares at its top level need not be used (the
+//     harness adds "_ = &x" after its declaration, on the same line): a
+//     block shows a step, not a whole program.
+//   - It may "return err"; when its last statement is not a return, the
+//     harness adds "return nil".
+//   - Local types are fine; methods are not (they need a complete file).
 //
-// The blocks are written into a temporary directory inside this module,
-// one function per block, with //line directives, then built with
-// "go build" and checked with "go vet": a failure names the Markdown file
-// and the line of the block's code.
+// The blocks are written into a temporary package inside this module, one
+// function per block, each under a //line directive naming the Markdown
+// file and line, and built with "go build" and checked with "go vet": a
+// failure names the Markdown file and the line of the block's code.
 package docblocks
 
 import (
@@ -56,7 +58,7 @@ import (
 var imports = map[string]string{
 	"bufio": "bufio", "context": "context", "errors": "errors", "fmt": "fmt", "io": "io",
 	"log": "log", "net": "net", "os": "os", "strings": "strings", "syscall": "syscall", "time": "time",
-	"http": "net/http", "sql": "database/sql", "slog": "log/slog",
+	"atomic": "sync/atomic", "http": "net/http", "sql": "database/sql", "slog": "log/slog",
 
 	"rstpool": "github.com/rstpool/rstpool",
 	"rstpgx":  "github.com/rstpool/rstpool/rstpgx",
@@ -77,6 +79,7 @@ const placeholders = `package blocks
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
 
 	"github.com/rstpool/rstpool"
@@ -87,6 +90,7 @@ var (
 	ctx    = context.Background()
 	d      = &rstpool.Dialer{}
 	dsn    = "postgres://postgres@127.0.0.1:5432/test"
+	db     *sql.DB
 	logger = slog.Default()
 	addr   = "127.0.0.1:7000"
 )
@@ -300,7 +304,7 @@ func pathName(path string) string {
 	return filepath.Base(path)
 }
 
-// useDeclared adds "_ = x" after each top-level statement of the block that
+// useDeclared adds "_ = &x" (no copy) after each top-level statement of the block that
 // declares x, on the same line.
 func useDeclared(fset *token.FileSet, src string, stmts []ast.Stmt) string {
 	type insert struct {
@@ -331,7 +335,7 @@ func useDeclared(fset *token.FileSet, src string, stmts []ast.Stmt) string {
 			}
 		}
 		for _, n := range names {
-			ins = append(ins, insert{fset.Position(s.End()).Offset, "; _ = " + n})
+			ins = append(ins, insert{fset.Position(s.End()).Offset, "; _ = &" + n})
 		}
 	}
 	sort.SliceStable(ins, func(i, j int) bool { return ins[i].at > ins[j].at })

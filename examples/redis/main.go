@@ -34,13 +34,10 @@ func run(ctx context.Context, w io.Writer, addr string) error {
 		rstpool.MustHop("azure-lb"),
 		{Name: "redis timeout", IdleTimeout: 300 * time.Second},
 	}}
-	idle, _, err := d.Limits()
-	if err != nil {
-		return err
-	}
-	c := redis.NewClient(&redis.Options{Addr: addr, Dialer: d.DialContext, ConnMaxIdleTime: idle})
-	defer c.Close()
-	pong, err := c.Ping(ctx).Result()
+	idle, _, _ := d.Limits() // the Dialer's idle limit, defaults and chain applied
+	rdb := redis.NewClient(&redis.Options{Addr: addr, Dialer: d.DialContext, ConnMaxIdleTime: idle})
+	defer rdb.Close()
+	pong, err := rdb.Ping(ctx).Result()
 	if err != nil {
 		return fmt.Errorf("ping: %w (class %s)", err, rstpool.Classify(err))
 	}

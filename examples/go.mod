@@ -4,6 +4,7 @@ go 1.26.0
 
 replace (
 	github.com/rstpool/rstpool => ../
+	github.com/rstpool/rstpool/rstgrpc => ../rstgrpc
 	github.com/rstpool/rstpool/rstpgx => ../rstpgx
 )
 
@@ -12,8 +13,10 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/rstpool/rstpool v0.0.0-00010101000000-000000000000
+	github.com/rstpool/rstpool/rstgrpc v0.0.0-00010101000000-000000000000
 	github.com/rstpool/rstpool/rstpgx v0.0.0-00010101000000-000000000000
 	github.com/stretchr/testify v1.12.1
+	google.golang.org/grpc v1.85.0
 )
 
 require (
@@ -24,7 +27,10 @@ require (
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
-	golang.org/x/sync v0.22.0 // indirect
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sync v0.24.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
-	golang.org/x/text v0.41.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20260817212433-ac3dfec99bb1 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
 )

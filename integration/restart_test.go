@@ -49,7 +49,7 @@ func TestPGRestartUnderTraffic(t *testing.T) {
 			s := newPGScenario(t, "restart_traffic_"+kind)
 			// database/sql + pgx stdlib: about one run in three, one read in
 			// ~2000 still fails with a connect reset by the postmaster as it
-			// exits (see DATABASES.md); pgxpool holds zero.
+			// exits (see CLIENTS.md); pgxpool holds zero.
 			tolerate := map[string]int64{"pgxpool": 0, "stdlib": 1}[kind]
 			restartSideBySide(t, "PostgreSQL restart under traffic, "+kind, tolerate, func(t *testing.T, ours bool) *trafficRun {
 				s.admin = pgAdmin(t)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"testing"
@@ -12,9 +13,11 @@ import (
 func TestRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := run(ctx, "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+	var out bytes.Buffer
+	err := run(ctx, &out, "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
 	if err != nil && os.Getenv("RSTPOOL_REQUIRE_SERVICES") != "1" {
 		t.Skipf("server unreachable (%v): start it, or set RSTPOOL_REQUIRE_SERVICES=1 to fail instead", err)
 	}
 	require.NoError(t, err)
+	require.Regexp(t, `^PostgreSQL \d+\S* .*\nidle limit 7m30s\n$`, out.String())
 }

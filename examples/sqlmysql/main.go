@@ -9,8 +9,10 @@ import (
 	"database/sql"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
+	"os"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -22,18 +24,24 @@ func main() {
 	user := flag.String("user", "root", "user")
 	db := flag.String("db", "test", "database")
 	flag.Parse()
-	if err := run(context.Background(), *addr, *user, *db); err != nil {
+	if err := run(context.Background(), os.Stdout, *addr, *user, *db); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context, addr, user, dbname string) error {
-	// The server ends sessions idle longer than wait_timeout (8 h by
-	// default); a proxy in between may be stricter. Declare both.
+func run(ctx context.Context, w io.Writer, addr, user, dbname string) error {
+	// Declare the hops from the client to the server: an HAProxy in TCP
+	// mode (its "timeout client", 5 minutes here, ends the client's
+	// connection and the server's) and MySQL's wait_timeout (8 h by
+	// default, the "mysql" preset).
 	d := &rstpool.Dialer{Chain: rstpool.Chain{
-		{Name: "mysql wait_timeout", IdleTimeout: 8 * time.Hour},
-		{Name: "proxy", IdleTimeout: 5 * time.Minute},
+		{Name: "haproxy timeout client", IdleTimeout: 5 * time.Minute},
+		rstpool.MustHop("mysql"),
 	}}
+	idle, _, err := d.Limits()
+	if err != nil {
+		return err
+	}
 	mysql.RegisterDialContext("rstpool", func(ctx context.Context, addr string) (net.Conn, error) {
 		return d.DialContext(ctx, "tcp", addr)
 	})
@@ -45,11 +53,16 @@ func run(ctx context.Context, addr, user, dbname string) error {
 	}
 	db := sql.OpenDB(rstpool.WrapConnector(conn, d))
 	defer db.Close()
-	db.SetConnMaxIdleTime(d.Chain.ClientIdleTimeout()) // also sweep in the background
+	db.SetConnMaxIdleTime(idle) // also close idle connections in the background
+	// A read is idempotent: Retry runs it once more if its connection
+	// failed under it (database/sql does not repeat a query in flight).
 	var version string
-	if err := db.QueryRowContext(ctx, "select version()").Scan(&version); err != nil {
+	err = rstpool.Retry(ctx, true, func(ctx context.Context) error {
+		return db.QueryRowContext(ctx, "select version()").Scan(&version)
+	})
+	if err != nil {
 		return fmt.Errorf("query: %w (class %s)", err, rstpool.Classify(err))
 	}
-	fmt.Println(version)
+	fmt.Fprintf(w, "%s\nidle limit %s\n", version, idle)
 	return nil
 }

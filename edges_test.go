@@ -25,6 +25,7 @@ import (
 // and through rstpool alike, and the request's context ends it.
 func TestTransportDuplexBodyStreams(t *testing.T) {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).EnableFullDuplex() // HTTP/1; HTTP/2 is duplex anyway
 		w.WriteHeader(http.StatusOK)
 		w.(http.Flusher).Flush() // answer before the body ends
 		sc := bufio.NewScanner(r.Body)
@@ -33,50 +34,23 @@ func TestTransportDuplexBodyStreams(t *testing.T) {
 			w.(http.Flusher).Flush()
 		}
 	}))
-	defer srv.Close()
-	base := func() *http.Transport {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.Protocols = new(http.Protocols)
-		tr.Protocols.SetUnencryptedHTTP2(true) // full duplex
-		return tr
-	}
 	srv.Config.Protocols = new(http.Protocols)
 	srv.Config.Protocols.SetHTTP1(true)
 	srv.Config.Protocols.SetUnencryptedHTTP2(true)
 	srv.Start()
-	for name, rt := range map[string]http.RoundTripper{"stock": base(), "rstpool": &Transport{Base: base(), Dialer: noRetry()}} {
-		t.Run(name, func(t *testing.T) {
-			pr, pw := io.Pipe()
-			defer pw.Close()
-			req, err := http.NewRequest(http.MethodPost, srv.URL, pr)
-			require.NoError(t, err)
-			start := time.Now()
-			done := make(chan *http.Response, 1)
-			go func() {
-				resp, err := rt.RoundTrip(req)
-				if err != nil {
-					t.Error(err)
-				}
-				done <- resp
-			}()
-			var resp *http.Response
-			select {
-			case resp = <-done:
-			case <-time.After(5 * time.Second):
-				t.Fatal("no response while the body is still open: the body was held back")
+	defer srv.Close()
+	for _, proto := range []string{"HTTP/1.1", "h2c"} {
+		base := func() *http.Transport {
+			tr := http.DefaultTransport.(*http.Transport).Clone()
+			if proto == "h2c" {
+				tr.Protocols = new(http.Protocols)
+				tr.Protocols.SetUnencryptedHTTP2(true)
 			}
-			require.NotNil(t, resp)
-			defer resp.Body.Close()
-			t.Logf("%s: response headers after %v", name, time.Since(start))
-			br := bufio.NewReader(resp.Body)
-			for _, word := range []string{"one", "two"} {
-				_, err = pw.Write([]byte(word + "\n"))
-				require.NoError(t, err)
-				line, err := br.ReadString('\n')
-				require.NoError(t, err)
-				require.Equal(t, strings.ToUpper(word)+"\n", line, "each line comes back before the next is sent")
-			}
-		})
+			return tr
+		}
+		for name, rt := range map[string]http.RoundTripper{"stock": base(), "rstpool": &Transport{Base: base(), Dialer: noRetry()}} {
+			t.Run(proto+" "+name, func(t *testing.T) { duplexExchange(t, rt, srv.URL) })
+		}
 	}
 
 	// A body whose producer never writes: the context ends the request.
@@ -383,4 +357,40 @@ func TestRetryNeverRepeatsAnApplicationError(t *testing.T) {
 	reset := &ConnError{Op: "read", Class: ClassReset, Err: syscall.ECONNRESET}
 	_ = Retry(context.Background(), false, func(context.Context) error { runs++; return reset })
 	require.Equal(t, 1, runs)
+}
+
+// duplexExchange sends a body line by line through rt and reads each
+// answer line before sending the next: the response must come back while
+// the body is still open.
+func duplexExchange(t *testing.T, rt http.RoundTripper, url string) {
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, err := http.NewRequest(http.MethodPost, url, pr)
+	require.NoError(t, err)
+	start := time.Now()
+	done := make(chan *http.Response, 1)
+	go func() {
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- resp
+	}()
+	var resp *http.Response
+	select {
+	case resp = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no response while the body is still open: the body was held back")
+	}
+	require.NotNil(t, resp)
+	defer resp.Body.Close()
+	t.Logf("response headers after %v", time.Since(start))
+	br := bufio.NewReader(resp.Body)
+	for _, word := range []string{"one", "two"} {
+		_, err = pw.Write([]byte(word + "\n"))
+		require.NoError(t, err)
+		line, err := br.ReadString('\n')
+		require.NoError(t, err)
+		require.Equal(t, strings.ToUpper(word)+"\n", line, "each line comes back before the next is sent")
+	}
 }

@@ -14,8 +14,8 @@ import (
 )
 
 // LogEvents writes what rstpool does and sees to a *slog.Logger: here, a
-// request to a port where nothing listens fails, and the failure the
-// Transport returns is logged at Warn. The time, the address and the error
+// request to a port where nothing listens fails: the failed connect is
+// logged at Info, and the failure the Transport returns at Warn. The time, the address and the error
 // text are dropped only to keep the example's output stable.
 func ExampleLogEvents() {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -28,7 +28,7 @@ func ExampleLogEvents() {
 
 	stable := func(_ []string, a slog.Attr) slog.Attr {
 		switch a.Key {
-		case slog.TimeKey, "addr", "err":
+		case slog.TimeKey, "addr", "err", "duration":
 			return slog.Attr{}
 		}
 		return a
@@ -40,6 +40,7 @@ func ExampleLogEvents() {
 		fmt.Println(rstpool.Classify(err))
 	}
 	// Output:
+	// level=INFO msg="rstpool dial" source=dialer class=refused cause="nothing listening (restart or wrong port)"
 	// level=WARN msg="rstpool surfaced" source=transport class=refused cause="nothing listening (restart or wrong port)"
 	// refused
 }

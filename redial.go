@@ -28,13 +28,20 @@ type redial struct {
 }
 
 // dial connects. exhausted reports that refusals lasted the whole budget:
-// the evidence that the destination is down, not restarting.
+// the evidence that the destination is down, not restarting. A dial that
+// has to retry takes one token of the destination's retry budget for its
+// whole backoff, and gives it back if it connects: a restart ridden out
+// costs nothing, an outage costs at most a budget of retrying dials.
 func (r *redial) dial(ctx context.Context) (c net.Conn, exhausted bool, err error) {
 	deadline := time.Now().Add(r.budget)
 	wait := refusedBackoffMin
+	retrying := false
 	for {
 		c, err = r.nd.DialContext(ctx, r.network, r.addr)
 		if err == nil || r.budget <= 0 || Classify(err) != ClassRefused {
+			if err == nil && retrying {
+				r.dst.budget.refund()
+			}
 			return c, false, err
 		}
 		if r.dst == nil {
@@ -46,10 +53,11 @@ func (r *redial) dial(ctx context.Context) (c net.Conn, exhausted bool, err erro
 			return nil, true, err
 		case r.dst.isDown():
 			return nil, false, err // another dial found it down meanwhile
-		case !r.dst.budget.withdraw():
+		case !retrying && !r.dst.budget.withdraw():
 			r.observer.emit(Event{Kind: EventRetryDenied, Source: "dialer", Addr: r.addr, Reason: "refused", Err: err})
 			return nil, false, err
 		}
+		retrying = true
 		r.observer.emit(Event{Kind: EventDialRetry, Source: "dialer", Addr: r.addr, Duration: sleep, Err: err})
 		if !sleepCtx(ctx, sleep) {
 			return nil, false, err

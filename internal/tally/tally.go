@@ -41,7 +41,7 @@ type Tally struct {
 // A cell holds one series' counts.
 type cell struct {
 	n    atomic.Int64
-	sum  atomic.Int64                           // nanoseconds
+	sum  atomic.Int64                        // nanoseconds
 	hist *[len(DialBuckets) + 1]atomic.Int64 // dial events only
 }
 

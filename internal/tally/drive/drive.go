@@ -45,7 +45,7 @@ func (r *Run) record(e rstpool.Event) {
 // the Transports and the Pools; t's cleanup closes them all.
 func Start(t testing.TB, o rstpool.Observer) *Run {
 	t.Helper()
-	r := &Run{HTTPAddr: serveHTTP(t), LineAddr: serveLines(t), ClosedAddr: closedPort(t)}
+	r := &Run{HTTPAddr: serveHTTP(t), LineAddr: ServeLines(t), ClosedAddr: closedPort(t)}
 	r.Dialer = &rstpool.Dialer{RefusedRetry: -1, Observer: func(e rstpool.Event) {
 		r.record(e)
 		o(e)

@@ -76,11 +76,11 @@ func serveHTTP(t testing.TB) string {
 	})
 }
 
-// serveLines answers a line protocol: "ok" gets "ok"; "close" gets "ok",
+// ServeLines answers a line protocol: "ok" gets "ok"; "close" gets "ok",
 // then an RST 20 ms later, while the connection sits idle in the pool;
 // "reset-reused" gets an RST when it is not the connection's first line,
 // else "ok".
-func serveLines(t testing.TB) string {
+func ServeLines(t testing.TB) string {
 	return serve(t, func(c *net.TCPConn) {
 		defer c.Close()
 		br := bufio.NewReader(c)

@@ -128,10 +128,15 @@ func (t *Tally) keyOf(e *rstpool.Event) (key, bool) {
 	return k.pack(), true
 }
 
-// classOf is e's Class, or its error's when the event does not say.
+// classOf is e's Class, or its error's when the event does not say: read
+// from a *ConnError without a walk of the chain (which allocates), else
+// classified.
 func classOf(e *rstpool.Event) rstpool.Class {
-	if e.Class == rstpool.ClassNone && e.Err != nil {
-		return rstpool.Classify(e.Err)
+	if e.Class != rstpool.ClassNone || e.Err == nil {
+		return e.Class
 	}
-	return e.Class
+	if ce, ok := e.Err.(*rstpool.ConnError); ok && ce.Class != rstpool.ClassNone {
+		return ce.Class
+	}
+	return rstpool.Classify(e.Err)
 }

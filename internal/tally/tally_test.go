@@ -124,8 +124,13 @@ func TestObserveConcurrently(t *testing.T) {
 func TestObserveAllocatesNothing(t *testing.T) {
 	tl := New(0)
 	e := rstpool.Event{Kind: rstpool.EventSurfaced, Source: "transport", Addr: "a:1", Class: rstpool.ClassReset, Cause: rstpool.CausePeerDied}
-	tl.Observe(e)
-	require.Zero(t, testing.AllocsPerRun(100, func() { tl.Observe(e) }))
+	retry := rstpool.Event{Kind: rstpool.EventRetry, Source: "pool", Addr: "a:1", Reason: "idempotent",
+		Err: &rstpool.ConnError{Op: "read", Class: rstpool.ClassReset, Err: syscall.ECONNRESET}}
+	dial := rstpool.Event{Kind: rstpool.EventDial, Source: "dialer", Addr: "a:1", Duration: time.Millisecond}
+	for _, e := range []rstpool.Event{e, retry, dial} {
+		tl.Observe(e)
+		require.Zero(t, testing.AllocsPerRun(100, func() { tl.Observe(e) }), e.Kind.String())
+	}
 }
 
 func TestNamed(t *testing.T) {

@@ -87,6 +87,22 @@ func (r *Run) Drive(t testing.TB) {
 	defer cancel()
 	r.driveTransports(ctx, t)
 	r.drivePools(ctx, t)
+	r.settle(t)
+}
+
+// settle waits until the pools have closed the connections Do destroyed
+// (puddle closes them in the background), so that their stats hold still.
+func (r *Run) settle(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for _, p := range []*rstpool.Pool{r.Pool, r.Stingy} {
+		for p.Stat().AcquiredConns() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("a pool still holds %d connections after 5 s", p.Stat().AcquiredConns())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
 }
 
 // Expected is what Drive makes the Transports and Pools report, by source

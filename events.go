@@ -28,18 +28,20 @@ const (
 	// "unsolicited-data" or "ping-failed"; Duration is how long it had been
 	// idle.
 	EventRetired
-	// EventCaughtDead: a connection whose peer was gone was found before a
-	// byte of work left: by the check before a write, a peek or a ping.
-	// Class and Cause say how; Duration is how long it had been idle.
+	// EventCaughtDead: a consumer found, before handing it out, a
+	// connection whose peer was gone or out of step. Reason says how:
+	// "peer-closed" (a peek saw a FIN or an RST), "unsolicited-data",
+	// "ping-failed"; Duration is how long it had been idle.
 	EventCaughtDead
 	// EventRetry: work runs a second time on another connection. Reason is
-	// the RetryReason ("nothing-written", "idempotent"); Err is the first
-	// attempt's failure.
+	// the RetryReason ("nothing-written", "idempotent"); Err, Class and
+	// Cause are the first attempt's failure.
 	EventRetry
 	// EventRetryDenied: the retry rule allowed a retry but the retry budget
 	// had none left; Err is the failure returned to the caller.
 	EventRetryDenied
-	// EventSurfaced: a failure reached the caller, with its Class and Cause.
+	// EventSurfaced: a connection failure reached the caller, with its
+	// Class and Cause. (A Pool does not report errors of Do's fn.)
 	EventSurfaced
 	// EventLearned: a Transport set the idle limit of connections to Addr
 	// to Duration, below the idle timeout of a hop nobody declared, or
@@ -84,6 +86,25 @@ type Event struct {
 // or hand the event to a channel without waiting. A nil Observer costs
 // nothing.
 type Observer func(Event)
+
+// Observers returns an Observer that hands each event to every non-nil one
+// of os in turn: to count and log, say.
+func Observers(os ...Observer) Observer {
+	var all []Observer
+	for _, o := range os {
+		if o != nil {
+			all = append(all, o)
+		}
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	return func(e Event) {
+		for _, o := range all {
+			o(e)
+		}
+	}
+}
 
 // emit delivers e to o, if there is one.
 func (o Observer) emit(e Event) {

@@ -166,13 +166,14 @@ type poolSettings struct {
 	upkeepInterval    time.Duration // < 0: no upkeep
 	upkeepPings       int
 	observer          Observer
+	addr              string // PoolConfig.Addr, for events
 
 	// The checkout rule's limits at Acquire and in upkeep.
 	acquireLimits, upkeepLimits rule.Limits
 }
 
 func (cfg *PoolConfig) settings() (*poolSettings, error) {
-	s := &poolSettings{ping: cfg.Ping, wrap: cfg.Wrap}
+	s := &poolSettings{ping: cfg.Ping, wrap: cfg.Wrap, addr: cfg.Addr}
 	steps := [...]func(*poolSettings) error{cfg.dialSettings, cfg.sizes, cfg.lifetimes, cfg.checks, cfg.upkeep}
 	for _, step := range steps {
 		if err := step(s); err != nil {

@@ -38,7 +38,7 @@ func (p *Pool) Do(ctx context.Context, idempotent bool, fn func(net.Conn) error)
 	reason := rule.Retry(f)
 	if reason != rule.None && !p.budget.withdraw() {
 		p.stats.denied.Add(1)
-		p.s.observer.emit(Event{Kind: EventRetryDenied, Source: "pool", Reason: RetryReason(reason).String(), Err: err})
+		p.report(EventRetryDenied, RetryReason(reason).String(), err)
 		reason = rule.None
 	}
 	if reason == rule.None {
@@ -46,7 +46,7 @@ func (p *Pool) Do(ctx context.Context, idempotent bool, fn func(net.Conn) error)
 		return err
 	}
 	p.stats.retried.Add(1)
-	p.s.observer.emit(Event{Kind: EventRetry, Source: "pool", Reason: RetryReason(reason).String(), Err: err})
+	p.report(EventRetry, RetryReason(reason).String(), err)
 	if h, err = p.acquireFresh(ctx); err != nil {
 		return fmt.Errorf("rstpool: acquiring a connection to retry: %w", err)
 	}
@@ -58,14 +58,26 @@ func (p *Pool) Do(ctx context.Context, idempotent bool, fn func(net.Conn) error)
 	return nil
 }
 
-// surface counts and reports a failure Do returns.
+// surface counts and reports a connection failure Do returns; an error of
+// fn's own is the application's business.
 func (p *Pool) surface(reused bool, err error) {
-	if reused && connFailure(err) {
+	if !connFailure(err) {
+		return
+	}
+	if reused {
 		p.stats.surfaced.Add(1)
 	}
+	p.report(EventSurfaced, "", err)
+}
+
+// report sends an event about err to the observer.
+func (p *Pool) report(kind EventKind, reason string, err error) {
 	if o := p.s.observer; o != nil {
-		e := Event{Kind: EventSurfaced, Source: "pool", Class: Classify(err), Err: err}
+		e := Event{Kind: kind, Source: "pool", Reason: reason, Class: Classify(err), Err: err}
 		e.Cause, e.Addr = causeOf(err)
+		if e.Addr == "" {
+			e.Addr = p.s.addr
+		}
 		o(e)
 	}
 }

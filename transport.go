@@ -174,7 +174,7 @@ func (t *Transport) retryReason(r *http.Request, rb *replayBody, a *attempt, err
 	}))
 	if reason != RetryNone && !t.budget.withdraw() {
 		t.stats.denied.Add(1)
-		t.observer.emit(Event{Kind: EventRetryDenied, Source: "transport", Addr: requestAddr(r), Reason: reason.String(), Err: err})
+		t.observer.emit(Event{Kind: EventRetryDenied, Source: "transport", Addr: requestAddr(r), Reason: reason.String(), Class: Classify(err), Err: err})
 		return RetryNone
 	}
 	return reason
@@ -215,7 +215,7 @@ func (t *Transport) retry(r *http.Request, rb *replayBody, a *attempt, reason Re
 		return nil, err
 	}
 	t.stats.retries[reason].Add(1)
-	t.observer.emit(Event{Kind: EventRetry, Source: "transport", Addr: requestAddr(r), Reason: reason.String(), Err: first})
+	t.observer.emit(Event{Kind: EventRetry, Source: "transport", Addr: requestAddr(r), Reason: reason.String(), Class: Classify(first), Err: first})
 	a.reset()
 	a.h2c = t.h2c
 	return a.run(t.fresh, r2)

@@ -54,7 +54,7 @@ func TestCollectEndToEnd(t *testing.T) {
 		series("rstpool.idle_limits.learned", src, "transport", dst, http),
 		series("rstpool.connection.caught_dead", src, "pool", dst, lines, "rstpool.reason", "peer-closed"),
 		series("rstpool.connection.retired", src, "pool", dst, lines, "rstpool.reason", "idle-limit"),
-		series("rstpool.retries", src, "pool", dst, "unknown", "rstpool.reason", "idempotent", "rstpool.class", "reset"),
+		series("rstpool.retries", src, "pool", dst, lines, "rstpool.reason", "idempotent", "rstpool.class", "reset"),
 		series("rstpool.transport.retries_denied", "rstpool.transport", "denying"),
 		series("rstpool.pool.retries", "rstpool.pool", "lines"),
 		series("rstpool.pool.connection.closed", "rstpool.pool", "lines", "rstpool.reason", "idle-limit"),
@@ -92,7 +92,7 @@ func TestMetricdata(t *testing.T) {
 				{Attributes: attribute.NewSet(attribute.String("rstpool.source", "transport"),
 					attribute.String("rstpool.destination", run.HTTPAddr), attribute.String("rstpool.reason", "idempotent")), Value: 1},
 				{Attributes: attribute.NewSet(attribute.String("rstpool.source", "pool"),
-					attribute.String("rstpool.destination", "unknown"), attribute.String("rstpool.reason", "idempotent")), Value: 1},
+					attribute.String("rstpool.destination", run.LineAddr), attribute.String("rstpool.reason", "idempotent")), Value: 1},
 			},
 		},
 	}
@@ -118,7 +118,7 @@ func TestDestinationAttributeIsBounded(t *testing.T) {
 			seen[v] = true
 		}
 	}
-	require.Equal(t, map[string]bool{run.HTTPAddr: true, "other": true, "unknown": true}, seen)
+	require.Equal(t, map[string]bool{run.HTTPAddr: true, "other": true}, seen)
 
 	off, reader := newMetrics(t, rstotel.Options{Destinations: -1})
 	startDrive(t, off)

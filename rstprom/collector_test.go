@@ -52,7 +52,7 @@ func TestScrapeEndToEnd(t *testing.T) {
 		series("rstpool_idle_limits_learned_total", "source", "transport", "destination", http),
 		series("rstpool_conns_caught_dead_total", "source", "pool", "destination", lines, "reason", "peer-closed"),
 		series("rstpool_conns_retired_total", "source", "pool", "destination", lines, "reason", "idle-limit"),
-		series("rstpool_retries_total", "source", "pool", "destination", "unknown", "reason", "idempotent", "class", "reset"),
+		series("rstpool_retries_total", "source", "pool", "destination", lines, "reason", "idempotent", "class", "reset"),
 		series("rstpool_transport_retries_denied_total", "transport", "denying"),
 		series("rstpool_pool_retries_total", "pool", "lines"),
 		series("rstpool_pool_conns_closed_total", "pool", "lines", "reason", "idle-limit"),
@@ -80,7 +80,7 @@ func TestScrapeAndCompare(t *testing.T) {
 # HELP rstpool_retries_denied_total Retries the retry rule allowed but the retry budget had no token for.
 # TYPE rstpool_retries_denied_total counter
 rstpool_retries_denied_total{destination=%[1]q,reason="idempotent",service="checkout",source="transport"} 1
-rstpool_retries_denied_total{destination="unknown",reason="idempotent",service="checkout",source="pool"} 1
+rstpool_retries_denied_total{destination=%[2]q,reason="idempotent",service="checkout",source="pool"} 1
 # HELP rstpool_transport_requests_total Calls to the Transport's RoundTrip.
 # TYPE rstpool_transport_requests_total counter
 rstpool_transport_requests_total{service="checkout",transport="api"} 5
@@ -89,7 +89,7 @@ rstpool_transport_requests_total{service="checkout",transport="denying"} 1
 # TYPE rstpool_pool_max_conns gauge
 rstpool_pool_max_conns{pool="lines",service="checkout"} 1
 rstpool_pool_max_conns{pool="stingy",service="checkout"} 1
-`, run.HTTPAddr)
+`, run.HTTPAddr, run.LineAddr)
 	require.NoError(t, testutil.ScrapeAndCompare(url, strings.NewReader(want),
 		"rstpool_retries_denied_total", "rstpool_transport_requests_total", "rstpool_pool_max_conns"))
 }
@@ -119,7 +119,7 @@ func TestDestinationLabelIsBounded(t *testing.T) {
 			seen[v] = true
 		}
 	}
-	require.Equal(t, map[string]bool{run.HTTPAddr: true, "other": true, "unknown": true}, seen)
+	require.Equal(t, map[string]bool{run.HTTPAddr: true, "other": true}, seen)
 
 	off := rstprom.NewCollector(rstprom.Options{Destinations: -1})
 	startDrive(t, off)

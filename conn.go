@@ -57,6 +57,7 @@ type Conn struct {
 	gapW     atomic.Int64 // bytes written before it
 	gapR     atomic.Int64 // bytes read before it
 	gapFirst atomic.Int64 // nwritten at the end of the write that ended it
+	gapEnd   atomic.Int64 // mono time it ended
 
 	eof     atomic.Bool                // a Read returned the peer's FIN
 	closed  atomic.Bool                // closed locally
@@ -151,6 +152,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 // the connection.
 func (c *Conn) resume(quiet int64, size int) error {
 	w := c.nwritten.Load()
+	c.gapEnd.Store(mono())
 	c.gap.Store(quiet)
 	c.gapW.Store(w)
 	c.gapR.Store(c.nread.Load())
@@ -213,8 +215,26 @@ func (c *Conn) newError(op string, err error) *ConnError {
 		Err:      err,
 		Addr:     remote(c.nc),
 		readBack: r - max(c.markR.Load(), gapR),
-		diedIdle: c.gap.Load() > 0 && r == gapR && w <= c.gapFirst.Load(),
+		diedIdle: c.diedIdle(w, r),
 	}
+}
+
+// diedWithin is how soon after a quiet spell a failure still counts as the
+// answer to its first bytes: a peer or a hop that forgot an idle
+// connection answers them within a round trip, well under this on
+// loopback and within a zone. Later failures, or failures after other
+// writes, happened mid-exchange.
+const diedWithin = 10 * time.Millisecond
+
+// diedIdle reports the evidence that the connection was dead when its last
+// quiet spell ended: nothing arrived since, and the failure came at the
+// first write after it, or within diedWithin of it (HTTP/2 writes headers
+// and data frames of several streams in a burst).
+func (c *Conn) diedIdle(w, r int64) bool {
+	if c.gap.Load() == 0 || r != c.gapR.Load() {
+		return false
+	}
+	return w <= c.gapFirst.Load() || time.Duration(mono()-c.gapEnd.Load()) <= diedWithin
 }
 
 func remote(nc net.Conn) string {

@@ -47,6 +47,9 @@ func (p *Pool) Do(ctx context.Context, idempotent bool, fn func(net.Conn) error)
 	}
 	p.stats.retried.Add(1)
 	p.report(EventRetry, RetryReason(reason).String(), err)
+	if !pauseUnlessStale(ctx, err) {
+		return err
+	}
 	if h, err = p.acquireFresh(ctx); err != nil {
 		return fmt.Errorf("rstpool: acquiring a connection to retry: %w", err)
 	}

@@ -50,10 +50,31 @@ func connFailure(err error) bool {
 	return errors.Is(err, ErrIdleLimit) || errors.Is(err, ErrMaxLifetime)
 }
 
-// RetryBackoff is the longest pause before Retry runs work a second time;
-// the pause is jittered between half of it and all of it, so that callers a
-// restart failed together do not come back together.
-const RetryBackoff = 50 * time.Millisecond
+// RetryBackoff is the longest pause before work runs a second time after a
+// failure that was not a stale connection's: the connection was fresh, or
+// failed in the middle of an exchange, so the path or the server failed
+// rather than an idle connection. The pause is jittered between half of it
+// and all of it, so that a blip of the path (a proxy reload, a flapping
+// link, about 100 ms) has passed, and callers a restart failed together do
+// not come back together. A reused connection found dead after sitting
+// idle at least DefaultLearnFloor is retried at once: a hop reaped it, and
+// the next connection is fine.
+const RetryBackoff = 200 * time.Millisecond
+
+// stale reports whether err is a reused connection that died while idle
+// for at least DefaultLearnFloor, the way hops reap idle connections: a
+// retry on another connection may go at once. A shorter quiet spell says
+// nothing of the path (a blip kills busy connections too).
+func stale(err error) bool {
+	var ce *ConnError
+	return errors.As(err, &ce) && ce.Reused && ce.Cause() == CauseIdleReaped && ce.Idle >= DefaultLearnFloor
+}
+
+// pauseUnlessStale waits before a retry unless first was a stale
+// connection's; it reports false when ctx ended first.
+func pauseUnlessStale(ctx context.Context, first error) bool {
+	return stale(first) || pause(ctx, RetryBackoff)
+}
 
 // Retry runs fn and, when it failed because of its connection, runs it once
 // more after a short jittered pause, for clients that do not retry
@@ -88,7 +109,7 @@ func Retry(ctx context.Context, idempotent bool, fn func(context.Context) error)
 	if reason == rule.None {
 		return err
 	}
-	if !pause(ctx, RetryBackoff) {
+	if !pauseUnlessStale(ctx, err) {
 		return err
 	}
 	return fn(ctx)

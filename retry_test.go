@@ -25,7 +25,7 @@ func pipeConn(t *testing.T) *Conn {
 // counts since the attempt's checkout decide "nothing written" and
 // "answered"; an untracked connection counts as both written and answered.
 func TestRetryReason(t *testing.T) {
-	reset := &ConnError{Op: "read", Class: ClassReset, Err: syscall.ECONNRESET}
+	reset := &ConnError{Op: "read", Class: ClassReset, Written: 10, Err: syscall.ECONNRESET}
 	attemptWith := func(wrote, answered bool) *attempt {
 		c := pipeConn(t)
 		a := &attempt{conns: 1, conn: c}

@@ -168,7 +168,7 @@ func (t *Transport) retryReason(r *http.Request, rb *replayBody, a *attempt, err
 		CallerDone:  r.Context().Err() != nil,
 		ConnFailure: a.conns > 0 && !isDialError(err) && connFailure(a.wrap(err)),
 		Replayable:  replayable(r, rb),
-		NothingLeft: a.wroteNothing(),
+		NothingLeft: a.wroteNothing(err),
 		Answered:    a.answered(),
 		Idempotent:  t.idempotent(r),
 	}))
@@ -216,6 +216,9 @@ func (t *Transport) retry(r *http.Request, rb *replayBody, a *attempt, reason Re
 	}
 	t.stats.retries[reason].Add(1)
 	t.observer.emit(Event{Kind: EventRetry, Source: "transport", Addr: requestAddr(r), Reason: reason.String(), Class: Classify(first), Err: first})
+	if !pauseUnlessStale(r.Context(), a.wrap(first)) {
+		return nil, first
+	}
 	a.reset()
 	a.h2c = t.h2c
 	return a.run(t.fresh, r2)
@@ -395,11 +398,16 @@ func (a *attempt) onGotConn(info httptrace.GotConnInfo) {
 	if a.conn == nil {
 		return
 	}
-	if info.WasIdle && a.limit > 0 && !a.multiplexed(info.Conn) &&
+	if info.WasIdle && a.limit > 0 &&
 		rule.Checkout(rule.Conn{Idle: info.IdleTime}, rule.Limits{IdleLimit: a.limit, PeekAfter: -1}, nil) == rule.RetireIdle {
 		a.conn.retire(ErrIdleLimit)
 	}
-	a.conn.checkout()
+	if !info.Reused || info.WasIdle {
+		// A new piece of work begins. An HTTP/2 connection that other
+		// requests are using keeps the mark of the earliest of them, so
+		// that its errors never undercount what left.
+		a.conn.checkout()
+	}
 	a.written0 = a.conn.nwritten.Load()
 	a.read0 = a.conn.nread.Load()
 }
@@ -414,10 +422,16 @@ func (a *attempt) multiplexed(nc net.Conn) bool {
 	return a.h2c
 }
 
-// wroteNothing reports whether the attempt put no byte on its connection.
-// Unknown (an untracked connection) counts as written.
-func (a *attempt) wroteNothing() bool {
-	return a.conn != nil && a.conn.nwritten.Load() == a.written0
+// wroteNothing reports whether the attempt put no byte on its connection
+// before err: by the attempt's own count, or by the connection's error,
+// counted when it failed (a TLS close_notify written on the way out is
+// not the request). Unknown (an untracked connection) counts as written.
+func (a *attempt) wroteNothing(err error) bool {
+	if a.conn == nil {
+		return false
+	}
+	var ce *ConnError
+	return a.conn.nwritten.Load() == a.written0 || (errors.As(err, &ce) && ce.NothingWritten())
 }
 
 // answered reports whether a byte of the response had arrived: net/http

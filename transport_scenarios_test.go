@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -249,6 +250,9 @@ var tsReportMu sync.Mutex
 func tsReport(t *testing.T, name string, stock, ours *tsSide) {
 	tsReportMu.Lock()
 	defer tsReportMu.Unlock()
+	if os.Getenv("RSTPOOL_SCENARIO_ERRORS") != "" {
+		t.Logf("%s: rstpool errors:\n%s", name, strings.Join(ours.all, "\n"))
+	}
 	for _, side := range []struct {
 		who string
 		s   *tsSide
@@ -293,6 +297,7 @@ func TestScenarioServerIdleRace(t *testing.T) {
 	stock, ours := c.compare(t, 4, 40)
 	require.NotZero(t, stock.errTotal(http.MethodPut, http.MethodPost), "stock net/http did not show the race")
 	requireSafe(t, ours, http.MethodGet, http.MethodPut, http.MethodDelete)
+	requireNeverWorse(t, stock, ours)
 	require.NotEmpty(t, ours.stats.LearnedIdle(), "rstpool did not learn the server's idle timeout")
 }
 
@@ -309,6 +314,7 @@ func TestScenarioMiddleboxReset(t *testing.T) {
 	stock, ours := c.compare(t, 4, 40)
 	require.NotZero(t, stock.errTotal(http.MethodPut, http.MethodPost), "stock net/http did not show the reset")
 	requireSafe(t, ours, http.MethodGet, http.MethodPut, http.MethodDelete)
+	requireNeverWorse(t, stock, ours)
 	require.NotEmpty(t, ours.stats.LearnedIdle())
 }
 
@@ -332,6 +338,7 @@ func TestScenarioRestart(t *testing.T) {
 	stock, ours := c.compare(t, 4, 60)
 	require.NotZero(t, stock.errTotal(tsAllMethods...), "stock net/http did not see the restart")
 	requireSafe(t, ours, http.MethodGet, http.MethodPut, http.MethodDelete)
+	requireNeverWorse(t, stock, ours)
 }
 
 // The server answers 413 at once and closes while the client still sends
@@ -353,6 +360,7 @@ func TestScenarioUnreadBody(t *testing.T) {
 	// rstpool would fail at the same rate and requireSafe would see it.
 	t.Logf("stock net/http was reset on %d of 100 PUTs", stock.errTotal(http.MethodPut))
 	requireSafe(t, ours, http.MethodPut)
+	requireNeverWorse(t, stock, ours)
 }
 
 // HTTP/2 over TLS and h2c through a middlebox that resets flows idle over
@@ -374,6 +382,7 @@ func TestScenarioHTTP2MiddleboxReset(t *testing.T) {
 			stock, ours := c.compare(t, 4, 25)
 			require.NotZero(t, stock.errTotal(tsAllMethods...), "stock net/http did not show the reset")
 			requireSafe(t, ours, http.MethodGet, http.MethodPut, http.MethodDelete)
+			requireNeverWorse(t, stock, ours)
 		})
 	}
 }
@@ -385,15 +394,58 @@ func TestScenarioSilentDropL7(t *testing.T) {
 	t.Parallel()
 	c := &tsCase{
 		name: "silent drop (L7, chain declared)", methods: tsAllMethods, body: 64,
-		gap:   gapAround(200*time.Millisecond, 60*time.Millisecond),
-		proxy: &faultproxy.Config{IdleTimeout: 200 * time.Millisecond, IdleAction: faultproxy.ActionDrop},
+		gap:   gapAround(400*time.Millisecond, 120*time.Millisecond),
+		proxy: &faultproxy.Config{IdleTimeout: 400 * time.Millisecond, IdleAction: faultproxy.ActionDrop},
 		rstpool: func(tr *Transport) {
-			tr.Dialer.Chain = Chain{{Name: "L7 proxy", IdleTimeout: 200 * time.Millisecond}}
+			tr.Dialer.Chain = Chain{{Name: "L7 proxy", IdleTimeout: 400 * time.Millisecond}}
 		},
-		timeout: 600 * time.Millisecond,
+		timeout: 800 * time.Millisecond,
 	}
 	stock, ours := c.compare(t, 4, 20)
 	require.NotZero(t, stock.errTotal(http.MethodGet), "stock net/http did not hang on a dropped flow")
 	requireSafe(t, ours, http.MethodGet, http.MethodPut, http.MethodDelete)
+	requireNeverWorse(t, stock, ours)
 	require.Zero(t, ours.errTotal(http.MethodPost))
+}
+
+// A blip: every flow is reset (or closed) for 100 ms every 2-4 s, a proxy
+// reload or a flapping link, under 1,000 requests per method. Idempotent
+// requests survive through rstpool, and no cell is worse than stock.
+func TestScenarioBlip(t *testing.T) {
+	t.Parallel()
+	for _, action := range []faultproxy.Action{faultproxy.ActionReset, faultproxy.ActionClose} {
+		t.Run(action.String(), func(t *testing.T) {
+			t.Parallel()
+			c := &tsCase{
+				name: "blip (" + action.String() + " every flow 100 ms every 2-4 s)", methods: tsAllMethods, body: 64,
+				gap:   gapAround(12*time.Millisecond, 4*time.Millisecond),
+				proxy: &faultproxy.Config{},
+				during: func(p *faultproxy.Proxy, done <-chan struct{}) {
+					rng := rand.New(rand.NewPCG(3, 0))
+					for {
+						select {
+						case <-time.After(2*time.Second + time.Duration(rng.Int64N(int64(2*time.Second)))):
+							p.Blip(100*time.Millisecond, action)
+						case <-done:
+							return
+						}
+					}
+				},
+				timeout: 5 * time.Second,
+			}
+			stock, ours := c.compare(t, 8, 500)
+			require.NotZero(t, stock.errTotal(tsAllMethods...), "stock net/http did not see the blips")
+			requireSafe(t, ours, http.MethodGet, http.MethodPut, http.MethodDelete)
+			requireNeverWorse(t, stock, ours)
+		})
+	}
+}
+
+// requireNeverWorse asserts that rstpool surfaced no more errors than
+// stock for any method.
+func requireNeverWorse(t *testing.T, stock, ours *tsSide) {
+	t.Helper()
+	for m := range ours.sent {
+		require.LessOrEqual(t, ours.errs[m], stock.errs[m], "%s: rstpool surfaced more errors than stock:\n%s", m, strings.Join(ours.all, "\n"))
+	}
 }

@@ -208,3 +208,31 @@ func TestEarlyFractionIsSeededAndShortRequestsAnswered(t *testing.T) {
 	require.Greater(t, early, int64(0))
 	require.Less(t, early, int64(20))
 }
+
+// A blip ends the open flows at once and every flow that carries a byte
+// while it lasts, new ones included; afterwards new flows work.
+func TestBlip(t *testing.T) {
+	up := startEcho(t)
+	for _, a := range []Action{ActionReset, ActionClose} {
+		t.Run(a.String(), func(t *testing.T) {
+			p := startProxy(t, Config{}, up.addr())
+			open := dial(t, p.Addr())
+			roundTrip(t, open, "before")
+			p.Blip(300*time.Millisecond, a)
+			_, err := readErr(open, 2*time.Second)
+			require.Error(t, err)
+			require.Equal(t, a == ActionReset, isReset(err), "%v", err)
+
+			during := dial(t, p.Addr()) // accepted, then ended at its first byte
+			_, _ = during.Write([]byte("x"))
+			_, err = readErr(during, 2*time.Second)
+			require.Error(t, err, "a flow that sends during the blip ends")
+
+			time.Sleep(350 * time.Millisecond)
+			roundTrip(t, dial(t, p.Addr()), "after")
+			st := p.Stats()
+			require.Equal(t, int64(1), st.Blips)
+			require.Equal(t, int64(2), st.BlipKills)
+		})
+	}
+}

@@ -142,6 +142,11 @@ func (f *flow) onData(dir Direction, dst *net.TCPConn, b []byte) bool {
 		return false
 	}
 	now := f.p.now()
+	if a, ok := f.p.blipping(now); ok {
+		f.p.stats.bytesDropped.Add(int64(len(b)))
+		f.end(a)
+		return false
+	}
 	if f.p.blackHole.Load() {
 		f.p.stats.bytesDropped.Add(int64(len(b)))
 		return true
@@ -190,6 +195,21 @@ func (f *flow) onForgotten(dir Direction, a Action) bool {
 		return false
 	}
 	return true // ActionDrop
+}
+
+// end ends the flow for a blip: an RST to the client, or a FIN.
+func (f *flow) end(a Action) {
+	if f.state.Load() == stDone {
+		return
+	}
+	if a == ActionClose {
+		if f.state.Load() != stDone {
+			f.p.stats.blipKills.Add(1)
+		}
+		f.closeDraining()
+		return
+	}
+	f.kill(true, false, &f.p.stats.blipKills)
 }
 
 // closeDraining closes both sides with a FIN, draining the client briefly so

@@ -31,6 +31,7 @@ type Proxy struct {
 
 	idle      atomic.Pointer[idlePolicy]
 	blackHole atomic.Bool
+	blip      atomic.Pointer[blip]
 
 	mu        sync.Mutex
 	ln        net.Listener // nil while refusing
@@ -41,6 +42,12 @@ type Proxy struct {
 	reopening bool       // a reopen goroutine is running
 	waiters   []chan error
 	wg        sync.WaitGroup // accept loops, flows, reopen
+}
+
+// A blip is a window during which every flow that carries a byte ends.
+type blip struct {
+	until  int64 // p.now() when it ends
+	action Action
 }
 
 type idlePolicy struct {
@@ -102,6 +109,26 @@ func (p *Proxy) ResetAll() {
 	for _, f := range p.openFlows() {
 		f.kill(true, false, &p.stats.resets)
 	}
+}
+
+// Blip ends every open flow now with a (ActionReset: an RST to the client;
+// ActionClose: a FIN), and for d from now every flow, new ones included,
+// the moment it carries a byte: a proxy reload or a flapping link. New
+// connections are still accepted. ActionDrop is not a blip: use BlackHole.
+func (p *Proxy) Blip(d time.Duration, a Action) {
+	p.blip.Store(&blip{until: p.now() + int64(d), action: a})
+	p.stats.blips.Add(1)
+	for _, f := range p.openFlows() {
+		go f.end(a)
+	}
+}
+
+// blipping returns the action of the blip in force at now, if any.
+func (p *Proxy) blipping(now int64) (Action, bool) {
+	if b := p.blip.Load(); b != nil && now < b.until {
+		return b.action, true
+	}
+	return 0, false
 }
 
 // Close stops listening, closes every flow, and waits for every goroutine of

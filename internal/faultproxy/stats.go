@@ -18,6 +18,8 @@ type Stats struct {
 	MidTransferResets int64 // flows reset after ResetAfterBytes bytes
 	EarlyCloses       int64 // flows answered with EarlyResponse and closed
 	FlowsReset        int64 // flows reset by ResetAll or Restart
+	Blips             int64 // calls to Blip
+	BlipKills         int64 // flows a blip ended
 	Restarts          int64 // calls to Restart
 	RefusedWindows    int64 // times the listener was closed by Refuse or Restart
 	DialFailures      int64 // flows reset because the upstream could not be dialed
@@ -36,6 +38,7 @@ type counters struct {
 	reaped                           [ActionClose + 1]atomic.Int64
 	midResets, earlyCloses, resets   atomic.Int64
 	restarts, refused, dialFailures  atomic.Int64
+	blips, blipKills                 atomic.Int64
 	bytesUp, bytesDown, bytesDropped atomic.Int64
 }
 
@@ -51,6 +54,8 @@ func (c *counters) snapshot() Stats {
 		EarlyCloses:       c.earlyCloses.Load(),
 		FlowsReset:        c.resets.Load(),
 		Restarts:          c.restarts.Load(),
+		Blips:             c.blips.Load(),
+		BlipKills:         c.blipKills.Load(),
 		RefusedWindows:    c.refused.Load(),
 		DialFailures:      c.dialFailures.Load(),
 		BytesUp:           c.bytesUp.Load(),

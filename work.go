@@ -21,6 +21,10 @@ func init() {
 			w.connecting()
 		}
 	}
+	handout.Down = func(network, addr string) bool {
+		d := lookupDestination(destinationKey(network, addr))
+		return d != nil && d.isDown()
+	}
 }
 
 // A work is the accounting of one call of Retry: every connection that a

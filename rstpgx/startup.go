@@ -7,12 +7,14 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/rstpool/rstpool"
+	"github.com/rstpool/rstpool/internal/handout"
 )
 
 // SQLSTATE 57P03, cannot_connect_now: "the database system is starting up"
@@ -83,7 +85,11 @@ func (s *startupRetry) beforeConnect(_ context.Context, cc *pgx.ConnConfig) erro
 	}
 	primary := &pgconn.FallbackConfig{Host: cc.Host, Port: cc.Port, TLSConfig: cc.TLSConfig}
 	fallbacks := slices.Clone(cc.Fallbacks) // stdlib's copy shares the slice
-	for range s.copies {
+	copies := s.copies
+	if handout.Down("tcp", net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port)))) {
+		copies = 0 // the server is down, not starting up: one line per real attempt
+	}
+	for range copies {
 		fallbacks = append(fallbacks, primary)
 	}
 	cc.Fallbacks = fallbacks

@@ -18,4 +18,9 @@ var (
 	// Connecting records that a consumer opens a new connection for the
 	// work under ctx.
 	Connecting func(ctx context.Context)
+
+	// Down reports whether the Dialers of this process hold addr down:
+	// its connects were refused for a whole RefusedRetry budget, and dials
+	// to it fail at once until a probe connects.
+	Down func(network, addr string) bool
 )

@@ -6,25 +6,33 @@ replace (
 	github.com/rstpool/rstpool => ../
 	github.com/rstpool/rstpool/rstgrpc => ../rstgrpc
 	github.com/rstpool/rstpool/rstpgx => ../rstpgx
+	github.com/rstpool/rstpool/rstprom => ../rstprom
 )
 
 require (
 	github.com/go-sql-driver/mysql v1.10.1
 	github.com/jackc/pgx/v5 v5.12.0
+	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/rstpool/rstpool v0.0.0-00010101000000-000000000000
 	github.com/rstpool/rstpool/rstgrpc v0.0.0-00010101000000-000000000000
 	github.com/rstpool/rstpool/rstpgx v0.0.0-00010101000000-000000000000
+	github.com/rstpool/rstpool/rstprom v0.0.0-00010101000000-000000000000
 	github.com/stretchr/testify v1.12.1
 	google.golang.org/grpc v1.85.0
 )
 
 require (
 	filippo.io/edwards25519 v1.2.0 // indirect
+	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect
+	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
+	github.com/prometheus/client_model v0.6.3 // indirect
+	github.com/prometheus/common v0.72.0 // indirect
+	github.com/prometheus/procfs v0.22.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/net v0.62.0 // indirect

@@ -13,7 +13,7 @@
 //
 //   - It may begin with import lines, which are moved to the file's
 //     imports. Without them, the packages listed in imports below are
-//     imported by their usual names (rstpool, rstpgx, rstgrpc, http, sql,
+//     imported by their usual names (rstpool, rstpgx, rstgrpc, rstprom, prometheus, http, sql,
 //     atomic, slog, pgx, pgxpool, stdlib, mysql, redis, grpc, keepalive,
 //     insecure, and the common standard ones) when the block uses them.
 //   - These placeholders are in scope without being declared: ctx
@@ -60,9 +60,11 @@ var imports = map[string]string{
 	"log": "log", "net": "net", "os": "os", "strings": "strings", "syscall": "syscall", "time": "time",
 	"atomic": "sync/atomic", "http": "net/http", "sql": "database/sql", "slog": "log/slog",
 
-	"rstpool": "github.com/rstpool/rstpool",
-	"rstpgx":  "github.com/rstpool/rstpool/rstpgx",
-	"rstgrpc": "github.com/rstpool/rstpool/rstgrpc",
+	"rstpool":    "github.com/rstpool/rstpool",
+	"rstpgx":     "github.com/rstpool/rstpool/rstpgx",
+	"rstgrpc":    "github.com/rstpool/rstpool/rstgrpc",
+	"rstprom":    "github.com/rstpool/rstpool/rstprom",
+	"prometheus": "github.com/prometheus/client_golang/prometheus",
 
 	"pgx":       "github.com/jackc/pgx/v5",
 	"pgxpool":   "github.com/jackc/pgx/v5/pgxpool",

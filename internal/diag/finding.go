@@ -7,41 +7,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/rstpool/rstpool/internal/pathrule"
 )
 
-// Severity ranks a finding. The zero value is OK.
-type Severity uint8
+// Severity ranks a finding: the path rule's own, so that the audit shows
+// exactly what the library judges. The zero value is OK.
+type Severity = pathrule.Severity
 
 // Severities from harmless to broken.
 const (
-	OK   Severity = iota // nothing to do
-	Info                 // worth knowing, no action needed
-	Warn                 // likely to cause resets under some load or timing
-	Crit                 // resets will happen
+	OK   = pathrule.OK
+	Info = pathrule.Info
+	Warn = pathrule.Warn
+	Crit = pathrule.Crit
 )
-
-var severityNames = [...]string{"ok", "info", "warn", "crit"}
-
-func (s Severity) String() string {
-	if int(s) < len(severityNames) {
-		return severityNames[s]
-	}
-	return fmt.Sprintf("severity(%d)", uint8(s))
-}
-
-// MarshalText encodes the severity by name, so JSON output reads "warn".
-func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// UnmarshalText decodes a severity name.
-func (s *Severity) UnmarshalText(b []byte) error {
-	for i, n := range severityNames {
-		if n == string(b) {
-			*s = Severity(i)
-			return nil
-		}
-	}
-	return fmt.Errorf("diag: unknown severity %q", b)
-}
 
 // A Finding is one result of a diagnostic: what was checked, how bad it is,
 // what was seen, and one line of advice.

@@ -17,6 +17,30 @@ const (
 	Crit                 // resets will happen
 )
 
+var severityNames = [...]string{"ok", "info", "warn", "crit"}
+
+// String names the severity: "ok", "info", "warn" or "crit".
+func (s Severity) String() string {
+	if int(s) < len(severityNames) {
+		return severityNames[s]
+	}
+	return fmt.Sprintf("severity(%d)", uint8(s))
+}
+
+// MarshalText encodes the severity by name, so JSON output reads "warn".
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText decodes a severity name.
+func (s *Severity) UnmarshalText(b []byte) error {
+	for i, n := range severityNames {
+		if n == string(b) {
+			*s = Severity(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown severity %q", b)
+}
+
 // A Finding is one judgement of a client's settings on its path.
 type Finding struct {
 	Severity Severity

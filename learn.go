@@ -45,6 +45,15 @@ func (l *learner) init(floor, base time.Duration, o Observer) {
 	l.floor, l.base, l.observer = floor, base, o
 }
 
+// limitFor returns the idle limit learned for r's destination; it spends
+// nothing (not even the address string) while nothing was learned.
+func (l *learner) limitFor(r *http.Request) time.Duration {
+	if !l.any.Load() {
+		return 0
+	}
+	return l.limit(requestAddr(r))
+}
+
 // limit returns the idle limit learned for addr, zero when none. A limit
 // without new evidence for learnRecoverAfter is doubled, and dropped once
 // it reaches the Dialer's own.

@@ -137,7 +137,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	a := getAttempt()
 	defer putAttempt(a)
-	a.limit, a.h2c = t.learn.limit(requestAddr(r)), t.h2c
+	a.limit, a.h2c = t.learn.limitFor(r), t.h2c
 	resp, err := a.run(t.rt, r)
 	t.noteFailure(r, a, err)
 	if err == nil {

@@ -59,10 +59,11 @@ type Conn struct {
 	gapFirst atomic.Int64 // nwritten at the end of the write that ended it
 	gapEnd   atomic.Int64 // mono time it ended
 
-	eof     atomic.Bool                // a Read returned the peer's FIN
-	closed  atomic.Bool                // closed locally
-	retired atomic.Pointer[retirement] // fail the next write: a consumer retired it at handout
-	failure atomic.Pointer[ConnError]  // the first failure, for drivers that report their own
+	eof      atomic.Bool                // a Read returned the peer's FIN
+	closed   atomic.Bool                // closed locally
+	deadline atomic.Bool                // a caller set a deadline and has not cleared it
+	retired  atomic.Pointer[retirement] // fail the next write: a consumer retired it at handout
+	failure  atomic.Pointer[ConnError]  // the first failure, for drivers that report their own
 
 	checkMu  sync.Mutex // serializes checks; guards the fields below
 	peekFn   func(fd uintptr)
@@ -291,13 +292,30 @@ func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
 func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
 // SetDeadline sets the read and write deadlines of the underlying connection.
-func (c *Conn) SetDeadline(t time.Time) error { return c.nc.SetDeadline(t) }
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.noteDeadline(t)
+	return c.nc.SetDeadline(t)
+}
 
 // SetReadDeadline sets the read deadline of the underlying connection.
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.nc.SetReadDeadline(t) }
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.noteDeadline(t)
+	return c.nc.SetReadDeadline(t)
+}
 
 // SetWriteDeadline sets the write deadline of the underlying connection.
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.noteDeadline(t)
+	return c.nc.SetWriteDeadline(t)
+}
+
+// noteDeadline records whether a deadline may be in force: a pool clears
+// it between holders only then.
+func (c *Conn) noteDeadline(t time.Time) {
+	if set := !t.IsZero(); set != c.deadline.Load() {
+		c.deadline.Store(set)
+	}
+}
 
 // SyscallConn returns the underlying connection's raw connection, so that
 // drivers' own liveness checks keep working through a Conn.

@@ -70,7 +70,9 @@ func (h PooledConn) Release() {
 	if h.e.tc == nil {
 		h.e.lastUse = mono() // an untracked conn's traffic is unknown: count it up to now
 	}
-	_ = h.e.nc.SetDeadline(time.Time{}) // the next holder starts without this one's deadline
+	if h.e.tc == nil || h.e.tc.deadline.Load() {
+		_ = h.e.nc.SetDeadline(time.Time{}) // the next holder starts without this one's deadline
+	}
 	// The pool keeps its own idle clock (lastUse and the Conn's traffic)
 	// and never reads puddle's: ReleaseUnused spares a clock read.
 	h.e.res.ReleaseUnused()

@@ -2,7 +2,6 @@ package rstpool
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -410,16 +409,6 @@ func (a *attempt) onGotConn(info httptrace.GotConnInfo) {
 	}
 	a.written0 = a.conn.nwritten.Load()
 	a.read0 = a.conn.nread.Load()
-}
-
-// multiplexed reports whether nc carries HTTP/2: other requests may join
-// it at any moment, and a failed write would fail them all, so it is never
-// retired at handout.
-func (a *attempt) multiplexed(nc net.Conn) bool {
-	if tc, ok := nc.(*tls.Conn); ok {
-		return tc.ConnectionState().NegotiatedProtocol == "h2"
-	}
-	return a.h2c
 }
 
 // wroteNothing reports whether the attempt put no byte on its connection

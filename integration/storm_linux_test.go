@@ -35,6 +35,7 @@ const (
 // A stormRun is what one restart did.
 type stormRun struct {
 	client               string
+	together             bool // the clients' requests go at the same moments
 	backlog              int
 	warm                 int           // connections open before the restart
 	reconnects           int           // connections accepted after the reopen
@@ -57,9 +58,11 @@ func TestRestartStorm(t *testing.T) {
 		t.Skip("the restart storm takes ~20 s of two busy cores: run it with RSTPOOL_STORM=1 (without -race), see BENCHMARKS.md")
 	}
 	var runs []stormRun
-	for _, backlog := range []int{0, 128} {
-		for _, ours := range []bool{false, true} {
-			runs = append(runs, restartStorm(t, ours, backlog))
+	for _, together := range []bool{false, true} {
+		for _, backlog := range []int{0, 128} {
+			for _, ours := range []bool{false, true} {
+				runs = append(runs, restartStorm(t, ours, backlog, together))
+			}
 		}
 	}
 	t.Logf("restart storm: %d clients × %d idle connections, down %v, a request per connection every %v:\n%s",
@@ -71,7 +74,11 @@ func TestRestartStorm(t *testing.T) {
 }
 
 // restartStorm runs one storm with the stock or the rstpool clients.
-func restartStorm(t *testing.T, ours bool, backlog int) stormRun {
+//
+// The clients' phases are random, or with together the same for all (50 ms
+// after the restart): clients whose requests an upstream event triggers at
+// once.
+func restartStorm(t *testing.T, ours bool, backlog int, together bool) stormRun {
 	srv, err := newStormServer(backlog)
 	require.NoError(t, err)
 	defer srv.close()
@@ -83,7 +90,7 @@ func restartStorm(t *testing.T, ours bool, backlog int) stormRun {
 			c.CloseIdleConnections()
 		}
 	}()
-	r := stormRun{client: "net/http", backlog: backlog}
+	r := stormRun{client: "net/http", backlog: backlog, together: together}
 	if ours {
 		r.client = "rstpool.Transport"
 	}
@@ -95,7 +102,11 @@ func restartStorm(t *testing.T, ours bool, backlog int) stormRun {
 	var wg sync.WaitGroup
 	var requests, errs atomic.Int64
 	for _, c := range clients {
-		wg.Go(func() { stormClient(c, srv.addr, start, stop, &requests, &errs) })
+		first := start.Add(rand.N(stormPeriod))
+		if together {
+			first = start.Add(50 * time.Millisecond)
+		}
+		wg.Go(func() { stormClient(c, srv.addr, first, stop, &requests, &errs) })
 	}
 	reopened, err := srv.restart(stormDown)
 	require.NoError(t, err)
@@ -148,7 +159,7 @@ func stormTransports(ours bool, attempts *stormAttempts, o rstpool.Observer) []i
 }
 
 // warmStorm opens stormConns connections on every client (concurrent
-// requests the server holds 50 ms) and returns how many the server has.
+// requests the server holds 200 ms) and returns how many the server has.
 func warmStorm(t *testing.T, clients []interface {
 	http.RoundTripper
 	CloseIdleConnections()
@@ -158,8 +169,8 @@ func warmStorm(t *testing.T, clients []interface {
 	for i, c := range clients {
 		for range stormConns {
 			wg.Go(func() {
-				time.Sleep(time.Duration(i) * time.Millisecond) // not one burst
-				if stormGet(c, srv.addr, "?hold") != nil {
+				time.Sleep(time.Duration(i) * 3 * time.Millisecond) // not one burst
+				if stormGet(c, srv.addr, "?warm") != nil {
 					failed.Add(1)
 				}
 			})
@@ -172,9 +183,9 @@ func warmStorm(t *testing.T, clients []interface {
 
 // stormClient sends stormConns requests at once (a fan-out the server
 // holds a moment, so each needs a connection of its own) every
-// stormPeriod, from a random phase after start until stop.
-func stormClient(rt http.RoundTripper, addr string, start, stop time.Time, requests, errs *atomic.Int64) {
-	next := start.Add(rand.N(stormPeriod))
+// stormPeriod, from first until stop.
+func stormClient(rt http.RoundTripper, addr string, first, stop time.Time, requests, errs *atomic.Int64) {
+	next := first
 	for next.Before(stop) {
 		time.Sleep(time.Until(next))
 		var wg sync.WaitGroup
@@ -238,13 +249,17 @@ func (a *stormAttempts) between(from, to time.Time) int64 {
 
 func stormTable(runs []stormRun) string {
 	var b strings.Builder
-	b.WriteString("| backlog | client | idle conns before | reconnects | spread first→p99 (first→last) | after the reopen: first / p50 / p99 | ListenOverflows / ListenDrops | connects refused while down | requests failed / sent | retries taken / denied |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| phases | backlog | client | idle conns before | reconnects | spread first→p99 (first→last) | after the reopen: first / p50 / p99 | ListenOverflows / ListenDrops | connects refused while down | requests failed / sent | retries taken / denied |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range runs {
 		backlog := "somaxconn (4096)"
 		if r.backlog > 0 {
 			backlog = fmt.Sprint(r.backlog)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %d | %s (%s) | %s / %s / %s | %d / %d | %d | %d / %d | %d / %d |\n", backlog, r.client, r.warm, r.reconnects,
+		phases := "random"
+		if r.together {
+			phases = "together"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %s (%s) | %s / %s / %s | %d / %d | %d | %d / %d | %d / %d |\n", phases, backlog, r.client, r.warm, r.reconnects,
 			ms(r.spread), ms(r.spreadAll), ms(r.firstAfter), ms(r.p50), ms(r.p99), r.overflows, r.drops, r.refusedWhileDown, r.errs, r.requests, r.retries, r.denied)
 	}
 	return b.String()

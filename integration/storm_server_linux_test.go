@@ -57,10 +57,13 @@ func (s *stormServer) listen() error {
 	return nil
 }
 
-// serve answers after a short pause, so that concurrent requests of one
-// client need connections of their own.
+// serve answers after a pause (200 ms while warming up, else 20 ms), so
+// that concurrent requests of one client need connections of their own.
 func (s *stormServer) serve(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Query().Has("hold") {
+	switch q := r.URL.Query(); {
+	case q.Has("warm"):
+		time.Sleep(200 * time.Millisecond)
+	case q.Has("hold"):
 		time.Sleep(20 * time.Millisecond)
 	}
 	w.Write([]byte("ok"))

@@ -18,9 +18,9 @@ import (
 // laterCalls is how many calls follow the first of an outage.
 const laterCalls = 10
 
-// fewMs is the slack a later call through rstpool may take beyond 1.2 ×
+// noise is the slack a later call through rstpool may take beyond 1.2 ×
 // stock's: scheduling noise of a shared machine, not work.
-const fewMs = 5 * time.Millisecond
+const noise = 5 * time.Millisecond
 
 // outageBudget is the Dialer's RefusedRetry in the outage tests: 500 ms
 // keeps them fast; RSTPOOL_OUTAGE_BUDGET=3s measures the default.
@@ -51,7 +51,7 @@ type failTimes struct {
 func timeToFail(c outageClient, n int) failTimes {
 	var f failTimes
 	for i := 0; i <= n; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), cmp(c.timeout, callTimeout))
+		ctx, cancel := context.WithTimeout(context.Background(), nonZero(c.timeout, callTimeout))
 		start := time.Now()
 		err := c.call(ctx)
 		took := time.Since(start)
@@ -84,38 +84,39 @@ func (f failTimes) laterMedian() time.Duration {
 // An outageRow is a client through rstpool beside the same client stock.
 type outageRow struct {
 	stock, ours outageClient
-	// goal: the row must meet the goals (first: the first call's only);
-	// a row without shows what not to do, or what the goals do not cover.
-	goal, first bool
-	stockCalls  int // later calls of the stock client, when not laterCalls
+	// goal: the row must meet the goals; a row without shows what not to
+	// do, or what the goals do not cover.
+	goal       bool
+	stockCalls int // later calls of the stock client, when not laterCalls
 }
 
 // outageRows are the clients, each at an address of its own. go-redis's
 // goal row pins its retry backoff (10 ms), so that later calls of stock and
 // rstpool compare call by call: with go-redis's random backoff, both take
-// 30 to 160 ms.
+// 30 to 160 ms, which also makes the first call's bound a matter of luck
+// at a short RefusedRetry.
 func outageRows(t *testing.T, d *rstpool.Dialer) []outageRow {
 	recommended := redis.Options{DialerRetries: 1}
 	pinned := redis.Options{DialerRetries: 1, MinRetryBackoff: 10 * time.Millisecond, MaxRetryBackoff: 10 * time.Millisecond}
-	short := redis.Options{DialerRetries: 1, DialTimeout: d.RefusedRetry / 3}
+	short := redis.Options{DialerRetries: 1, DialTimeout: (d.RefusedRetry / 3).Round(time.Millisecond)}
 	return []outageRow{
 		{stock: httpOutage(t, nil), ours: httpOutage(t, d), goal: true},
 		{stock: pgxpoolOutage(t, nil), ours: pgxpoolOutage(t, d), goal: true},
 		{stock: pgSQLOutage(t, nil), ours: pgSQLOutage(t, d), goal: true},
 		{stock: mysqlOutage(t, nil), ours: mysqlOutage(t, d), goal: true},
-		{stock: redisOutage(t, nil, recommended), ours: redisOutage(t, d, recommended), first: true},
+		{stock: redisOutage(t, nil, recommended), ours: redisOutage(t, d, recommended)},
 		{stock: redisOutage(t, nil, pinned), ours: redisOutage(t, d, pinned), goal: true},
 		{stock: redisOutage(t, nil, redis.Options{}), ours: redisOutage(t, d, redis.Options{}), stockCalls: 3},
 		{stock: redisOutage(t, nil, short), ours: redisOutage(t, d, short)},
-		{stock: deadline(httpOutage(t, nil), d.RefusedRetry/3), ours: deadline(httpOutage(t, d), d.RefusedRetry/3)},
-		{stock: deadline(mysqlOutage(t, nil), d.RefusedRetry/3), ours: deadline(mysqlOutage(t, d), d.RefusedRetry/3)},
+		{stock: deadline(httpOutage(t, nil), short.DialTimeout), ours: deadline(httpOutage(t, d), short.DialTimeout)},
+		{stock: deadline(mysqlOutage(t, nil), short.DialTimeout), ours: deadline(mysqlOutage(t, d), short.DialTimeout)},
 	}
 }
 
 // deadline bounds each call of c by timeout.
 func deadline(c outageClient, timeout time.Duration) outageClient {
 	c.timeout = timeout
-	c.settings += fmt.Sprintf(", calls with a %v deadline", timeout)
+	c.settings = strings.TrimPrefix(c.settings+fmt.Sprintf(", calls with a %v deadline", timeout), ", ")
 	return c
 }
 
@@ -123,8 +124,8 @@ func deadline(c outageClient, timeout time.Duration) outageClient {
 // down, how long the first call of the outage and the calls after it take
 // to fail, stock and through rstpool, for every client; and asserts the
 // goals: through rstpool the first call fails within 1.2 × RefusedRetry,
-// and no later call takes more than 1.2 × stock's slowest (plus a few ms).
-// The error of a failed pgx connect has one line per real attempt.
+// and no later call takes more than 1.2 × stock's slowest (plus a few ms)
+// nor has more lines in its error than stock's (one per real attempt).
 func TestOutageTimeToFail(t *testing.T) {
 	redisQuiet(t)
 	budget := outageBudget(t)
@@ -133,26 +134,28 @@ func TestOutageTimeToFail(t *testing.T) {
 	stock, ours := make([]failTimes, len(rows)), make([]failTimes, len(rows))
 	var wg sync.WaitGroup
 	for i, r := range rows {
-		wg.Go(func() { stock[i] = timeToFail(r.stock, cmp(r.stockCalls, laterCalls)) })
+		wg.Go(func() { stock[i] = timeToFail(r.stock, nonZero(r.stockCalls, laterCalls)) })
 		wg.Go(func() { ours[i] = timeToFail(r.ours, laterCalls) })
 	}
 	wg.Wait()
 	t.Logf("time to fail with the server down (a closed port), RefusedRetry %v, %d calls after the first:\n%s",
 		budget, laterCalls, outageTable(rows, stock, ours))
 	for i, r := range rows {
+		if ours[i].firstLines != stock[i].firstLines {
+			t.Logf("%s (%s), the first call's error:\n%s", r.ours.driver, r.ours.settings, ours[i].firstErr)
+		}
+	}
+	for i, r := range rows {
 		require.NoError(t, stock[i].succeeded)
 		require.NoError(t, ours[i].succeeded)
-		switch {
-		case r.goal:
+		if r.goal {
 			checkOutageGoals(t, r, budget, stock[i], ours[i])
-		case r.first:
-			require.LessOrEqual(t, ours[i].first, budget*12/10, "%s (%s): the first call of an outage fails within 1.2 × RefusedRetry", r.ours.driver, r.ours.settings)
 		}
 	}
 }
 
-// cmp returns a unless it is zero.
-func cmp[T int | time.Duration](a, b T) T {
+// nonZero returns a unless it is zero, else b.
+func nonZero[T int | time.Duration](a, b T) T {
 	if a != 0 {
 		return a
 	}
@@ -167,9 +170,9 @@ func checkOutageGoals(t *testing.T, r outageRow, budget time.Duration, stock, ou
 	require.Equal(t, refused, stock.classes, "%s: stock's first and last errors are refusals", r.stock.driver)
 	require.Equal(t, refused, ours.classes, "%s: the first and last errors are refusals", name)
 	require.LessOrEqual(t, ours.first, budget*12/10, "%s: the first call of an outage fails within 1.2 × RefusedRetry", name)
-	bound := stock.laterMax()*12/10 + fewMs
+	bound := stock.laterMax()*12/10 + noise
 	for i, took := range ours.later {
-		require.LessOrEqual(t, took, bound, "%s: call %d after the first fails within 1.2 × stock's slowest + %v", name, i+1, fewMs)
+		require.LessOrEqual(t, took, bound, "%s: call %d after the first fails within 1.2 × stock's slowest + %v", name, i+1, noise)
 	}
 	require.Equal(t, stock.laterLines, ours.laterLines, "%s: one line per real attempt, as stock", name)
 }

@@ -10,13 +10,11 @@ const (
 	// Envoy's retry budget.
 	DefaultRetryRatio = 0.1
 	// DefaultRetryBurst is how many retries a full budget allows at once:
-	// the pooled connections a restart kills together, or the backoff
-	// steps of one refused connect over DefaultRefusedRetry.
+	// about the pooled connections a restart kills together.
 	DefaultRetryBurst = 10
 )
 
-// A RetryBudget bounds the retries of a Transport, a Pool or a Dialer (its
-// refused connects): a token bucket that holds Burst tokens, gains Ratio of
+// A RetryBudget bounds the retries of a Transport or a Pool: a token bucket that holds Burst tokens, gains Ratio of
 // a token with every request and loses one with every retry; a retry that
 // succeeds gives its token back, since it replaced work the path lost
 // rather than adding to a failing server's load. A retry the rule allows

@@ -195,7 +195,6 @@ func (s *settings) dial(ctx context.Context, network, addr string, o Observer) (
 		key: destinationKey(network, addr), budget: s.refusedRetry, observer: o}
 	probe := false
 	if r.dst = lookupDestination(r.key); r.dst != nil {
-		r.dst.budget.deposit()
 		var err error
 		if probe, err = r.dst.admit(addr, time.Now()); err != nil {
 			return nil, err

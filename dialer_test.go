@@ -171,13 +171,30 @@ func TestDownDestinationFailsFastUntilAProbeConnects(t *testing.T) {
 	}
 	mu.Unlock()
 	require.Equal(t, []EventKind{EventDown, EventUp}, kinds)
-	for range 20 { // the refused-retry budget refills with dials
-		if lookupDestination(destinationKey("tcp", addr)) == nil {
-			break
+	require.Nil(t, lookupDestination(destinationKey("tcp", addr)), "up again: forgotten")
+}
+
+// Callers whose deadlines are shorter than RefusedRetry still take a
+// destination down: their refusals add up to one run.
+func TestShortDeadlinesStillFindTheDestinationDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	forgetDestination(t, addr)
+	d := &Dialer{RefusedRetry: 300 * time.Millisecond}
+	var ce *ConnError
+	for i := 0; i < 20; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		start := time.Now()
+		_, err = d.DialContext(ctx, "tcp", addr)
+		cancel()
+		require.ErrorAs(t, err, &ce)
+		if ce.Cause() == CauseDown {
+			require.Less(t, time.Since(start), 50*time.Millisecond, "a down destination fails at once")
+			require.GreaterOrEqual(t, i, 2, "the run took three deadlines of 100 ms to cover the budget")
+			return
 		}
-		c, err := d.Dial("tcp", addr)
-		require.NoError(t, err)
-		c.Close()
 	}
-	require.Nil(t, lookupDestination(destinationKey("tcp", addr)), "up with a full budget: forgotten")
+	t.Fatal("the destination never went down")
 }

@@ -18,17 +18,14 @@ const (
 
 // destinations holds, per network and address, what the Dialers of this
 // process learned from refused connects: whether the destination is down,
-// and the retry budget of its refused connects. It is shared by every
-// Dialer: a destination that refused a whole RefusedRetry budget is down
-// for all of them, so that the budget is spent once per outage, not once
-// per driver retry. An entry exists only while the destination refuses,
-// or until its budget is full again after it came back.
+// and the run of refusals under way. It is shared by every Dialer: a
+// destination that refused for a whole RefusedRetry budget is down for all
+// of them, so that the budget is spent once per outage, not once per driver
+// retry. An entry exists only while the destination refuses.
 var destinations sync.Map // string → *destination
 
 // A destination is the refused-connect state of one address.
 type destination struct {
-	budget budget // refused-connect retries
-
 	mu        sync.Mutex
 	down      bool
 	since     time.Time // when it went down
@@ -36,6 +33,8 @@ type destination struct {
 	nextProbe time.Time
 	probeWait time.Duration
 	probing   bool
+	// The run of refusals under way: when its first and latest came.
+	runStart, runLast time.Time
 }
 
 func destinationKey(network, addr string) string { return network + "/" + addr }
@@ -91,6 +90,19 @@ func (d *destination) markDown(now time.Time, err error) bool {
 	return true
 }
 
+// refused records a refusal at now and returns when the run of refusals
+// it belongs to began, whichever dials they came from: refusals no more
+// than gap apart make one run.
+func (d *destination) refused(now time.Time, gap time.Duration) time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.runStart.IsZero() || now.Sub(d.runLast) > gap {
+		d.runStart = now
+	}
+	d.runLast = now
+	return d.runStart
+}
+
 // probeFailed schedules the next probe, later than this one.
 func (d *destination) probeFailed(now time.Time) {
 	d.mu.Lock()
@@ -110,6 +122,7 @@ func (d *destination) markUp(now time.Time) time.Duration {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.probing = false
+	d.runStart = time.Time{}
 	if !d.down {
 		return 0
 	}
@@ -117,11 +130,11 @@ func (d *destination) markUp(now time.Time) time.Duration {
 	return now.Sub(d.since)
 }
 
-// forget drops the entry of key once its destination is up and its budget
-// full: a destination that refuses no more costs nothing.
+// forget drops the entry of key once its destination is up: a destination
+// that refuses no more costs nothing.
 func (d *destination) forget(key string) {
 	d.mu.Lock()
-	idle := !d.down && !d.probing && d.budget.lack.Load() == 0
+	idle := !d.down && !d.probing
 	d.mu.Unlock()
 	if idle {
 		destinations.CompareAndDelete(key, d)

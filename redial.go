@@ -16,7 +16,7 @@ const (
 
 // A redial is one DialContext's connects to one address: the first, and
 // the retries of a refused one with jittered exponential backoff within
-// the RefusedRetry budget, the destination's retry budget and ctx.
+// the RefusedRetry budget and ctx.
 type redial struct {
 	nd       *net.Dialer
 	network  string
@@ -28,36 +28,32 @@ type redial struct {
 }
 
 // dial connects. exhausted reports that refusals lasted the whole budget:
-// the evidence that the destination is down, not restarting. A dial that
-// has to retry takes one token of the destination's retry budget for its
-// whole backoff, and gives it back if it connects: a restart ridden out
-// costs nothing, an outage costs at most a budget of retrying dials.
+// the evidence that the destination is down, not restarting. The budget
+// runs from the first refusal of the destination's current run of
+// refusals, whichever dial it came from, so that callers whose deadlines
+// are shorter than RefusedRetry still add up to the evidence. Refused
+// retries take nothing from a RetryBudget: a refusal costs the server
+// nothing (its kernel answers), the down state bounds an outage to one
+// budget, and a restart met by many connects at once must not fail most of
+// them, which would send them back together.
 func (r *redial) dial(ctx context.Context) (c net.Conn, exhausted bool, err error) {
-	deadline := time.Now().Add(r.budget)
 	wait := refusedBackoffMin
-	retrying := false
 	for {
 		c, err = r.nd.DialContext(ctx, r.network, r.addr)
 		if err == nil || r.budget <= 0 || Classify(err) != ClassRefused {
-			if err == nil && retrying {
-				r.dst.budget.refund()
-			}
 			return c, false, err
 		}
 		if r.dst == nil {
 			r.dst = destinationFor(r.key)
 		}
+		deadline := r.dst.refused(time.Now(), r.budget).Add(r.budget)
 		sleep := wait/2 + rand.N(wait/2+1)
 		switch {
 		case time.Now().Add(sleep).After(deadline):
 			return nil, true, err
 		case r.dst.isDown():
 			return nil, false, err // another dial found it down meanwhile
-		case !retrying && !r.dst.budget.withdraw():
-			r.observer.emit(Event{Kind: EventRetryDenied, Source: "dialer", Addr: r.addr, Reason: "refused", Err: err})
-			return nil, false, err
 		}
-		retrying = true
 		r.observer.emit(Event{Kind: EventDialRetry, Source: "dialer", Addr: r.addr, Duration: sleep, Err: err})
 		if !sleepCtx(ctx, sleep) {
 			return nil, false, err

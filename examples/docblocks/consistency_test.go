@@ -16,7 +16,8 @@ import (
 func TestOneRedisRecipe(t *testing.T) {
 	recipe := []string{
 		"idle, _, _ := d.Limits() // the Dialer's idle limit, defaults and chain applied",
-		"Dialer: d.DialContext, ConnMaxIdleTime: idle})",
+		"Dialer: d.DialContext, ConnMaxIdleTime: idle,",
+		"DialerRetries: 1}) // the Dialer already retries refused connects",
 	}
 	for _, f := range []string{"../../README.md", "../../CLIENTS.md", "../redis/main.go"} {
 		text, err := os.ReadFile(f)

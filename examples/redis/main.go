@@ -35,7 +35,8 @@ func run(ctx context.Context, w io.Writer, addr string) error {
 		{Name: "redis timeout", IdleTimeout: 300 * time.Second},
 	}}
 	idle, _, _ := d.Limits() // the Dialer's idle limit, defaults and chain applied
-	rdb := redis.NewClient(&redis.Options{Addr: addr, Dialer: d.DialContext, ConnMaxIdleTime: idle})
+	rdb := redis.NewClient(&redis.Options{Addr: addr, Dialer: d.DialContext, ConnMaxIdleTime: idle,
+		DialerRetries: 1}) // the Dialer already retries refused connects
 	defer rdb.Close()
 	pong, err := rdb.Ping(ctx).Result()
 	if err != nil {

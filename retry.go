@@ -77,7 +77,8 @@ func pauseUnlessStale(ctx context.Context, first error) bool {
 }
 
 // Retry runs fn and, when it failed because of its connection, runs it once
-// more after a short jittered pause, for clients that do not retry
+// more (after a jittered pause of up to RetryBackoff, none after a stale
+// connection), for clients that do not retry
 // themselves: database/sql with an in-flight query the server ended
 // (PostgreSQL's 57P01 at a restart, MySQL's invalid connection), pgxpool,
 // a protocol of your own on a Pool.
@@ -91,9 +92,11 @@ func pauseUnlessStale(ctx context.Context, first error) bool {
 // rstpool consumer hands out (Transport, Pool, WrapConnector, rstpgx): fn
 // may take several steps on several connections. With a client that is
 // not one of those (go-redis, a bare Conn), Retry cannot see every
-// connection, and retries only idempotent work. The second attempt's error
-// is returned as is.
+// connection, and retries only idempotent work. Retries draw from one
+// RetryBudget for the whole process, with its defaults. The second
+// attempt's error is returned as is.
 func Retry(ctx context.Context, idempotent bool, fn func(context.Context) error) error {
+	retryBudget.deposit()
 	wctx, w := withWork(ctx)
 	err := fn(wctx)
 	if err == nil {
@@ -106,14 +109,21 @@ func Retry(ctx context.Context, idempotent bool, fn func(context.Context) error)
 		NothingLeft: w.nothingLeft(),
 		Idempotent:  idempotent,
 	})
-	if reason == rule.None {
+	if reason == rule.None || !retryBudget.withdraw() {
 		return err
 	}
 	if !pauseUnlessStale(ctx, err) {
 		return err
 	}
-	return fn(ctx)
+	if err = fn(ctx); err == nil {
+		retryBudget.refund()
+	}
+	return err
 }
+
+// retryBudget bounds the retries of Retry, over the whole process, with
+// the RetryBudget defaults.
+var retryBudget budget
 
 // pause waits between half of max and max, jittered, or until ctx is done;
 // it reports whether it waited the whole pause.

@@ -1,6 +1,7 @@
 package rstpool
 
 import (
+	"errors"
 	"time"
 
 	"github.com/rstpool/rstpool/internal/rule"
@@ -23,19 +24,36 @@ const (
 var causeNames = [numCauses]string{"", rule.RetireIdle.String(), rule.RetireAge.String(),
 	rule.RetireGone.String(), rule.RetireStray.String(), "ping-failed"}
 
+// errPendingData is why a connection with bytes nobody asked for, and no
+// driver ping to read them, is retired.
+var errPendingData = errors.New("rstpool: unsolicited data pending on an idle connection")
+
+// retirements are, for each retiring verdict of the checkout rule, the
+// cause a consumer counts and the error it reports.
+var retirements = [...]struct {
+	cause cause
+	err   error
+}{
+	rule.RetireIdle:  {causeIdle, ErrIdleLimit},
+	rule.RetireAge:   {causeLifetime, ErrMaxLifetime},
+	rule.RetireGone:  {causePeerClosed, ErrPeerClosed},
+	rule.RetireStray: {causeUnsolicited, errPendingData},
+}
+
 // retireCause maps a retiring verdict of the checkout rule to its cause.
 func retireCause(v rule.Verdict) cause {
-	switch v {
-	case rule.RetireIdle:
-		return causeIdle
-	case rule.RetireAge:
-		return causeLifetime
-	case rule.RetireGone:
-		return causePeerClosed
-	case rule.RetireStray:
-		return causeUnsolicited
+	if v.Retires() && int(v) < len(retirements) {
+		return retirements[v].cause
 	}
 	return retainIt
+}
+
+// verdictErr is the error of a retiring verdict.
+func verdictErr(v rule.Verdict) error {
+	if v.Retires() && int(v) < len(retirements) {
+		return retirements[v].err
+	}
+	return ErrPeerClosed
 }
 
 // facts returns what the checkout rule needs to know of c, idle for idle.

@@ -128,12 +128,5 @@ var retryBudget budget
 // pause waits between half of max and max, jittered, or until ctx is done;
 // it reports whether it waited the whole pause.
 func pause(ctx context.Context, max time.Duration) bool {
-	t := time.NewTimer(max/2 + rand.N(max/2+1))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+	return sleepCtx(ctx, max/2+rand.N(max/2+1))
 }

@@ -3,7 +3,6 @@ package rstpool
 import (
 	"context"
 	"database/sql/driver"
-	"errors"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -173,23 +172,6 @@ func (c *sqlConn) checkout(ctx context.Context) error {
 		return badConn(err)
 	}
 	return nil
-}
-
-// errPendingData is why a connection with bytes nobody asked for, and no
-// driver ping to read them, is retired.
-var errPendingData = errors.New("rstpool: unsolicited data pending on an idle connection")
-
-// verdictErr is the error of a retiring verdict.
-func verdictErr(v rule.Verdict) error {
-	switch v {
-	case rule.RetireIdle:
-		return ErrIdleLimit
-	case rule.RetireAge:
-		return ErrMaxLifetime
-	case rule.RetireStray:
-		return errPendingData
-	}
-	return ErrPeerClosed
 }
 
 // IsValid reports whether the connection may go back to the pool.

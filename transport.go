@@ -113,7 +113,6 @@ type Transport struct {
 	fresh    *http.Transport // the transport for retries: no keep-alive
 	set      *settings       // the Dialer's resolved settings
 	observer Observer
-	h2c      bool // rt speaks HTTP/2 without TLS
 	budget   budget
 	stats    transportCounters
 	learn    learner
@@ -136,7 +135,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	a := getAttempt()
 	defer putAttempt(a)
-	a.limit, a.h2c = t.learn.limitFor(r), t.h2c
+	a.limit = t.learn.limitFor(r)
 	resp, err := a.run(t.rt, r)
 	t.noteFailure(r, a, err)
 	if err == nil {
@@ -219,7 +218,6 @@ func (t *Transport) retry(r *http.Request, rb *replayBody, a *attempt, reason Re
 		return nil, first
 	}
 	a.reset()
-	a.h2c = t.h2c
 	return a.run(t.fresh, r2)
 }
 
@@ -288,7 +286,6 @@ func (t *Transport) build() (rt, fresh *http.Transport, s *settings, err error) 
 	if rt.TLSNextProto == nil {
 		rt.ForceAttemptHTTP2 = true
 	}
-	t.h2c = rt.Protocols != nil && rt.Protocols.UnencryptedHTTP2() && !rt.Protocols.HTTP1()
 	fresh = rt.Clone()
 	fresh.DisableKeepAlives = true
 	return rt, fresh, s, nil
@@ -330,7 +327,6 @@ type attempt struct {
 	// limit is the idle limit learned for the request's destination, zero
 	// when none.
 	limit time.Duration
-	h2c   bool // the transport speaks HTTP/2 without TLS
 }
 
 // dueTo is net/http's error for a connection that failed under a request,
@@ -363,7 +359,6 @@ func putAttempt(a *attempt) {
 }
 
 func (a *attempt) reset() {
-	a.h2c = false
 	a.ctx, a.conn, a.info, a.conns, a.written0, a.read0, a.prevConn = nil, nil, httptrace.GotConnInfo{}, 0, 0, 0, nil
 	a.firstByte.Store(false)
 }

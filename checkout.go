@@ -56,24 +56,21 @@ func verdictErr(v rule.Verdict) error {
 	return ErrPeerClosed
 }
 
-// facts returns what the checkout rule needs to know of c, idle for idle.
-func (c *Conn) facts(idle time.Duration) rule.Conn {
+// facts returns what the checkout rule needs to know of c at now (a
+// mono time the caller already read), idle for idle.
+func (c *Conn) facts(now int64, idle time.Duration) rule.Conn {
 	return rule.Conn{
 		Idle:       idle,
-		Age:        time.Duration(mono() - c.created),
+		Age:        time.Duration(now - c.created),
 		PeerClosed: c.eof.Load(),
 		Peekable:   c.raw != nil && canPeek,
 	}
 }
 
-// health peeks at c for the checkout rule. A check that failed means the
-// socket is closed or broken.
+// health peeks at c for the checkout rule.
 func (c *Conn) health() rule.Health {
 	h, err := c.Check()
-	if h == HealthUnknown && err != nil {
-		return rule.Reset
-	}
-	return rule.Health(h)
+	return rule.Peeked(rule.Health(h), err)
 }
 
 // retireEvent reports a retirement to o.

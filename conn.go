@@ -132,8 +132,8 @@ func (c *Conn) Read(b []byte) (int, error) {
 // Write writes to the connection. The first Write after a quiet spell
 // checks the connection first (see Conn).
 func (c *Conn) Write(b []byte) (int, error) {
-	if quiet := mono() - c.lastActive(); quiet >= c.validateAfter {
-		if err := c.resume(quiet, len(b)); err != nil {
+	if now, last := mono(), c.lastActive(); now-last >= c.validateAfter {
+		if err := c.resume(now, now-last, len(b)); err != nil {
 			return 0, err
 		}
 	}
@@ -149,11 +149,11 @@ func (c *Conn) Write(b []byte) (int, error) {
 	return n, nil
 }
 
-// resume records the quiet spell a write of size bytes ends, then checks
-// the connection.
-func (c *Conn) resume(quiet int64, size int) error {
+// resume records the quiet spell that a write of size bytes, starting at
+// now, ends, then checks the connection.
+func (c *Conn) resume(now, quiet int64, size int) error {
 	w := c.nwritten.Load()
-	c.gapEnd.Store(mono())
+	c.gapEnd.Store(now)
 	c.gap.Store(quiet)
 	c.gapW.Store(w)
 	c.gapR.Store(c.nread.Load())

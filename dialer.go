@@ -153,16 +153,19 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	}
 	start := time.Now()
 	nc, err := s.dial(ctx, network, addr, d.Observer)
+	var ce *ConnError
+	if err != nil {
+		ce = &ConnError{Op: "dial", Class: Classify(err), Err: err, Addr: addr}
+	}
 	if o := d.Observer; o != nil {
 		e := Event{Kind: EventDial, Source: "dialer", Addr: addr, Duration: time.Since(start)}
-		if err != nil {
-			e.Class, e.Err = Classify(err), err
-			e.Cause = (&ConnError{Op: "dial", Class: e.Class, Err: err}).Cause()
+		if ce != nil {
+			e.Class, e.Cause, e.Err = ce.Class, ce.Cause(), err
 		}
 		o(e)
 	}
-	if err != nil {
-		return nil, &ConnError{Op: "dial", Class: Classify(err), Err: err, Addr: addr}
+	if ce != nil {
+		return nil, ce
 	}
 	c := newConn(nc, s.validateAfter, s.peek)
 	noteDialed(ctx, c)

@@ -136,7 +136,7 @@ func (t *Transport) noteFailure(r *http.Request, a *attempt, err error) {
 		return
 	}
 	var ce *ConnError
-	if errors.As(a.wrap(err), &ce) {
+	if errors.As(err, &ce) { // RoundTrip wrapped it
 		t.learnFrom(r, ce)
 	}
 }

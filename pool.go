@@ -236,34 +236,34 @@ func (e *pconn) idleSince(now int64) time.Duration {
 	return time.Duration(now - last)
 }
 
-// facts returns what the checkout rule needs to know of e.
+// facts returns what the checkout rule needs to know of e at now.
 func (e *pconn) facts(now int64) rule.Conn {
 	idle := e.idleSince(now)
 	if e.tc == nil {
 		return rule.Conn{Idle: idle, Age: time.Duration(now - e.created)}
 	}
-	f := e.tc.facts(idle)
+	f := e.tc.facts(now, idle)
 	f.Age = time.Duration(now - e.created)
 	return f
 }
 
-// vetWith applies the checkout rule to e under lim and returns why e must
-// go, or retainIt; it pings e when the rule says so.
-func (p *Pool) vetWith(ctx context.Context, e *pconn, now int64, lim rule.Limits) cause {
+// verdict applies the checkout rule to e at now under lim, with e's own
+// (jittered) lifetime: Acquire's limits or upkeep's.
+func (p *Pool) verdict(e *pconn, now int64, lim rule.Limits) rule.Verdict {
 	lim.Lifetime = time.Duration(e.life)
-	v := rule.Checkout(e.facts(now), lim, e.health)
-	switch {
+	return rule.Checkout(e.facts(now), lim, e.health)
+}
+
+// vet applies the checkout rule of Acquire to e and returns why e must go,
+// or retainIt; it pings e when the rule says so.
+func (p *Pool) vet(ctx context.Context, e *pconn, now int64) cause {
+	switch v := p.verdict(e, now, p.s.acquireLimits); {
 	case v.Retires():
 		return retireCause(v)
 	case v == rule.Ping && p.ping(ctx, e) != nil:
 		return causePingFailed
 	}
 	return retainIt
-}
-
-// vet applies the checkout rule of Acquire.
-func (p *Pool) vet(ctx context.Context, e *pconn, now int64) cause {
-	return p.vetWith(ctx, e, now, p.s.acquireLimits)
 }
 
 func (e *pconn) health() rule.Health { return e.tc.health() }

@@ -46,10 +46,7 @@ func (p *Pool) upkeepRound(ctx context.Context, r *refill) {
 	now := mono()
 	var due []*puddle.Resource[*pconn]
 	for _, res := range p.pp.AcquireAllIdle() {
-		e := res.Value()
-		lim := p.s.upkeepLimits
-		lim.Lifetime = time.Duration(e.life)
-		switch v := rule.Checkout(e.facts(now), lim, e.health); {
+		switch v := p.verdict(res.Value(), now, p.s.upkeepLimits); {
 		case v.Retires():
 			p.retire(res, retireCause(v), now)
 		case v == rule.Ping && len(due) < p.s.upkeepPings:

@@ -152,11 +152,12 @@ func (c *sqlConn) ResetSession(ctx context.Context) error {
 // checkout applies the checkout rule: it retires the connection with
 // driver.ErrBadConn, pings it through the driver, or keeps it.
 func (c *sqlConn) checkout(ctx context.Context) error {
-	idle := time.Duration(mono() - c.tracked.lastActive())
+	now := mono()
+	idle := time.Duration(now - c.tracked.lastActive())
 	lim := c.conn.lim
 	p, canPing := c.inner.(driver.Pinger)
 	lim.CanPing = canPing
-	v := rule.Checkout(c.tracked.facts(idle), lim, c.tracked.health)
+	v := rule.Checkout(c.tracked.facts(now, idle), lim, c.tracked.health)
 	if v.Retires() {
 		retireEvent(c.conn.observer, "sql", retireCause(v), idle, remote(c.tracked.nc))
 		return badConn(verdictErr(v))

@@ -137,6 +137,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	defer putAttempt(a)
 	a.limit = t.learn.limitFor(r)
 	resp, err := a.run(t.rt, r)
+	if err != nil {
+		err = a.wrap(err)
+	}
 	t.noteFailure(r, a, err)
 	if err == nil {
 		return t.done(req, resp), nil
@@ -146,8 +149,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			t.budget.refund()
 			return t.done(req, resp), nil
 		}
+		err = a.wrap(err) // the second attempt's failure; the first is already wrapped
 	}
-	err = a.wrap(err)
 	t.surface(r, err)
 	return nil, err
 }
@@ -158,13 +161,14 @@ func (t *Transport) done(req *http.Request, resp *http.Response) *http.Response 
 	return resp
 }
 
-// retryReason applies the retry rule to a failed attempt, then the budget.
+// retryReason applies the retry rule to a failed attempt, whose error
+// a.wrap already explained, then the budget.
 // Refused dials are not its business: the Dialer already retried them
 // within RefusedRetry.
 func (t *Transport) retryReason(r *http.Request, rb *replayBody, a *attempt, err error) RetryReason {
 	reason := RetryReason(rule.Retry(rule.Failure{
 		CallerDone:  r.Context().Err() != nil,
-		ConnFailure: a.conns > 0 && !isDialError(err) && connFailure(a.wrap(err)),
+		ConnFailure: a.conns > 0 && !isDialError(err) && connFailure(err),
 		Replayable:  replayable(r, rb),
 		NothingLeft: a.wroteNothing(err),
 		Answered:    a.answered(),
@@ -214,7 +218,7 @@ func (t *Transport) retry(r *http.Request, rb *replayBody, a *attempt, reason Re
 	}
 	t.stats.retries[reason].Add(1)
 	t.observer.emit(Event{Kind: EventRetry, Source: "transport", Addr: requestAddr(r), Reason: reason.String(), Class: Classify(first), Err: first})
-	if !pauseUnlessStale(r.Context(), a.wrap(first)) {
+	if !pauseUnlessStale(r.Context(), first) {
 		return nil, first
 	}
 	a.reset()

@@ -54,13 +54,10 @@ func (ch *checker) prepare(ctx context.Context, c *pgx.Conn) (bool, error) {
 	return true, nil
 }
 
-// health peeks at rc; a check that failed means the socket is broken.
+// health peeks at rc for the checkout rule.
 func health(rc *rstpool.Conn) rule.Health {
 	h, err := rc.Check()
-	if h == rstpool.HealthUnknown && err != nil {
-		return rule.Reset
-	}
-	return rule.Health(h)
+	return rule.Peeked(rule.Health(h), err)
 }
 
 func (ch *checker) report(dead bool, reason string, idle time.Duration, rc *rstpool.Conn) {

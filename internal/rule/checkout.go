@@ -15,6 +15,16 @@ const (
 	Reset                 // an RST arrived, or the kernel gave up on a silent peer
 )
 
+// Peeked is the outcome of a peek for the checkout: h, unless the check
+// itself failed (err with Unknown), which means the socket is closed or
+// broken.
+func Peeked(h Health, err error) Health {
+	if h == Unknown && err != nil {
+		return Reset
+	}
+	return h
+}
+
 // Conn is what a consumer knows of a connection it is about to hand out.
 type Conn struct {
 	Idle       time.Duration // since its last traffic, checkout or ping

@@ -1,6 +1,7 @@
 package rule
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -70,4 +71,11 @@ func TestCheckout(t *testing.T) {
 	}
 	require.True(t, RetireStray.Retires())
 	require.False(t, Ping.Retires())
+}
+
+func TestPeeked(t *testing.T) {
+	require.Equal(t, Reset, Peeked(Unknown, errors.New("bad file descriptor")), "a check that failed: the socket is broken")
+	require.Equal(t, Unknown, Peeked(Unknown, nil), "a platform that cannot peek")
+	require.Equal(t, Alive, Peeked(Alive, nil))
+	require.Equal(t, Reset, Peeked(Reset, errors.New("connection reset")))
 }

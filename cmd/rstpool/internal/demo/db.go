@@ -243,3 +243,21 @@ func dbSender(s store, tag string, retry retryFunc) sender {
 		})
 	}
 }
+
+// countRows collects the (id, times applied) rows of a store's applied
+// query, from pgx's rows or database/sql's alike.
+func countRows(rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+}) (map[int]int, error) {
+	out := map[int]int{}
+	for rows.Next() {
+		var id, n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, err
+		}
+		out[id] = n
+	}
+	return out, rows.Err()
+}

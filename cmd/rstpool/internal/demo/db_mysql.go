@@ -88,15 +88,7 @@ func (s *mysqlStore) applied(ctx context.Context, tag string) (map[int]int, erro
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[int]int{}
-	for rows.Next() {
-		var id, n int
-		if err := rows.Scan(&id, &n); err != nil {
-			return nil, err
-		}
-		out[id] = n
-	}
-	return out, rows.Err()
+	return countRows(rows)
 }
 
 func (s *mysqlStore) forget(ctx context.Context, tag string) error {

@@ -75,15 +75,7 @@ func (s *pgStore) applied(ctx context.Context, tag string) (map[int]int, error) 
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[int]int{}
-	for rows.Next() {
-		var id, n int
-		if err := rows.Scan(&id, &n); err != nil {
-			return nil, err
-		}
-		out[id] = n
-	}
-	return out, rows.Err()
+	return countRows(rows)
 }
 
 func (s *pgStore) forget(ctx context.Context, tag string) error {

@@ -67,9 +67,14 @@ func TestRestartStorm(t *testing.T) {
 	}
 	t.Logf("restart storm: %d clients × %d idle connections, down %v, a request per connection every %v:\n%s",
 		stormClients, stormConns, stormDown, stormPeriod, stormTable(runs))
-	for _, r := range runs {
+	for i, r := range runs {
 		require.Equal(t, stormClients*stormConns, r.warm, "%s: idle connections before the restart", r.client)
 		require.GreaterOrEqual(t, r.reconnects, stormClients*stormConns*9/10, "%s: the clients reconnected", r.client)
+		if i%2 == 1 { // rstpool's run, beside the stock one before it
+			stock := runs[i-1]
+			require.LessOrEqual(t, r.errs, stock.errs, "rstpool surfaced more errors than stock (backlog %d, together %v)", r.backlog, r.together)
+			require.LessOrEqual(t, r.overflows, stock.overflows, "rstpool overflowed the listen queue more than stock (backlog %d, together %v)", r.backlog, r.together)
+		}
 	}
 }
 

@@ -86,6 +86,7 @@ func TestResetInFlight(t *testing.T) {
 	require.LessOrEqual(t, legs[1].result.errors(), inFlight, "rstgrpc: errors beyond the calls in flight at the resets")
 	require.Zero(t, legs[1].extra["proxy: idle flows reaped"], "rstgrpc: a flow was reaped idle")
 	require.Zero(t, legs[2].result.errors(), "rstgrpc + RetryIdempotent: errors surfaced")
+	requireAtMostStock(t, legs)
 }
 
 // leg runs lbLoad through a new proxy in front of a new server, with a

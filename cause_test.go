@@ -21,7 +21,7 @@ func TestCauseUnreadData(t *testing.T) {
 		c.Close() // the rest of the body is unread: RST
 	})
 	c := dialTracked(t, noRetry(), ln.Addr().String())
-	c.checkout() // the request begins: a consumer handed the connection out
+	c.begin() // the request begins: a consumer handed the connection out
 	_, err := c.Write([]byte("PUT /big 1048576\n"))
 	require.NoError(t, err)
 	_, err = io.ReadFull(c, make([]byte, 14))
@@ -77,7 +77,7 @@ func TestReadWriteDoNotAllocate(t *testing.T) {
 	})
 	require.Zero(t, allocs)
 
-	time.Sleep(2 * DefaultValidateAfter)
+	time.Sleep(2 * DefaultPeekAfter)
 	allocs = testing.AllocsPerRun(1, func() {
 		_, _ = c.Write(msg) // the first write after quiet checks the socket
 		_, _ = io.ReadFull(c, buf)

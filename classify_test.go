@@ -75,7 +75,7 @@ func realRefusal(t *testing.T) error {
 
 func realBrokenPipe(t *testing.T) error {
 	c := dialTracked(t, noRetry(), listen(t, resetServer).Addr().String())
-	c.validateAfter = int64(time.Hour) // let the writes reach the socket
+	c.peekAfter = int64(time.Hour) // let the writes reach the socket
 	_, err := c.Write([]byte("x"))
 	require.NoError(t, err)
 	deadline := time.Now().Add(5 * time.Second)

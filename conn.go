@@ -23,41 +23,42 @@ func mono() int64 { return int64(time.Since(epoch)) }
 // its last read returned, how many bytes went each way (a write counts from
 // the moment it starts), and whether the peer's FIN or RST was seen.
 //
-// Before the first Write after a quiet spell (Dialer.ValidateAfter) it peeks
+// Before the first Write after a quiet spell (Dialer.PeekAfter) it peeks
 // at its socket, which costs well under a microsecond. If the peer is
 // already gone, that Write sends nothing and returns a *ConnError with
 // Written 0, which net/http, database/sql and pgx retry on a new connection.
-// The check never fails a write on a live connection, and a Conn enforces no
-// idle limit or lifetime: whoever hands connections out (Transport, Pool,
-// WrapConnector, rstpgx) applies those at checkout, never to a connection a
-// caller holds, such as a quiet transaction or a WebSocket.
+// The check never fails a write on a live connection, nor on one whose
+// peer only half-closed after the application read its FIN, and a Conn
+// enforces no idle limit or lifetime: whoever hands connections out
+// (Transport, Pool, WrapConnector, rstpgx) applies those at checkout, never
+// to a connection a caller holds, such as a quiet transaction or a
+// WebSocket.
 //
 // A Conn is safe for concurrent use like any net.Conn. Read returns io.EOF
 // itself, not wrapped; every other failure is a *ConnError.
 type Conn struct {
-	nc            net.Conn
-	raw           syscall.RawConn // nil when nc is not a syscall.Conn
-	validateAfter int64           // quiet time after which a Write checks first
-	peek          bool            // check the socket, not only what a read saw
-	created       int64           // mono time of the dial
+	// Set at the dial, never written again.
+	nc        net.Conn
+	raw       syscall.RawConn // nil when nc is not a syscall.Conn
+	peekAfter int64           // quiet time after which a Write checks first
+	peek      bool            // check the socket, not only what a read saw
+	created   int64           // mono time of the dial
+	dialed    destKey         // the network and address dialed: the key of its destination's facts
 
+	// Counters, each written by the operation it counts.
 	nread     atomic.Int64 // bytes read
 	lastRead  atomic.Int64 // mono time the last read that returned bytes returned
 	nwritten  atomic.Int64 // bytes handed to Write, counted when each write starts
 	lastWrite atomic.Int64 // mono time the last write finished
 
-	// The checkout: where the current piece of work began, set by the
-	// consumer that handed the connection out (zero: since the dial).
-	markW, markR atomic.Int64 // bytes written and read at the checkout
-	checkouts    atomic.Int64
+	// The current piece of work, begun by the consumer that handed the
+	// connection out: its count and the counters at its start.
+	pieces       atomic.Int64
+	markW, markR atomic.Int64
 
-	// The last quiet spell of at least validateAfter, recorded by the first
-	// Write after it: evidence for ConnError.Cause.
-	gap      atomic.Int64 // its length
-	gapW     atomic.Int64 // bytes written before it
-	gapR     atomic.Int64 // bytes read before it
-	gapFirst atomic.Int64 // nwritten at the end of the write that ended it
-	gapEnd   atomic.Int64 // mono time it ended
+	// quiet is the last quiet spell of at least peekAfter, stored whole
+	// by the first Write after it: the evidence of how the connection died.
+	quiet atomic.Pointer[spell]
 
 	eof      atomic.Bool                // a Read returned the peer's FIN
 	closed   atomic.Bool                // closed locally
@@ -75,12 +76,24 @@ type Conn struct {
 	finalErr error
 }
 
+// A mark is a connection's byte counts at a moment: where a piece of work
+// or an attempt began.
+type mark struct{ w, r int64 }
+
+// A spell is a quiet spell as the write that ended it found the
+// connection. It is never modified once stored.
+type spell struct {
+	length time.Duration
+	at     mark  // the counts during the spell
+	first  int64 // nwritten once the write that ended it is counted
+}
+
 // A retirement is why a consumer retired a connection it handed out.
 type retirement struct{ err error }
 
-func newConn(nc net.Conn, validateAfter time.Duration, peek bool) *Conn {
+func newConn(nc net.Conn, peekAfter time.Duration, peek bool) *Conn {
 	now := mono()
-	c := &Conn{nc: nc, validateAfter: int64(validateAfter), peek: peek, created: now}
+	c := &Conn{nc: nc, peekAfter: int64(peekAfter), peek: peek, created: now}
 	c.lastRead.Store(now)
 	c.lastWrite.Store(now)
 	if sc, ok := nc.(syscall.Conn); ok {
@@ -92,9 +105,9 @@ func newConn(nc net.Conn, validateAfter time.Duration, peek bool) *Conn {
 	return c
 }
 
-// tracked returns the *Conn under nc, seeing through *tls.Conn and other
+// Tracked returns the *Conn under nc, seeing through *tls.Conn and other
 // wrappers with a NetConn method, or nil when no Dialer dialed it.
-func tracked(nc net.Conn) *Conn {
+func Tracked(nc net.Conn) *Conn {
 	for range 4 {
 		switch c := nc.(type) {
 		case *Conn:
@@ -112,16 +125,28 @@ func tracked(nc net.Conn) *Conn {
 
 func (c *Conn) lastActive() int64 { return max(c.lastRead.Load(), c.lastWrite.Load()) }
 
+// mark returns the byte counts now.
+func (c *Conn) mark() mark { return mark{w: c.nwritten.Load(), r: c.nread.Load()} }
+
+// wroteSince reports whether a byte was handed to Write since m.
+func (c *Conn) wroteSince(m mark) bool { return c.nwritten.Load() != m.w }
+
+// movedSince reports whether a byte went either way since m.
+func (c *Conn) movedSince(m mark) bool { return c.mark() != m }
+
 // Read reads from the connection. It returns io.EOF unwrapped.
 func (c *Conn) Read(b []byte) (int, error) {
 	n, err := c.nc.Read(b)
 	if n > 0 {
-		c.nread.Add(int64(n))
+		if c.nread.Add(int64(n)) == int64(n) {
+			c.firstAnswer()
+		}
 		c.lastRead.Store(mono())
 	}
 	if err != nil {
 		if err == io.EOF {
 			c.eof.Store(true)
+			c.noteConnectFailure(err)
 			return n, err
 		}
 		return n, c.fail("read", err)
@@ -132,8 +157,8 @@ func (c *Conn) Read(b []byte) (int, error) {
 // Write writes to the connection. The first Write after a quiet spell
 // checks the connection first (see Conn).
 func (c *Conn) Write(b []byte) (int, error) {
-	if now, last := mono(), c.lastActive(); now-last >= c.validateAfter {
-		if err := c.resume(now, now-last, len(b)); err != nil {
+	if now, last := mono(), c.lastActive(); now-last >= c.peekAfter {
+		if err := c.resume(now-last, len(b)); err != nil {
 			return 0, err
 		}
 	}
@@ -149,15 +174,11 @@ func (c *Conn) Write(b []byte) (int, error) {
 	return n, nil
 }
 
-// resume records the quiet spell that a write of size bytes, starting at
-// now, ends, then checks the connection.
-func (c *Conn) resume(now, quiet int64, size int) error {
-	w := c.nwritten.Load()
-	c.gapEnd.Store(now)
-	c.gap.Store(quiet)
-	c.gapW.Store(w)
-	c.gapR.Store(c.nread.Load())
-	c.gapFirst.Store(w + int64(size))
+// resume records the quiet spell that a write of size bytes ends, then
+// checks the connection.
+func (c *Conn) resume(quiet int64, size int) error {
+	at := c.mark()
+	c.quiet.Store(&spell{length: time.Duration(quiet), at: at, first: at.w + int64(size)})
 	return c.checkBeforeWrite()
 }
 
@@ -173,8 +194,40 @@ func (c *Conn) fail(op string, err error) error {
 	e := c.newError(op, err)
 	if !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
 		c.failure.CompareAndSwap(nil, e) // a deadline or a local close leaves the peer healthy
+		c.noteConnectFailure(err)
 	}
 	return e
+}
+
+// noteConnectFailure tells the destination's facts that a connection
+// failed before the peer sent a byte or took one of its first piece of
+// work: a connect answered by a reset, the sibling of a refusal.
+func (c *Conn) noteConnectFailure(err error) {
+	if c.dialed.addr != "" && c.connectFailure(Classify(err)) {
+		now := time.Now()
+		destinations.entry(c.dialed, now).refused(now, err)
+	}
+}
+
+// firstAnswer tells the destination's facts, if any, that a connection to
+// it carried a byte back: it serves again, whatever failed before.
+func (c *Conn) firstAnswer() {
+	if dst := destinations.lookup(c.dialed); dst != nil {
+		dst.answered()
+		destinations.forget(dst)
+	}
+}
+
+// connectFailure reports whether a failure of class cl is a connect
+// answered by a reset or a close: the connection never carried a byte back
+// and was never handed out twice.
+func (c *Conn) connectFailure(cl Class) bool {
+	switch cl {
+	case ClassReset, ClassPeerClosed, ClassBrokenPipe:
+		sp := c.quiet.Load()
+		return c.nread.Load() == 0 && c.pieces.Load() <= 1 && (sp == nil || sp.at.w == 0)
+	}
+	return false
 }
 
 // closedBy is the error of an operation on a connection that rstpool closed
@@ -200,42 +253,51 @@ func (c *Conn) failed() *ConnError {
 	return nil
 }
 
-// newError builds a *ConnError from the connection's facts: the bytes of
-// the current piece of work (since its checkout, else since the dial) and
-// the evidence of how it died.
+// newError builds the *ConnError of a failure of the current piece of
+// work (since the consumer's checkout, else since the dial).
 func (c *Conn) newError(op string, err error) *ConnError {
-	w, r := c.nwritten.Load(), c.nread.Load()
-	gapR := c.gapR.Load()
-	return &ConnError{
-		Op:       op,
-		Class:    Classify(err),
-		Reused:   c.reused(),
-		Idle:     time.Duration(c.gap.Load()),
-		Age:      time.Duration(mono() - c.created),
-		Written:  w - c.markW.Load(),
-		Err:      err,
-		Addr:     remote(c.nc),
-		readBack: r - max(c.markR.Load(), gapR),
-		diedIdle: c.diedIdle(w, r),
-	}
+	return c.errorSince(op, err, mark{w: c.markW.Load(), r: c.markR.Load()}, c.reused())
 }
 
-// diedWithin is how soon after a quiet spell a failure still counts as the
-// answer to its first bytes: a peer or a hop that forgot an idle
-// connection answers them within a round trip, well under this on
-// loopback and within a zone. Later failures, or failures after other
-// writes, happened mid-exchange.
-const diedWithin = 10 * time.Millisecond
-
-// diedIdle reports the evidence that the connection was dead when its last
-// quiet spell ended: nothing arrived since, and the failure came at the
-// first write after it, or within diedWithin of it (HTTP/2 writes headers
-// and data frames of several streams in a burst).
-func (c *Conn) diedIdle(w, r int64) bool {
-	if c.gap.Load() == 0 || r != c.gapR.Load() {
-		return false
+// errorSince builds a *ConnError for a piece of work that began at from:
+// the one constructor of a tracked connection's errors. The evidence of
+// how it died is read now, from the last quiet spell as one snapshot.
+func (c *Conn) errorSince(op string, err error, from mark, reused bool) *ConnError {
+	now := c.mark()
+	e := &ConnError{
+		Op:      op,
+		Class:   Classify(err),
+		Reused:  reused,
+		Age:     time.Duration(mono() - c.created),
+		Written: now.w - from.w,
+		Err:     err,
+		Addr:    remote(c.nc),
 	}
-	return w <= c.gapFirst.Load() || time.Duration(mono()-c.gapEnd.Load()) <= diedWithin
+	sp := c.quiet.Load()
+	readFrom := from.r
+	if sp != nil {
+		e.Idle = sp.length
+		readFrom = max(readFrom, sp.at.r)
+	}
+	e.readBack = now.r - readFrom
+	e.quietDeath = sp != nil && now.r == sp.at.r
+	e.diedIdle = e.quietDeath && (op == "validate" || c.untaken(sp, now))
+	e.connectReset = !reused && c.connectFailure(e.Class)
+	return e
+}
+
+// untaken reports whether nothing written after the quiet spell sp was
+// taken by the peer: where the kernel says which bytes the peer
+// acknowledged (Linux), none after the spell was; elsewhere, the failure
+// came at the first write after it. A peer or hop that had forgotten the
+// connection answers its next bytes with a reset and acknowledges none; a
+// live process (a proxy resetting flows, a server crashing under a
+// request) took them first.
+func (c *Conn) untaken(sp *spell, now mark) bool {
+	if acked, ok := c.bytesAcked(); ok {
+		return acked <= sp.at.w
+	}
+	return now.w <= sp.first
 }
 
 func remote(nc net.Conn) string {
@@ -247,30 +309,27 @@ func remote(nc net.Conn) string {
 
 // reused reports whether the current piece of work is not the connection's
 // first: a consumer handed it out before, or, on a connection no consumer
-// checks out, it carried traffic before its last quiet spell.
+// hands out, it carried traffic before its last quiet spell.
 func (c *Conn) reused() bool {
-	if n := c.checkouts.Load(); n > 0 {
+	if n := c.pieces.Load(); n > 0 {
 		return n > 1
 	}
-	return c.gap.Load() > 0 && c.gapW.Load() > 0
+	sp := c.quiet.Load()
+	return sp != nil && sp.at.w > 0
 }
 
-// checkout records that a consumer hands the connection out for a new
-// piece of work, which begins here: ConnError.Written counts from here.
-// It stores only the marks that moved, sparing locked stores.
-func (c *Conn) checkout() {
+// begin records that a consumer hands the connection out for a new piece
+// of work, which begins here: ConnError.Written counts from here. It
+// stores only the marks that moved, sparing locked stores.
+func (c *Conn) begin() {
 	if w := c.nwritten.Load(); w != c.markW.Load() {
 		c.markW.Store(w)
 	}
 	if r := c.nread.Load(); r != c.markR.Load() {
 		c.markR.Store(r)
 	}
-	c.checkouts.Add(1)
+	c.pieces.Add(1)
 }
-
-// writtenSince returns the bytes written since the count w0, from the
-// moment each write started.
-func (c *Conn) writtenSince(w0 int64) int64 { return c.nwritten.Load() - w0 }
 
 // retire makes the next Write after a quiet spell fail with err and send
 // nothing, once: a consumer that handed out a connection it must not reuse
@@ -353,7 +412,7 @@ type ConnStats struct {
 	Idle         time.Duration // since its last write finished or its last read returned
 	BytesRead    int64
 	BytesWritten int64 // counted when each write starts
-	Checkouts    int64 // times a consumer (Transport, Pool, WrapConnector, rstpgx) handed it out
+	Checkouts    int64 // pieces of work a consumer (Transport, Pool, WrapConnector, rstpgx) handed it out for
 	PeerClosed   bool  // a Read returned io.EOF
 }
 
@@ -365,7 +424,18 @@ func (c *Conn) Stats() ConnStats {
 		Idle:         time.Duration(now - c.lastActive()),
 		BytesRead:    c.nread.Load(),
 		BytesWritten: c.nwritten.Load(),
-		Checkouts:    c.checkouts.Load(),
+		Checkouts:    c.pieces.Load(),
 		PeerClosed:   c.eof.Load(),
 	}
+}
+
+// String formats the snapshot on one line, as "age 1.2s, idle 300ms, 120 B
+// read, 64 B written, 3 checkouts".
+func (s ConnStats) String() string {
+	str := fmt.Sprintf("age %s, idle %s, %d B read, %d B written, %d checkouts",
+		round(s.Age), round(s.Idle), s.BytesRead, s.BytesWritten, s.Checkouts)
+	if s.PeerClosed {
+		str += ", peer closed"
+	}
+	return str
 }

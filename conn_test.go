@@ -89,14 +89,14 @@ func TestConnCountsBytesAndReuse(t *testing.T) {
 	require.Equal(t, int64(15), st.BytesWritten)
 	require.False(t, c.reused(), "no quiet spell and no checkout: one piece of work")
 
-	time.Sleep(2 * DefaultValidateAfter)
+	time.Sleep(2 * DefaultPeekAfter)
 	_, err := c.Write([]byte("hello"))
 	require.NoError(t, err)
 	require.True(t, c.reused(), "used, left quiet, used again")
 
-	c.checkout()
+	c.begin()
 	require.False(t, c.reused(), "a consumer's first checkout decides instead")
-	c.checkout()
+	c.begin()
 	require.True(t, c.reused())
 	require.Equal(t, int64(2), c.Stats().Checkouts)
 }
@@ -149,7 +149,7 @@ func TestReadErrorIsConnErrorAndEOFIsBare(t *testing.T) {
 	require.Equal(t, ClassReset, ce.Class)
 	require.Equal(t, int64(1), ce.Written)
 	require.False(t, ce.Reused)
-	require.Equal(t, CausePeerDied, ce.Cause())
+	require.Equal(t, CauseConnectReset, ce.Cause(), "reset before its first answer")
 
 	ln2 := listen(t, func(c net.Conn) { c.Close() })
 	c2 := dialTracked(t, noRetry(), ln2.Addr().String())

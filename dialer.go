@@ -2,9 +2,13 @@ package rstpool
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Defaults a zero Dialer applies. Each is chosen against the published idle
@@ -29,12 +33,12 @@ const (
 	// detected within 60 s instead of Linux's 2 h 11 min.
 	DefaultKeepAliveCount = 3
 
-	// DefaultValidateAfter is how long a connection must have been quiet
-	// before a Write checks it. A connection busy at more than 100
+	// DefaultPeekAfter is how long a connection must have been quiet
+	// before a Write peeks at its socket. A connection busy at more than 100
 	// requests a second never pays the check; an idle one pays about a
 	// microsecond once per idle period. Every hop idle timeout is
 	// measured in seconds, far above it.
-	DefaultValidateAfter = 10 * time.Millisecond
+	DefaultPeekAfter = 10 * time.Millisecond
 
 	// DefaultDialTimeout bounds a connect, as net/http's DefaultTransport
 	// does; Linux's own SYN retries take over two minutes.
@@ -46,6 +50,12 @@ const (
 	// outage within seconds.
 	DefaultRefusedRetry = 3 * time.Second
 )
+
+// defaultRefusedBackoff spaces refused connects: it starts short because a
+// restarting server usually listens again within a second, doubles up to a
+// cap, and draws each wait at random below its step (full jitter), so that
+// the clients a restart refused together come back spread out.
+var defaultRefusedBackoff = Backoff{Base: 25 * time.Millisecond, Cap: 400 * time.Millisecond}
 
 // A Dialer connects like a net.Dialer and returns tracked connections
 // (*Conn) that carry TCP keepalive and TCP_USER_TIMEOUT settings, check
@@ -88,11 +98,10 @@ type Dialer struct {
 	// common hop caps connection age). Negative: no limit.
 	MaxLifetime time.Duration
 
-	// ValidateAfter is how long a connection must be quiet before a Write
-	// peeks at its socket first. Zero: DefaultValidateAfter. Negative:
-	// never peek; a Write fails first only when a Read already returned
-	// the peer's FIN.
-	ValidateAfter time.Duration
+	// PeekAfter is how long a connection must be quiet before a Write
+	// peeks at its socket first. Zero: DefaultPeekAfter. Negative: never
+	// peek.
+	PeekAfter time.Duration
 
 	// KeepAliveIdle is the quiet time before the first TCP keepalive
 	// probe, a whole number of seconds. Zero: DefaultKeepAliveIdle, lowered
@@ -121,14 +130,27 @@ type Dialer struct {
 	UserTimeout time.Duration
 
 	// RefusedRetry is how long a refused connect is retried with jittered
-	// backoff, within the context's deadline. Zero: DefaultRefusedRetry.
-	// Negative: a refusal is reported at once.
+	// backoff (RefusedBackoff), within the context's deadline, counted from
+	// the first failed connect of the destination's current run of
+	// failures, whichever Dialer of the process saw it. A destination whose
+	// connects failed for this long is down for this Dialer (see
+	// DialContext). Zero: DefaultRefusedRetry. Negative: a refusal is
+	// reported at once and a destination is never down.
 	RefusedRetry time.Duration
+
+	// RefusedBackoff spaces the retries of a refused connect, and of work
+	// whose new connection was reset before its first answer. Zero: 25 ms
+	// doubling up to 400 ms, full jitter.
+	RefusedBackoff Backoff
 
 	// Observer, if set, receives the events of this Dialer's connects and
 	// of the consumers built on it (Transport, Pool, WrapConnector, rstpgx)
 	// that have no Observer of their own. See Event.
 	Observer Observer
+
+	// resolved is the *settings of the fields, resolved at the first use
+	// (see settings); read and written atomically.
+	resolved unsafe.Pointer
 }
 
 // Dial connects to the address on the named network.
@@ -137,123 +159,231 @@ func (d *Dialer) Dial(network, addr string) (net.Conn, error) {
 }
 
 // DialContext connects to the address on the named network and returns a
-// *Conn. A failure is a *ConnError with Op "dial".
+// *Conn. A failure is a *ConnError with Op "dial"; when ctx ended first,
+// it wraps ctx's error, whatever the connects before met.
 //
-// A refused connect is retried with jittered backoff for RefusedRetry. A
-// destination whose connects were refused for that whole budget is down,
-// for every Dialer in the process: further dials to it fail at once with a
-// refused *ConnError whose cause is CauseDown, until a single probe dial
-// (one at a time, jittered, backing off to 2 s) connects again. So a
-// driver's own connect retries cost one budget per outage, not one each;
-// a restart shorter than the budget still surfaces nothing.
+// A refused connect is retried with jittered backoff (RefusedBackoff) for
+// RefusedRetry, counted from the first failed connect of the destination's
+// run of failures, whichever Dialer of the process saw it. The process
+// keeps those runs as facts, shared by every Dialer; each Dialer decides
+// from its own RefusedRetry what a run means for it. A destination whose
+// connects failed for a whole RefusedRetry is down for this Dialer: further
+// dials fail at once with a refused *ConnError whose cause is CauseDown,
+// but for a probe connect, one at a time, every 100 to 250 ms while
+// dials keep coming, so that a destination that is back is used again at
+// once. A restart shorter than RefusedRetry surfaces nothing, and a health
+// checker with a short RefusedRetry does not make the destination down for
+// a service beside it with a long one.
 func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	s, err := d.settings()
 	if err != nil {
 		return nil, err
 	}
+	noteConnecting(ctx)
 	start := time.Now()
-	nc, err := s.dial(ctx, network, addr, d.Observer)
+	nc, err := s.dial(ctx, destKey{network, addr})
 	var ce *ConnError
 	if err != nil {
-		ce = &ConnError{Op: "dial", Class: Classify(err), Err: err, Addr: addr}
+		ce = dialError(err, addr)
 	}
-	if o := d.Observer; o != nil {
+	if o := s.observer; o != nil {
 		e := Event{Kind: EventDial, Source: "dialer", Addr: addr, Duration: time.Since(start)}
 		if ce != nil {
-			e.Class, e.Cause, e.Err = ce.Class, ce.Cause(), err
+			e.Class, e.Cause, e.Err = ce.Class, ce.Cause(), ce.Err
 		}
 		o(e)
 	}
 	if ce != nil {
 		return nil, ce
 	}
-	c := newConn(nc, s.validateAfter, s.peek)
+	c := newConn(nc, s.peekAfter, s.peek)
+	c.dialed = destKey{network, addr}
 	noteDialed(ctx, c)
 	return c, nil
 }
 
-// policy is what a Dialer's consumers apply, resolved once per dial: the
-// limits at checkout and the quiet spell after which a Conn checks itself.
-type policy struct {
-	idleLimit     time.Duration // <= 0: none
-	maxLifetime   time.Duration // <= 0: none
-	validateAfter time.Duration // quiet time after which a Write checks first
-	peek          bool          // check the socket, not only what a read saw
+// dialError is the *ConnError of a failed dial: a destination down is a
+// refusal (CauseDown), whatever its last failure was.
+func dialError(err error, addr string) *ConnError {
+	e := &ConnError{Op: "dial", Class: Classify(err), Err: err, Addr: addr}
+	var down *downError
+	if errors.As(err, &down) {
+		e.Class = ClassRefused
+	}
+	return e
 }
 
-// settings are a Dialer's fields with defaults resolved and checked.
-type settings struct {
-	policy
-	net          net.Dialer
-	keepAlive    net.KeepAliveConfig
-	userTimeout  time.Duration // <= 0: not set
-	refusedRetry time.Duration // <= 0: none
-}
-
-// dial connects through the destination's state: it fails at once when
-// the destination is down (but for the one probe), and takes it down when
-// its refusals outlast the budget, or up when a connect succeeds.
-func (s *settings) dial(ctx context.Context, network, addr string, o Observer) (net.Conn, error) {
-	r := &redial{nd: s.netDialer(network), network: network, addr: addr,
-		key: destinationKey(network, addr), budget: s.refusedRetry, observer: o}
+// dial connects through the destination's facts: at once when the
+// destination is not down for this Dialer, as a probe or not at all when
+// it is; then it records what the connect learned.
+func (s *settings) dial(ctx context.Context, k destKey) (net.Conn, error) {
+	dst := destinations.lookup(k)
 	probe := false
-	if r.dst = lookupDestination(r.key); r.dst != nil {
+	if dst != nil {
 		var err error
-		if probe, err = r.dst.admit(addr, time.Now()); err != nil {
+		if probe, err = dst.admit(time.Now(), s.refusedRetry); err != nil {
 			return nil, err
 		}
-		if probe {
-			r.budget = 0 // a probe is one connect
-		}
 	}
-	c, exhausted, err := r.dial(ctx)
-	if dst := r.dst; dst != nil {
-		s.settle(dst, r, probe, exhausted, err, o)
+	c, err := s.connect(ctx, k, dst, probe)
+	if err == nil && s.downs.n.Load() > 0 {
+		s.downs.up(k, s.observer)
+	}
+	if dst == nil && err == nil {
+		return c, nil
+	}
+	if dst == nil {
+		dst = destinations.lookup(k)
+	}
+	if dst != nil {
+		s.settle(dst, probe, err)
 	}
 	return c, err
 }
 
-// settle records what a dial learned about its destination.
-func (s *settings) settle(dst *destination, r *redial, probe, exhausted bool, err error, o Observer) {
+// connect connects, retrying a refusal after the Dialer's backoff until
+// the run of failures is RefusedRetry old, the destination is down for
+// this Dialer, or ctx ends. A probe is one connect.
+func (s *settings) connect(ctx context.Context, k destKey, dst *destination, probe bool) (net.Conn, error) {
+	nd := s.netDialer(k.network)
+	for attempt := 0; ; attempt++ {
+		c, err := nd.DialContext(ctx, k.network, k.addr)
+		if err == nil || probe || s.refusedRetry <= 0 || Classify(err) != ClassRefused {
+			return c, err
+		}
+		if dst == nil {
+			dst = destinations.entry(k, time.Now())
+		}
+		now := time.Now()
+		deadline := dst.refused(now, err).Add(s.refusedRetry)
+		if !now.Before(deadline) {
+			return nil, err // the run outlasted the budget: down for this Dialer
+		}
+		wait := min(s.refusedBackoff.Next(attempt), deadline.Sub(now))
+		s.observer.emit(Event{Kind: EventDialRetry, Source: "dialer", Addr: k.addr, Duration: wait, Err: err})
+		if !sleepCtx(ctx, wait) {
+			return nil, &gaveUp{ctx: ctx.Err(), last: err}
+		}
+	}
+}
+
+// settle records what a connect learned about its destination, and
+// reports a destination down for this Dialer once its budget ran out.
+func (s *settings) settle(dst *destination, probe bool, err error) {
 	now := time.Now()
 	switch {
 	case err == nil:
-		if down := dst.markUp(now); down > 0 {
-			o.emit(Event{Kind: EventUp, Source: "dialer", Addr: r.addr, Duration: down})
-		}
-		dst.forget(r.key)
+		dst.connected(now)
+		destinations.forget(dst)
 	case probe:
-		dst.probeFailed(now)
-	case exhausted && dst.markDown(now, err):
-		o.emit(Event{Kind: EventDown, Source: "dialer", Addr: r.addr, Class: ClassRefused, Cause: CauseNotListening, Err: err})
+		dst.refused(now, err)
+		dst.probeFailed()
+	case Classify(err) == ClassRefused && dst.downFor(now, s.refusedRetry) && s.downs.down(dst.key, now):
+		s.observer.emit(Event{Kind: EventDown, Source: "dialer", Addr: dst.key.addr, Class: ClassRefused, Cause: CauseNotListening, Err: err})
 	}
 }
+
+// downs are the destinations a Dialer reported down (EventDown), until one
+// of its dials connects again (EventUp): the transitions it saw, each once.
+type downs struct {
+	n  atomic.Int32
+	mu sync.Mutex
+	m  map[destKey]time.Time
+}
+
+// down records k down since now; false when it was already.
+func (d *downs) down(k destKey, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.m[k]; ok {
+		return false
+	}
+	if d.m == nil {
+		d.m = make(map[destKey]time.Time)
+	}
+	if len(d.m) >= maxDestinations {
+		return false
+	}
+	d.m[k] = now
+	d.n.Store(int32(len(d.m)))
+	return true
+}
+
+// up reports k up again, if it was down.
+func (d *downs) up(k destKey, o Observer) {
+	d.mu.Lock()
+	since, ok := d.m[k]
+	delete(d.m, k)
+	d.n.Store(int32(len(d.m)))
+	d.mu.Unlock()
+	if ok {
+		o.emit(Event{Kind: EventUp, Source: "dialer", Addr: k.addr, Duration: time.Since(since)})
+	}
+}
+
+// A gaveUp is the error of a dial whose context ended while it waited to
+// retry a refused connect: the caller's reason, with the refusal it met
+// in the message only, so that errors.Is(err, context.Canceled) holds and
+// no caller retries a dial its own caller gave up.
+type gaveUp struct {
+	ctx  error
+	last error
+}
+
+func (e *gaveUp) Error() string { return e.ctx.Error() + " (after " + e.last.Error() + ")" }
+func (e *gaveUp) Unwrap() error { return e.ctx }
 
 // netDialer is the net.Dialer for one connect: the Dialer's keepalive and
 // user timeout on TCP.
 func (s *settings) netDialer(network string) *net.Dialer {
-	nd := s.net
-	if isTCP(network) {
-		nd.KeepAliveConfig = s.keepAlive
-		nd.KeepAlive = -1
-		if !s.keepAlive.Enable {
-			nd.KeepAliveConfig = net.KeepAliveConfig{}
-		}
-		nd.Control, nd.ControlContext = withUserTimeout(s.net.Control, s.net.ControlContext, s.userTimeout)
+	if !isTCP(network) {
+		nd := s.net
+		return &nd
 	}
-	return &nd
+	return &s.tcp
 }
 
 func isTCP(network string) bool { return strings.HasPrefix(network, "tcp") }
 
-// Limits returns the idle limit and maximum lifetime the Dialer's
-// connections enforce, defaults resolved; zero means no limit. Pools that
-// keep their own idle timers (pgxpool, go-redis, database/sql) take them
-// from here. The error is the one DialContext would return.
+// Limits returns the idle limit and maximum lifetime the consumers of the
+// Dialer's connections enforce at checkout, defaults resolved; zero means
+// no limit. Pools that keep their own idle timers (pgxpool, go-redis,
+// database/sql) take them from here. The error is the one DialContext
+// would return.
 func (d *Dialer) Limits() (idle, lifetime time.Duration, err error) {
 	s, err := d.settings()
 	if err != nil {
 		return 0, 0, err
 	}
 	return max(s.idleLimit, 0), max(s.maxLifetime, 0), nil
+}
+
+// Refused returns how the Dialer retries a refused connect, defaults
+// resolved: for how long (zero when a refusal is final) and with which
+// backoff. Clients that retry their own connects (rstpgx while PostgreSQL
+// starts up) wait the same way. The error is the one DialContext would
+// return.
+func (d *Dialer) Refused() (budget time.Duration, b Backoff, err error) {
+	s, err := d.settings()
+	if err != nil {
+		return 0, Backoff{}, err
+	}
+	return max(s.refusedRetry, 0), s.refusedBackoff, nil
+}
+
+// Down reports whether addr is down for this Dialer: its connects failed
+// for at least RefusedRetry, lately enough that a dial would now fail at
+// once but for a probe.
+func (d *Dialer) Down(network, addr string) bool {
+	s, err := d.settings()
+	if err != nil {
+		return false
+	}
+	dst := destinations.lookup(destKey{network, addr})
+	if dst == nil {
+		return false
+	}
+	dst.mu.Lock()
+	defer dst.mu.Unlock()
+	return dst.downFor(time.Now(), s.refusedRetry)
 }

@@ -45,7 +45,7 @@ func TestSettingsDefaults(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, DefaultIdleTimeout, s.idleLimit)
 	require.Equal(t, time.Duration(0), s.maxLifetime)
-	require.Equal(t, DefaultValidateAfter, s.validateAfter)
+	require.Equal(t, DefaultPeekAfter, s.peekAfter)
 	require.True(t, s.peek)
 	require.Equal(t, DefaultDialTimeout, s.net.Timeout)
 	require.Equal(t, DefaultRefusedRetry, s.refusedRetry)
@@ -102,7 +102,7 @@ func TestRefusedDialRetriesWithinBudget(t *testing.T) {
 	require.Less(t, time.Since(start), 2*time.Second)
 
 	// A canceled context ends the retries.
-	destinations.Delete(destinationKey("tcp", addr)) // the budget above took it down
+	destinations.drop(destKey{"tcp", addr}) // the budget above took it down
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	_, err = (&Dialer{RefusedRetry: 10 * time.Second}).DialContext(ctx, "tcp", addr)
@@ -110,14 +110,10 @@ func TestRefusedDialRetriesWithinBudget(t *testing.T) {
 	require.Less(t, time.Since(start), 3*time.Second)
 }
 
-// forgetDestination drops what the process learned about addr when the
-// test ends, so that a port the kernel hands out again starts clean.
-func forgetDestination(t *testing.T, addr string) {
-	t.Cleanup(func() { destinations.Delete(destinationKey("tcp", addr)) })
-}
-
-// A destination refused for a whole budget is down: later dials, through
-// any Dialer, fail at once with CauseDown, until a probe connects again.
+// A destination refused for a whole budget is down for the Dialer whose
+// budget it is: its later dials fail at once with CauseDown, until a probe
+// connects again. The run of refusals is a fact every Dialer shares; a
+// Dialer with a longer budget decides for itself, and rides through.
 func TestDownDestinationFailsFastUntilAProbeConnects(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -135,10 +131,11 @@ func TestDownDestinationFailsFastUntilAProbeConnects(t *testing.T) {
 	var ce *ConnError
 	require.ErrorAs(t, err, &ce)
 	require.Equal(t, CauseNotListening, ce.Cause())
+	require.True(t, d.Down("tcp", addr))
 
-	for _, other := range []*Dialer{d, {RefusedRetry: time.Minute}} { // down for every Dialer
+	for _, same := range []*Dialer{d, {RefusedRetry: 200 * time.Millisecond}} { // down for every Dialer with that budget
 		start = time.Now()
-		_, err = other.Dial("tcp", addr)
+		_, err = same.Dial("tcp", addr)
 		require.Less(t, time.Since(start), 50*time.Millisecond, "a down destination fails at once")
 		require.ErrorAs(t, err, &ce)
 		require.Equal(t, ClassRefused, ce.Class)
@@ -147,19 +144,30 @@ func TestDownDestinationFailsFastUntilAProbeConnects(t *testing.T) {
 		require.Contains(t, err.Error(), "down since")
 	}
 
-	l, err := net.Listen("tcp", addr)
-	require.NoError(t, err, "the port was taken meanwhile")
-	defer l.Close()
-	go acceptLoop(l, echo)
-	require.Eventually(t, func() bool {
-		c, err := d.Dial("tcp", addr)
+	// A Dialer with a longer budget is not down: it retries, and connects
+	// once the server is back within its budget.
+	patient := &Dialer{RefusedRetry: 5 * time.Second}
+	require.False(t, patient.Down("tcp", addr))
+	back := make(chan net.Listener, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		l, err := net.Listen("tcp", addr)
 		if err == nil {
-			c.Close()
+			go acceptLoop(l, echo)
 		}
-		return err == nil
-	}, 3*time.Second, 20*time.Millisecond, "a probe connects once the server is back")
-	c, err := d.Dial("tcp", addr)
-	require.NoError(t, err, "up again for everyone")
+		back <- l
+	}()
+	start = time.Now()
+	c, err := patient.Dial("tcp", addr)
+	l := <-back
+	require.NotNil(t, l, "the port was taken meanwhile")
+	defer l.Close()
+	require.NoError(t, err, "rides through a restart shorter than its own budget")
+	require.GreaterOrEqual(t, time.Since(start), 250*time.Millisecond)
+	c.Close()
+
+	c, err = d.Dial("tcp", addr)
+	require.NoError(t, err, "up again for everyone: the run ended")
 	c.Close()
 
 	mu.Lock()
@@ -170,8 +178,40 @@ func TestDownDestinationFailsFastUntilAProbeConnects(t *testing.T) {
 		}
 	}
 	mu.Unlock()
-	require.Equal(t, []EventKind{EventDown, EventUp}, kinds)
-	require.Nil(t, lookupDestination(destinationKey("tcp", addr)), "up again: forgotten")
+	require.Equal(t, []EventKind{EventDown, EventUp}, kinds, "each once, as this Dialer saw them")
+	require.Nil(t, destinations.lookup(destKey{"tcp", addr}), "up again: forgotten")
+}
+
+// A destination that is down for a Dialer is dialed again, as a probe,
+// within about a quarter of a second of its return while dials keep
+// coming: not on a long backoff.
+func TestDownDestinationIsUsedSoonAfterItReturns(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	forgetDestination(t, addr)
+	d := &Dialer{RefusedRetry: 50 * time.Millisecond}
+	_, err = d.Dial("tcp", addr)
+	require.Error(t, err)
+	require.True(t, d.Down("tcp", addr))
+	for range 100 { // an outage: the down destination is asked for every 10 ms
+		_, _ = d.Dial("tcp", addr)
+		time.Sleep(10 * time.Millisecond)
+	}
+	l, err := net.Listen("tcp", addr)
+	require.NoError(t, err, "the port was taken meanwhile")
+	defer l.Close()
+	go acceptLoop(l, echo)
+	back := time.Now()
+	for time.Since(back) < 2*time.Second {
+		if c, err := d.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.Less(t, time.Since(back), 400*time.Millisecond, "used again within a probe interval, on a busy machine too")
 }
 
 // Callers whose deadlines are shorter than RefusedRetry still take a

@@ -125,7 +125,7 @@ func twoSteps(c net.Conn) error {
 	if _, err := lsCall(c, "INCR order"); err != nil {
 		return err
 	}
-	time.Sleep(3 * DefaultValidateAfter)
+	time.Sleep(3 * DefaultPeekAfter)
 	_, err := lsCall(c, "ECHO read-back")
 	return err
 }
@@ -191,7 +191,7 @@ func TestRetryRepeatsWorkThatNeverLeft(t *testing.T) {
 	require.NoError(t, p.Do(context.Background(), false, lsExpect("ECHO warm", "warm")))
 	srv.finNext.Store(1)
 	require.NoError(t, p.Do(context.Background(), false, lsExpect("ECHO once", "once"))) // the server closes after it
-	time.Sleep(3 * DefaultValidateAfter)
+	time.Sleep(3 * DefaultPeekAfter)
 	runs := 0
 	err := Retry(context.Background(), false, func(ctx context.Context) error {
 		runs++
@@ -291,10 +291,10 @@ func TestPoolCloseWithinContextAgainstABlackHole(t *testing.T) {
 	p, err := NewPool(PoolConfig{Addr: srv.addr, Dialer: noRetry(), MaxSize: 2, MinIdle: 2, Ping: lsPing,
 		PingTimeout: 10 * time.Second, KeepAliveInterval: 30 * time.Millisecond, UpkeepInterval: 10 * time.Millisecond})
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return p.Stat().IdleConns() == 2 }, 2*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return p.Stats().IdleConns == 2 }, 2*time.Second, 5*time.Millisecond)
 	srv.reapMode.Store(reapSilent)
 	srv.reapAfter.Store(int64(time.Millisecond)) // the server stops answering
-	require.Eventually(t, func() bool { return srv.pingCount() > 0 || p.Stat().AcquiredConns() > 0 }, 2*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return srv.pingCount() > 0 || p.Stats().AcquiredConns > 0 }, 2*time.Second, time.Millisecond)
 	time.Sleep(100 * time.Millisecond) // upkeep is stuck in a ping
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -339,7 +339,7 @@ func TestPoolReportsUntrackedConnsOnce(t *testing.T) {
 		return (&net.Dialer{}).DialContext(ctx, "tcp", srv.addr)
 	}, Observer: func(e Event) { events = append(events, e) }})
 	poolWarm(t, p, 2)
-	require.Equal(t, int64(2), p.Stat().Untracked())
+	require.Equal(t, int64(2), p.Stats().Untracked)
 	require.Len(t, events, 1)
 	require.Equal(t, EventUntracked, events[0].Kind)
 	require.Error(t, events[0].Err)

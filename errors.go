@@ -9,22 +9,6 @@ import (
 	"time"
 )
 
-// Errors with which rstpool itself ends a connection, wrapped in a
-// *ConnError with Op "validate" and Written 0: that piece of work never
-// left, and every common client retries it on a new connection.
-var (
-	// ErrIdleLimit: a consumer retired the connection at checkout because
-	// it sat idle beyond its idle limit. Class canceled: the client, not
-	// the peer, ended it.
-	ErrIdleLimit = errors.New("rstpool: connection idle beyond its limit")
-	// ErrMaxLifetime: a consumer retired the connection at checkout because
-	// it outlived its lifetime. Class canceled.
-	ErrMaxLifetime = errors.New("rstpool: connection older than its maximum lifetime")
-	// ErrPeerClosed: the check before a write found that the peer had
-	// closed the connection while it was idle. Class peer-closed.
-	ErrPeerClosed = errors.New("rstpool: peer closed the connection while it was idle")
-)
-
 // A ConnError is a failure on a tracked connection. It records what the
 // connection had done, so that the caller or a retry rule can tell a reused
 // connection that died while idle from a peer that died in the middle of
@@ -44,13 +28,11 @@ type ConnError struct {
 	Err     error  // the underlying error
 	Addr    string // the remote address, when known
 
-	// readBack: bytes of the answer read when it failed (since the
-	// checkout or the last quiet spell, whichever is later).
-	readBack int64
-	// diedIdle: it failed at the first write after a quiet spell, or
-	// before any byte arrived after it: the peer or a hop had ended it
-	// while it was idle.
-	diedIdle bool
+	// The evidence of how it died, read from the connection when it failed.
+	readBack     int64 // bytes of the answer read (since the work began or the last quiet spell)
+	quietDeath   bool  // nothing arrived after the last quiet spell
+	diedIdle     bool  // and the peer took nothing sent after it: it was gone while idle
+	connectReset bool  // a new connection failed before the peer sent or took a byte of its first work
 }
 
 // Error reads like a net.OpError: "rstpool: CLASS (history): underlying".
@@ -142,12 +124,13 @@ const (
 	CauseUnreadData         // the server answered and closed while the client was still sending
 	CauseNotListening       // nothing listened at the address: a restart or a wrong port
 	CauseBlackHole          // packets vanished without a reset
-	CauseDown               // every connect was refused for a whole RefusedRetry budget: not dialed
+	CauseDown               // every connect failed for a whole RefusedRetry budget: not dialed
+	CauseConnectReset       // a new connection was reset or closed before its first answer: a proxy without a healthy upstream, an overflowing accept queue
 )
 
 var causeText = [...]struct{ name, advice string }{
 	CauseUnknown: {"unknown", "No pattern stands out; look at the class and the peer's logs."},
-	CauseIdleReaped: {"idle connection reaped by a hop",
+	CauseIdleReaped: {"idle connection closed by the peer or a hop",
 		"Keep the client idle timeout below every hop's (Chain.Check) and retry idempotent requests once."},
 	CausePeerDied: {"peer or middlebox dropped the connection mid-exchange",
 		"Check the peer for restarts and crashes; retry idempotent work on a new connection."},
@@ -159,6 +142,8 @@ var causeText = [...]struct{ name, advice string }{
 		"Keep TCP keepalive below the middlebox idle timeout and bound silence with TCP_USER_TIMEOUT."},
 	CauseDown: {"destination down (refused for the whole retry budget)",
 		"The server is down or not listening; rstpool fails fast and probes until it is back."},
+	CauseConnectReset: {"connection reset before its first answer",
+		"A proxy has no healthy upstream or the server's accept queue overflowed: back off as for a refusal."},
 }
 
 // String names the cause.
@@ -181,9 +166,11 @@ func (c Cause) Advice() string {
 // evidence the connection kept: a refusal means nothing listens; a kernel
 // timeout without a reset means a black hole; a reset while still writing
 // after the peer had answered means it closed with the request unread; a
-// reset or close found by the check before a write, or at the first byte
-// after a quiet spell, on a connection used before, means it was reaped
-// while idle; any other reset or close happened mid-exchange.
+// new connection reset or closed before it carried a byte back was refused
+// by whatever accepted it; a reset or close found by the check before a
+// write, or answering bytes the peer never took after a quiet spell, on a
+// connection used before, means it was closed while idle; any other reset
+// or close happened mid-exchange.
 func (e *ConnError) Cause() Cause {
 	var down *downError
 	switch e.Class {
@@ -206,17 +193,17 @@ func (e *ConnError) Cause() Cause {
 		return CauseUnknown
 	case e.Op == "write" && e.readBack > 0:
 		return CauseUnreadData
+	case e.connectReset:
+		return CauseConnectReset
 	case e.Reused && e.diedIdle:
 		return CauseIdleReaped
 	}
 	return CausePeerDied
 }
 
-// causeOf returns the cause and address of the *ConnError in err's chain.
-func causeOf(err error) (Cause, string) {
-	var ce *ConnError
-	if errors.As(err, &ce) {
-		return ce.Cause(), ce.Addr
-	}
-	return CauseUnknown, ""
-}
+// stale reports whether the work failed with a reused connection that had
+// given nothing back since it sat idle: the path lost the connection, not
+// the server the work. Retrying such work replaces what was lost and adds
+// nothing to a server's load, so no retry budget pays for it.
+func (e *ConnError) stale() bool { return e.Reused && e.quietDeath && e.Op != "dial" }
+

@@ -88,6 +88,6 @@ func ExampleObserver() {
 
 	mu.Lock()
 	defer mu.Unlock()
-	fmt.Println(retired, pool.Stat().Dials())
+	fmt.Println(retired, pool.Stats().Dials)
 	// Output: map[idle-limit:1] 2
 }

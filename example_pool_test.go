@@ -98,7 +98,7 @@ func ExampleNewPool() {
 		return err
 	})
 	fmt.Println(answer, err)
-	fmt.Println("connections:", pool.Stat().TotalConns())
+	fmt.Println("connections:", pool.Stats().TotalConns)
 	// Output:
 	// HELLO <nil>
 	// connections: 1

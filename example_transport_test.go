@@ -34,6 +34,6 @@ func ExampleTransport() {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	fmt.Println(string(body), tr.Stats().Requests(), tr.Stats().Errors())
+	fmt.Println(string(body), tr.Stats().Work, tr.Stats().Surfaced)
 	// Output: hello 1 0
 }

@@ -32,35 +32,39 @@ const maxStale = 3
 type Pool struct {
 	s  *poolSettings
 	pp *puddle.Pool[*pconn]
+	k  consumer
 
 	closing   atomic.Bool
 	closeOnce sync.Once
 	closed    chan struct{}
 	closeErr  error
 
-	mu    sync.Mutex // guards conns
-	conns map[*pconn]struct{}
+	// open holds every open connection, idle or held: puddle lists only
+	// idle ones, and Close must revoke the held ones.
+	mu   sync.Mutex
+	open map[*pconn]struct{}
 
 	noDial context.Context // canceled: see acquireSlot
 
 	stopUpkeep context.CancelFunc
 	upkeepDone chan struct{}
 
-	stats  poolCounters
-	budget budget
+	dials, dialErrors, untracked, revoked, rounds atomic.Int64
 }
 
-// A pconn is one pooled connection. Its fields belong to whoever holds it
-// in puddle (the pool's mutex orders the handovers); state is the
-// exception, read by Close to revoke handles never returned.
+// A pconn is one pooled connection: what puddle does not keep of it. Its
+// fields belong to whoever holds it in puddle (the pool's mutex orders the
+// handovers); state is the exception, read by Close to revoke handles
+// never returned.
 type pconn struct {
 	p       *Pool
-	res     *puddle.Resource[*pconn] // set at its first checkout
+	res     *puddle.Resource[*pconn] // puddle's handle of it, set at its first checkout: Close revokes through it
 	nc      net.Conn                 // as handed out: PoolConfig.Wrap's, else as dialed
+	dialed  net.Conn                 // as dialed: a TLS layer on the tracked conn shows here
 	tc      *Conn                    // the tracked conn under it (seen through TLS); nil when no Dialer dialed it
-	created int64                    // mono time of the dial
+	created int64                    // mono time of the dial: a slot is redialed in place
+	lastUse int64                    // mono time of its last checkout or ping: puddle's clock is not kept (ReleaseUnused)
 	life    int64                    // its lifetime, jitter applied; 0: none
-	lastUse int64                    // mono time of its last checkout or ping (or Release, untracked)
 	uses    int64                    // checkouts
 	state   atomic.Uint64
 }
@@ -73,8 +77,8 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pool{s: s, closed: make(chan struct{}), conns: map[*pconn]struct{}{}}
-	p.budget.set(cfg.RetryBudget)
+	p := &Pool{s: s, closed: make(chan struct{}), open: map[*pconn]struct{}{}}
+	p.k.init("pool", s.observer, s.dialer, cfg.RetryBudget)
 	var cancel context.CancelFunc
 	p.noDial, cancel = context.WithCancel(context.Background())
 	cancel()
@@ -96,7 +100,7 @@ func (p *Pool) construct(ctx context.Context) (*pconn, error) {
 		return nil, err
 	}
 	p.mu.Lock()
-	p.conns[e] = struct{}{}
+	p.open[e] = struct{}{}
 	p.mu.Unlock()
 	return e, nil
 }
@@ -105,13 +109,13 @@ func (p *Pool) construct(ctx context.Context) (*pconn, error) {
 func (p *Pool) dialInto(ctx context.Context, e *pconn) error {
 	nc, err := p.s.dial(ctx)
 	if err != nil {
-		p.stats.dialErrors.Add(1)
+		p.dialErrors.Add(1)
 		return err
 	}
-	p.stats.dials.Add(1)
+	p.dials.Add(1)
 	now := mono()
-	e.nc, e.created, e.lastUse, e.uses, e.life = nc, now, now, 0, 0
-	e.tc = tracked(nc)
+	e.nc, e.dialed, e.created, e.lastUse, e.uses, e.life = nc, nc, now, now, 0, 0
+	e.tc = Tracked(nc)
 	if e.tc == nil {
 		p.noteUntracked()
 	}
@@ -129,7 +133,7 @@ func (p *Pool) dialInto(ctx context.Context, e *pconn) error {
 
 // noteUntracked counts a connection no Dialer dialed, and reports the first.
 func (p *Pool) noteUntracked() {
-	if p.stats.untracked.Add(1) == 1 {
+	if p.untracked.Add(1) == 1 {
 		p.s.observer.emit(Event{Kind: EventUntracked, Source: "pool",
 			Err: errors.New("rstpool: PoolConfig.Dial returned a connection no rstpool Dialer dialed: Acquire cannot peek at it and Do cannot count its bytes")})
 	}
@@ -138,7 +142,7 @@ func (p *Pool) noteUntracked() {
 func (p *Pool) destruct(e *pconn) {
 	_ = e.nc.Close()
 	p.mu.Lock()
-	delete(p.conns, e)
+	delete(p.open, e)
 	p.mu.Unlock()
 }
 
@@ -154,25 +158,46 @@ func (p *Pool) destruct(e *pconn) {
 // request-response protocol they are either the last words of a server
 // that is closing, or the unread tail of an earlier answer, and a ping
 // would read them as its own answer and leave the stream out of step.
+// Under TLS, bytes pending may be the record layer's own (session
+// tickets): they are pinged through, or left alone without a Ping.
 func (p *Pool) Acquire(ctx context.Context) (PooledConn, error) {
 	for try := 1; ; try++ {
 		res, err := p.acquireSlot(ctx)
 		if err != nil {
 			return PooledConn{}, err
 		}
-		e := res.Value()
-		now := mono()
-		c := p.vet(ctx, e, now)
-		if c == retainIt {
-			return p.handOut(ctx, res, now)
+		if _, err := p.checkout(ctx, res, p.s.acquireLimits); err == nil {
+			return p.handOut(ctx, res)
 		}
 		if try < maxStale {
-			p.retire(res, c, now)
+			res.Destroy()
 			continue
 		}
-		p.count(e, c, now)
 		return p.redial(ctx, res)
 	}
+}
+
+// checkout applies the checkout rule under lim, with the connection's own
+// (jittered) lifetime: Acquire's limits or upkeep's.
+func (p *Pool) checkout(ctx context.Context, res *puddle.Resource[*pconn], lim rule.Limits) (rule.Verdict, error) {
+	e, now := res.Value(), mono()
+	lim.Lifetime = time.Duration(e.life)
+	c := checkout{limit: lim, conn: e.tc}
+	if p.s.ping != nil {
+		c.ping = e
+	}
+	last := e.lastUse
+	if e.tc == nil {
+		c.facts = rule.Conn{Idle: time.Duration(now - last)}
+	} else {
+		c.facts = e.tc.facts(now, time.Duration(now-max(last, e.tc.lastActive())), e.dialed)
+	}
+	c.facts.Age = time.Duration(now - e.created)
+	v, err := p.k.checkout(ctx, c)
+	if v == rule.Ping && err == nil {
+		e.lastUse = mono()
+	}
+	return v, err
 }
 
 func (p *Pool) acquireSlot(ctx context.Context) (*puddle.Resource[*pconn], error) {
@@ -185,7 +210,8 @@ func (p *Pool) acquireSlot(ctx context.Context) (*puddle.Resource[*pconn], error
 		// An idle connection, without the two clock reads that puddle's
 		// Acquire spends on its wait statistics. With none idle but room
 		// left, TryAcquire dials in the background with the context it
-		// is given: noDial is canceled, so construct declines at once.
+		// is given: noDial is canceled, so construct declines at once
+		// (TestTryAcquireDialsNothing pins this).
 		if res, err := p.pp.TryAcquire(p.noDial); err == nil {
 			return res, nil
 		}
@@ -205,13 +231,10 @@ func (p *Pool) acquireFresh(ctx context.Context) (PooledConn, error) {
 	if err != nil {
 		return PooledConn{}, err
 	}
-	if e := res.Value(); e.uses == 0 {
-		now := mono()
-		c := p.vet(ctx, e, now)
-		if c == retainIt {
-			return p.handOut(ctx, res, now)
+	if res.Value().uses == 0 {
+		if _, err := p.checkout(ctx, res, p.s.acquireLimits); err == nil {
+			return p.handOut(ctx, res)
 		}
-		p.count(e, c, now)
 	}
 	return p.redial(ctx, res)
 }
@@ -224,83 +247,184 @@ func (p *Pool) redial(ctx context.Context, res *puddle.Resource[*pconn]) (Pooled
 		res.Destroy()
 		return PooledConn{}, err
 	}
-	return p.handOut(ctx, res, mono())
+	return p.handOut(ctx, res)
 }
-
-// idleSince returns how long e has seen no checkout, ping or traffic.
-func (e *pconn) idleSince(now int64) time.Duration {
-	last := e.lastUse
-	if e.tc != nil {
-		last = max(last, e.tc.lastActive())
-	}
-	return time.Duration(now - last)
-}
-
-// facts returns what the checkout rule needs to know of e at now.
-func (e *pconn) facts(now int64) rule.Conn {
-	idle := e.idleSince(now)
-	if e.tc == nil {
-		return rule.Conn{Idle: idle, Age: time.Duration(now - e.created)}
-	}
-	f := e.tc.facts(now, idle)
-	f.Age = time.Duration(now - e.created)
-	return f
-}
-
-// verdict applies the checkout rule to e at now under lim, with e's own
-// (jittered) lifetime: Acquire's limits or upkeep's.
-func (p *Pool) verdict(e *pconn, now int64, lim rule.Limits) rule.Verdict {
-	lim.Lifetime = time.Duration(e.life)
-	return rule.Checkout(e.facts(now), lim, e.health)
-}
-
-// vet applies the checkout rule of Acquire to e and returns why e must go,
-// or retainIt; it pings e when the rule says so.
-func (p *Pool) vet(ctx context.Context, e *pconn, now int64) cause {
-	switch v := p.verdict(e, now, p.s.acquireLimits); {
-	case v.Retires():
-		return retireCause(v)
-	case v == rule.Ping && p.ping(ctx, e) != nil:
-		return causePingFailed
-	}
-	return retainIt
-}
-
-func (e *pconn) health() rule.Health { return e.tc.health() }
 
 // ping runs the configured Ping on e within PingTimeout, and within ctx:
 // when ctx ends, the connection's deadline ends the ping at once.
-func (p *Pool) ping(ctx context.Context, e *pconn) error {
-	ctx, cancel := context.WithTimeout(ctx, p.s.pingTimeout)
+func (e *pconn) ping(ctx context.Context) error {
+	s := e.p.s
+	ctx, cancel := context.WithTimeout(ctx, s.pingTimeout)
 	defer cancel()
 	dl, _ := ctx.Deadline()
 	if err := e.nc.SetDeadline(dl); err != nil {
 		return err
 	}
 	stop := context.AfterFunc(ctx, func() { _ = e.nc.SetDeadline(time.Unix(1, 0)) })
-	err := p.s.ping(ctx, e.nc)
+	err := s.ping(ctx, e.nc)
 	if !stop() && err == nil {
 		err = ctx.Err()
 	}
 	if err == nil {
 		err = e.nc.SetDeadline(time.Time{})
 	}
-	if err == nil {
-		e.lastUse = mono()
-	}
 	return err
 }
 
-// retire closes the connection in res and counts why.
-func (p *Pool) retire(res *puddle.Resource[*pconn], c cause, now int64) {
-	p.count(res.Value(), c, now)
-	res.Destroy()
+// Do runs fn on a pooled connection and hands the connection back:
+// released when fn returns nil, or when it returns an error without having
+// read or written a byte (an application error before any I/O leaves the
+// stream in step); destroyed when fn failed after I/O (the stream may be
+// out of step) or panicked. Report a protocol-level answer that leaves the
+// stream clean (a "not found") some other way than through fn's error.
+//
+// When fn failed because of its connection (a reset, a broken pipe, an end
+// of stream), Do runs it once more on a connection never handed out before
+// if nothing of the failed attempt left the client, or if the work is
+// idempotent: the retry rule every rstpool consumer applies (see Retry).
+// Nothing is known to have been sent only on a tracked connection (one a
+// Dialer dialed, under TLS or not): on another, only idempotent work is
+// retried. Do never retries an error of fn's own, never more than once, and
+// not once ctx is done; the retry's error, if it fails too, is returned.
+func (p *Pool) Do(ctx context.Context, idempotent bool, fn func(net.Conn) error) error {
+	p.k.begin()
+	h, err := p.Acquire(ctx)
+	if err != nil {
+		p.k.surface(err, p.s.addr)
+		return err
+	}
+	var d decision
+	for attempt := 0; ; attempt++ {
+		f, err := h.run(fn)
+		if err == nil {
+			p.k.succeeded(d)
+			return nil
+		}
+		f.retried, f.callerDone, f.idempotent = attempt > 0, ctx.Err() != nil, idempotent
+		if d = p.k.retry(f, attempt); d.reason == RetryNone || attempt >= maxAttempts || !sleepCtx(ctx, d.wait) {
+			p.k.surface(err, p.s.addr)
+			return err
+		}
+		if h, err = p.acquireFresh(ctx); err != nil {
+			err = fmt.Errorf("rstpool: acquiring a connection to retry: %w", err)
+			p.k.surface(err, p.s.addr)
+			return err
+		}
+	}
 }
 
-// count counts a retirement of e and reports it.
-func (p *Pool) count(e *pconn, c cause, now int64) {
-	p.stats.count(c)
-	if o := p.s.observer; o != nil {
-		retireEvent(o, "pool", c, e.idleSince(now), remote(e.nc))
+// run calls fn on the handle's connection and hands the connection back.
+// It returns what the retry rule needs to know of a failure.
+func (h PooledConn) run(fn func(net.Conn) error) (failure, error) {
+	tc := h.e.tc
+	var from mark
+	if tc != nil {
+		from = tc.mark()
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			h.Destroy()
+		}
+	}()
+	err := fn(h.e.nc)
+	quiet := tc != nil && !tc.movedSince(from)
+	f := failure{err: err, conn: tc, connFailure: connFailure(err), replayable: true, nothingLeft: quiet}
+	if err == nil || (quiet && !f.connFailure) {
+		ok = true
+		h.Release()
+	}
+	return f, err
+}
+
+// A pconn's state word counts its checkouts in the bits above stateBits
+// and says in the low bits where the current checkout stands, so that a
+// handle (which carries the count of its checkout) can tell its own
+// checkout from a later one without an allocation per Acquire.
+const (
+	handleOut      = iota + 1 // held by the caller
+	handleReturned            // idle: Released, or never handed out
+	handleRevoked             // closed by Pool.Close after its context expired
+
+	stateBits = 2
+	stateMask = 1<<stateBits - 1
+)
+
+// handOut gives res to the caller under a new checkout number, unless the
+// pool began closing meanwhile. The checkout starts the caller's piece of
+// work: the tracked connection counts Written from here, after any ping.
+func (p *Pool) handOut(ctx context.Context, res *puddle.Resource[*pconn]) (PooledConn, error) {
+	if p.closing.Load() {
+		res.Release()
+		return PooledConn{}, ErrPoolClosed
+	}
+	e := res.Value()
+	if e.res == nil {
+		e.res = res // puddle keeps one Resource per value
+	}
+	e.lastUse = mono()
+	e.uses++
+	handOut(ctx, e.tc, e.nc)
+	// From (n, returned) to (n+1, out) in one locked add, no load first.
+	gen := e.state.Add(1<<stateBits+handleOut-handleReturned) &^ stateMask
+	return PooledConn{e: e, gen: gen}, nil
+}
+
+// A PooledConn is a connection checked out of a Pool. Use Conn for I/O,
+// then call exactly one of Release (the connection is in a clean state
+// between requests) or Destroy (it saw an error, a timeout or a protocol
+// error, or is otherwise out of step). Calling either twice, on the
+// handle or a copy of it, panics. The zero PooledConn holds no connection.
+type PooledConn struct {
+	e   *pconn
+	gen uint64 // the checkout, as the high bits of e.state
+}
+
+// Conn returns the connection: the one PoolConfig.Wrap returned for it,
+// else the one dialed. It must not be used after Release or Destroy, and
+// must not be closed by the caller: Destroy closes it.
+func (h PooledConn) Conn() net.Conn { return h.e.nc }
+
+// Reused reports whether the connection had been handed out before.
+func (h PooledConn) Reused() bool { return h.e.uses > 1 }
+
+// Release returns the connection to the pool for reuse.
+func (h PooledConn) Release() {
+	if !h.give("Release") {
+		return
+	}
+	if h.e.tc == nil || h.e.tc.deadline.Load() {
+		_ = h.e.nc.SetDeadline(time.Time{}) // the next holder starts without this one's deadline
+	}
+	if h.e.tc == nil {
+		h.e.lastUse = mono() // an untracked conn's traffic is unknown: count it up to now
+	}
+	// The pool keeps its own idle clock (lastUse and the Conn's traffic)
+	// and never reads puddle's: ReleaseUnused spares a clock read.
+	h.e.res.ReleaseUnused()
+}
+
+// Destroy closes the connection and frees its slot: it is never reused.
+// Hand back with Destroy every connection that saw an error, including a
+// protocol error that may have left unread bytes behind.
+func (h PooledConn) Destroy() {
+	if !h.give("Destroy") {
+		return
+	}
+	h.e.res.Destroy()
+}
+
+// give ends the handle's checkout. It reports false when Close already
+// revoked it, and panics when it was already returned (or is a stale
+// handle of an earlier checkout, or the zero PooledConn).
+func (h PooledConn) give(op string) bool {
+	if h.e != nil {
+		if h.e.state.CompareAndSwap(h.gen|handleOut, h.gen|handleReturned) {
+			return true
+		}
+		if h.e.state.Load() == h.gen|handleRevoked {
+			return false
+		}
+	}
+	panic("rstpool: PooledConn." + op + " called on a connection already released or destroyed")
 }

@@ -118,7 +118,7 @@ func BenchmarkPoolUpkeepRound(b *testing.B) {
 				p.upkeepRound(context.Background(), &r)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/conn")
-			require.Equal(b, n, p.Stat().IdleConns())
+			require.Equal(b, n, p.Stats().IdleConns)
 		})
 	}
 }

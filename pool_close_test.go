@@ -27,7 +27,7 @@ func TestPoolCloseReleasesGoroutinesAndFDs(t *testing.T) {
 	p, err := NewPool(PoolConfig{Addr: srv.addr, Dialer: noRetry(), MaxSize: 4, MinIdle: 2, Ping: lsPing,
 		KeepAliveInterval: 10 * time.Millisecond, UpkeepInterval: 5 * time.Millisecond})
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return p.Stat().IdleConns() == 2 }, 2*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return p.Stats().IdleConns == 2 }, 2*time.Second, time.Millisecond)
 	poolWarm(t, p, 4)
 	held, err := p.Acquire(context.Background())
 	require.NoError(t, err)
@@ -40,7 +40,7 @@ func TestPoolCloseReleasesGoroutinesAndFDs(t *testing.T) {
 	defer cancel()
 	err = p.Close(ctx) // held is never returned: Close revokes it
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.Equal(t, int64(1), p.Stat().Revoked())
+	require.Equal(t, int64(1), p.Stats().Revoked)
 	held.Release() // a no-op after revocation, not a panic
 	_, err = p.Acquire(context.Background())
 	require.ErrorIs(t, err, ErrPoolClosed)
@@ -49,7 +49,7 @@ func TestPoolCloseReleasesGoroutinesAndFDs(t *testing.T) {
 	srv.stop() // the server's own goroutines and fds
 	require.Eventually(t, func() bool { return fdCount(t) <= fds && runtime.NumGoroutine() <= gs },
 		2*time.Second, 5*time.Millisecond, "fds %d→%d, goroutines %d→%d", fds, fdCount(t), gs, runtime.NumGoroutine())
-	require.Equal(t, int32(0), p.Stat().TotalConns())
+	require.Equal(t, int32(0), p.Stats().TotalConns)
 }
 
 func TestPoolCloseWaitsForReturns(t *testing.T) {
@@ -62,5 +62,5 @@ func TestPoolCloseWaitsForReturns(t *testing.T) {
 	time.AfterFunc(30*time.Millisecond, func() { returned.Store(true); h.Release() })
 	require.NoError(t, p.Close(context.Background()))
 	require.True(t, returned.Load(), "Close returned before the connection in use came back")
-	require.Equal(t, int64(0), p.Stat().Revoked())
+	require.Equal(t, int64(0), p.Stats().Revoked)
 }

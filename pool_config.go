@@ -58,11 +58,13 @@ type PoolConfig struct {
 	Dialer *Dialer
 
 	// Dial, if set, opens the pool's connections instead of Dialer. A
-	// connection that is not a *Conn still works, but the pool can only
-	// apply the lifetime, idle and ping checks to it: it cannot peek at
-	// its socket, and Do knows whether a request was written only from a
-	// *ConnError. A *tls.Conn is such a connection: a peek under TLS would
-	// see session tickets as unsolicited data, so configure a Ping.
+	// connection with no *Conn under it (see Tracked) still works, but the
+	// pool can only apply the lifetime, idle and ping checks to it: it
+	// cannot peek at its socket, and Do knows whether a request was written
+	// only from a *ConnError. A *tls.Conn over a Dialer's *Conn is peeked
+	// at through it: bytes waiting under TLS may be the server's session
+	// tickets, so they are pinged through (with a Ping) or left alone, never
+	// taken for a stream out of step.
 	Dial func(ctx context.Context) (net.Conn, error)
 
 	// MaxSize is the most connections the pool holds, idle and in use.
@@ -117,7 +119,7 @@ type PoolConfig struct {
 
 	// PeekAfter is the idleness beyond which Acquire peeks at a *Conn's
 	// socket (about a microsecond) before handing it out. Zero:
-	// DefaultValidateAfter, the window after which a *Conn checks itself.
+	// DefaultPeekAfter, the window after which a *Conn checks itself.
 	// Negative: Acquire never peeks (upkeep still does).
 	PeekAfter time.Duration
 
@@ -166,7 +168,8 @@ type poolSettings struct {
 	upkeepInterval    time.Duration // < 0: no upkeep
 	upkeepPings       int
 	observer          Observer
-	addr              string // PoolConfig.Addr, for events
+	dialer            *settings // the Dialer's: how to wait out a connect reset
+	addr              string    // PoolConfig.Addr, for events
 
 	// The checkout rule's limits at Acquire and in upkeep.
 	acquireLimits, upkeepLimits rule.Limits
@@ -209,9 +212,9 @@ func (cfg *PoolConfig) dialSettings(s *poolSettings) error {
 	if err != nil {
 		return err
 	}
-	s.observer = cfg.Observer
+	s.observer, s.dialer = cfg.Observer, ds
 	if s.observer == nil {
-		s.observer = d.Observer
+		s.observer = ds.observer
 	}
 	s.idleTimeout, s.maxLifetime = ds.idleLimit, ds.maxLifetime
 	if cfg.IdleTimeout > 0 && len(d.Chain) > 0 {
@@ -271,7 +274,7 @@ func (cfg *PoolConfig) lifetimes(s *poolSettings) error {
 func (cfg *PoolConfig) checks(s *poolSettings) error {
 	s.pingTimeout = orDefault(cfg.PingTimeout, DefaultPingTimeout)
 	s.pingAfter = orDefault(cfg.PingAfter, DefaultPingAfter)
-	s.peekAfter = orDefault(cfg.PeekAfter, DefaultValidateAfter)
+	s.peekAfter = orDefault(cfg.PeekAfter, DefaultPeekAfter)
 	s.keepAliveInterval = cfg.KeepAliveInterval
 	switch {
 	case s.pingTimeout < 0:

@@ -36,9 +36,9 @@ func TestDoNeverRepeatsNonIdempotentWorkThatReachedThePeer(t *testing.T) {
 	require.ErrorIs(t, err, syscall.ECONNRESET)
 	require.Equal(t, 1, calls)
 	require.Equal(t, 1, srv.count("order"), "ran once on the server")
-	st := p.Stat()
-	require.Equal(t, int64(0), st.ResetRetried())
-	require.Equal(t, int64(1), st.ResetSurfaced())
+	st := p.Stats()
+	require.Equal(t, int64(0), st.Retried)
+	require.Equal(t, int64(1), st.Surfaced)
 }
 
 func TestDoRetriesIdempotentWorkOnceOnAFreshConn(t *testing.T) {
@@ -50,7 +50,7 @@ func TestDoRetriesIdempotentWorkOnceOnAFreshConn(t *testing.T) {
 	require.NoError(t, p.Do(context.Background(), true, lsIncr("get", &calls)))
 	require.Equal(t, 2, calls)
 	require.Equal(t, 2, srv.acceptCount(), "the retry dialed a fresh connection")
-	require.Equal(t, int64(1), p.Stat().ResetRetried())
+	require.Equal(t, int64(1), p.Stats().Retried)
 }
 
 func TestDoRetriesAtMostOnce(t *testing.T) {
@@ -75,8 +75,8 @@ func TestDoRetriesAFreshConnOnce(t *testing.T) {
 	err := p.Do(context.Background(), true, lsIncr("get", &calls))
 	require.ErrorIs(t, err, syscall.ECONNRESET)
 	require.Equal(t, 2, calls)
-	st := p.Stat()
-	require.Equal(t, int64(1), st.ResetRetried())
+	st := p.Stats()
+	require.Equal(t, int64(1), st.Retried)
 }
 
 func TestDoRetriesNonIdempotentWorkThatNeverLeft(t *testing.T) {
@@ -91,7 +91,7 @@ func TestDoRetriesNonIdempotentWorkThatNeverLeft(t *testing.T) {
 	require.NoError(t, p.Do(context.Background(), false, lsIncr("order", &calls)))
 	require.Equal(t, 2, calls)
 	require.Equal(t, 1, srv.count("order"), "the first attempt never reached the server")
-	require.Equal(t, int64(1), p.Stat().ResetRetried())
+	require.Equal(t, int64(1), p.Stats().Retried)
 }
 
 // Do hands a connection back by what fn did with it: an error of fn's own
@@ -118,5 +118,5 @@ func TestDoDestroysOnErrorAfterIOAndPanic(t *testing.T) {
 	require.NoError(t, p.Do(context.Background(), true, lsExpect("ECHO x", "x")))
 	require.Eventually(t, func() bool { return srv.acceptCount() == 3 }, time.Second, time.Millisecond,
 		"each connection that failed after I/O or panicked was closed, not reused")
-	require.Equal(t, int64(0), p.Stat().ResetRetried())
+	require.Equal(t, int64(0), p.Stats().Retried)
 }

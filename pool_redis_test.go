@@ -118,9 +118,9 @@ func TestPoolAgainstRedisReapingIdleClients(t *testing.T) {
 		return err
 	}))
 	require.Equal(t, "2", got, "each INCR ran exactly once")
-	st := p.Stat()
+	st := p.Stats()
 	require.Equal(t, int64(0), st.StaleHitInUse(), "no reaped connection was hit in use")
-	require.Equal(t, int64(2), st.StaleCaughtBeforeUse(), "each reaped connection was caught before use")
+	require.Equal(t, int64(2), st.Retired.Dead(), "each reaped connection was caught before use")
 	t.Logf("dials %d, caught before use %d (peer closed %d, ping failed %d), hit in use %d",
-		st.Dials(), st.StaleCaughtBeforeUse(), st.PeerClosedIdle(), st.PingFailed(), st.StaleHitInUse())
+		st.Dials, st.Retired.Dead(), st.Retired.PeerClosed, st.Retired.PingFailed, st.StaleHitInUse())
 }

@@ -55,7 +55,7 @@ func poolWaitIdleHealth(t *testing.T, p *Pool, want Health) {
 	require.Eventually(t, func() bool {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		for e := range p.conns {
+		for e := range p.open {
 			if got, _ := e.tc.Check(); got != want {
 				return false
 			}
@@ -97,7 +97,7 @@ func TestPoolZeroConfigDefaults(t *testing.T) {
 	require.GreaterOrEqual(t, s.maxSize, int32(4))
 	require.Equal(t, DefaultIdleTimeout, s.idleTimeout, "the Dialer's idle limit")
 	require.LessOrEqual(t, s.maxLifetime, time.Duration(0), "no hop caps lifetimes by default")
-	require.Equal(t, DefaultValidateAfter, s.peekAfter)
+	require.Equal(t, DefaultPeekAfter, s.peekAfter)
 	require.Equal(t, DefaultPingAfter, s.pingAfter)
 	require.Equal(t, DefaultUpkeepInterval, s.upkeepInterval)
 
@@ -131,13 +131,13 @@ func TestPoolSizesAndReuse(t *testing.T) {
 	require.True(t, c.Reused())
 	require.Same(t, a.Conn(), c.Conn())
 	require.Equal(t, int64(2), c.Conn().(*Conn).Stats().Checkouts, "a checkout mark at each Acquire")
-	st := p.Stat()
-	require.Equal(t, int32(2), st.AcquiredConns())
-	require.Equal(t, int64(2), st.Dials())
-	require.Zero(t, st.DialErrors(), "the idle-only fast path of Acquire dials nothing, nor tries to")
+	st := p.Stats()
+	require.Equal(t, int32(2), st.AcquiredConns)
+	require.Equal(t, int64(2), st.Dials)
+	require.Zero(t, st.DialErrors, "the idle-only fast path of Acquire dials nothing, nor tries to")
 	c.Release()
 	b.Destroy()
-	require.Eventually(t, func() bool { return p.Stat().TotalConns() == 1 }, time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return p.Stats().TotalConns == 1 }, time.Second, time.Millisecond)
 }
 
 func TestPoolHandleMisusePanics(t *testing.T) {
@@ -188,14 +188,14 @@ func TestPoolBoundedLoopThenRedial(t *testing.T) {
 	srv.up()
 	poolWaitIdleHealth(t, p, HealthClosed)
 
-	before := p.Stat().AcquireCount()
+	before := p.Stats().AcquireCount
 	h, err := p.Acquire(context.Background())
 	require.NoError(t, err)
 	defer h.Release()
-	st := p.Stat()
-	require.Equal(t, int64(maxStale), st.PeerClosedIdle(), "three dead connections inspected")
-	require.Equal(t, int64(maxStale), st.AcquireCount()-before, "then the third slot is redialed, not a fourth tried")
-	require.Equal(t, int64(6), st.Dials())
+	st := p.Stats()
+	require.Equal(t, int64(maxStale), st.Retired.PeerClosed, "three dead connections inspected")
+	require.Equal(t, int64(maxStale), st.AcquireCount-before, "then the third slot is redialed, not a fourth tried")
+	require.Equal(t, int64(6), st.Dials)
 	got, err := lsCall(h.Conn(), "ECHO hi")
 	require.NoError(t, err)
 	require.Equal(t, "hi", got)
@@ -209,7 +209,7 @@ func TestPoolIdleAndLifetimeCheckedAtCheckout(t *testing.T) {
 	h, err := p.Acquire(context.Background())
 	require.NoError(t, err)
 	h.Release()
-	require.Equal(t, int64(1), p.Stat().IdleExpired())
+	require.Equal(t, int64(1), p.Stats().Retired.IdleLimit)
 
 	p2 := poolFor(t, srv, PoolConfig{MaxSize: 1, MaxLifetime: 30 * time.Millisecond, LifetimeJitter: -1})
 	poolWarm(t, p2, 1)
@@ -217,9 +217,9 @@ func TestPoolIdleAndLifetimeCheckedAtCheckout(t *testing.T) {
 	h, err = p2.Acquire(context.Background())
 	require.NoError(t, err)
 	h.Release()
-	st := p2.Stat()
-	require.Equal(t, int64(1), st.LifetimeExpired())
-	require.Equal(t, int64(2), st.Dials())
+	st := p2.Stats()
+	require.Equal(t, int64(1), st.Retired.Lifetime)
+	require.Equal(t, int64(2), st.Dials)
 }
 
 func TestPoolLifetimeJitterOnlyShortens(t *testing.T) {
@@ -265,9 +265,9 @@ func TestPoolUntrackedConnsUsePing(t *testing.T) {
 	require.NoError(t, p.Do(context.Background(), false, lsExpect("ECHO a", "a")))
 	require.NoError(t, peers[0].Close(), "the peer goes away while the conn is idle")
 	require.NoError(t, p.Do(context.Background(), false, lsExpect("ECHO b", "b")))
-	st := p.Stat()
-	require.Equal(t, int64(1), st.PingFailed(), "no peek on a net.Pipe: the ping caught it")
-	require.Equal(t, int64(2), st.Dials())
+	st := p.Stats()
+	require.Equal(t, int64(1), st.Retired.PingFailed, "no peek on a net.Pipe: the ping caught it")
+	require.Equal(t, int64(2), st.Dials)
 	require.Len(t, peers, 2)
 }
 

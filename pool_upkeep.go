@@ -2,9 +2,9 @@ package rstpool
 
 import (
 	"context"
+	"fmt"
 	"time"
 
-	"github.com/jackc/puddle/v2"
 	"github.com/rstpool/rstpool/internal/rule"
 )
 
@@ -42,25 +42,20 @@ func (p *Pool) upkeepLoop(ctx context.Context) {
 // UpkeepPings due a ping, pings those, then refills MinIdle. Its cost is a
 // peek per idle connection plus a bounded number of pings and dials.
 func (p *Pool) upkeepRound(ctx context.Context, r *refill) {
-	p.stats.upkeepRounds.Add(1)
-	now := mono()
-	var due []*puddle.Resource[*pconn]
+	p.rounds.Add(1)
+	pings := p.s.upkeepPings
+	lim := p.s.upkeepLimits
 	for _, res := range p.pp.AcquireAllIdle() {
-		switch v := p.verdict(res.Value(), now, p.s.upkeepLimits); {
-		case v.Retires():
-			p.retire(res, retireCause(v), now)
-		case v == rule.Ping && len(due) < p.s.upkeepPings:
-			due = append(due, res)
+		lim.CanPing = p.s.ping != nil && pings > 0
+		switch v, err := p.checkout(ctx, res, lim); {
+		case err != nil:
+			res.Destroy()
+		case v == rule.Ping:
+			pings--
+			res.ReleaseUnused()
 		default:
 			res.ReleaseUnused()
 		}
-	}
-	for _, res := range due {
-		if err := p.ping(ctx, res.Value()); err != nil {
-			p.retire(res, causePingFailed, mono())
-			continue
-		}
-		res.ReleaseUnused()
 	}
 	p.refillMinIdle(ctx, r)
 }
@@ -99,4 +94,81 @@ func (p *Pool) dialIdle(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, max(p.s.upkeepInterval, 100*time.Millisecond))
 	defer cancel()
 	return p.pp.CreateResource(ctx)
+}
+
+// Close stops handing out connections, stops upkeep, waits until every
+// checked-out connection is returned or ctx ends, then closes every
+// connection. Connections still checked out when ctx ends are closed under
+// their holders (their later Release or Destroy does nothing) and Close
+// returns ctx's error. When Close returns, the pool holds no goroutine and
+// no file descriptor. Calling Close again waits for the first call and
+// returns its result.
+func (p *Pool) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() {
+		p.closing.Store(true)
+		if p.stopUpkeep != nil {
+			p.stopUpkeep()
+			<-p.upkeepDone
+		}
+		p.closeErr = p.drain(ctx)
+		p.pp.Close()
+		close(p.closed)
+	})
+	<-p.closed
+	return p.closeErr
+}
+
+// drain waits for the checked-out connections, revoking them when ctx
+// ends. Close is rare: it polls rather than make every Release signal.
+func (p *Pool) drain(ctx context.Context) error {
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for p.pp.Stat().AcquiredResources() > 0 {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			p.revokeAll()
+			return fmt.Errorf("rstpool: closing the pool with connections still in use: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+// revokeAll closes every connection still checked out. An Acquire may be
+// between taking its slot and publishing its handle, or checking a
+// connection: the loop catches it a moment later, or it returns the slot
+// itself on seeing the pool closing.
+func (p *Pool) revokeAll() {
+	for p.pp.Stat().AcquiredResources() > 0 {
+		p.revokeHeld()
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (p *Pool) revokeHeld() {
+	held := map[*pconn]uint64{}
+	p.mu.Lock()
+	for e := range p.open {
+		if s := e.state.Load(); s&stateMask == handleOut {
+			held[e] = s
+		}
+	}
+	p.mu.Unlock()
+	for e, s := range held {
+		e.revoke(s)
+	}
+}
+
+// revoke closes e under the holder of checkout state, which its holder
+// never returned; it does nothing if the holder returned it meanwhile.
+func (e *pconn) revoke(state uint64) {
+	if !e.state.CompareAndSwap(state, state&^stateMask|handleRevoked) {
+		return
+	}
+	_ = e.nc.Close()
+	e.res.Hijack()
+	e.p.mu.Lock()
+	delete(e.p.open, e)
+	e.p.mu.Unlock()
+	e.p.revoked.Add(1)
 }

@@ -2,27 +2,30 @@ package rstpool
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
+	"net"
+	"net/http/httptrace"
+	"sync"
 	"time"
 
 	"github.com/rstpool/rstpool/internal/rule"
 )
 
-// A RetryReason says why rstpool ran work a second time.
+// A RetryReason says why rstpool ran work a second time: "none",
+// "nothing-written" or "idempotent".
 type RetryReason uint8
 
 // The reasons for a retry, in the order the rule tests them.
 const (
-	// RetryNone: the work was not retried.
+	// RetryNone ("none"): the work was not retried.
 	RetryNone = RetryReason(rule.None)
-	// RetryNothingWritten: the connection failed before a byte of the work
-	// left, so the server cannot have seen it.
+	// RetryNothingWritten ("nothing-written"): the connection failed
+	// before a byte of the work left, so the server cannot have seen it.
 	RetryNothingWritten = RetryReason(rule.NothingWritten)
-	// RetryIdempotent: the work may have reached the server, but nothing of
-	// its answer had arrived and a repeat is harmless: an idempotent HTTP
-	// method (RFC 9110, 9.2.2), an Idempotency-Key header, or work its
-	// caller declared idempotent.
+	// RetryIdempotent ("idempotent"): the work may have reached the
+	// server, but nothing of its answer had arrived and a repeat is
+	// harmless: an idempotent HTTP method (RFC 9110, 9.2.2), an
+	// Idempotency-Key header, or work its caller declared idempotent.
 	RetryIdempotent = RetryReason(rule.Idempotent)
 
 	numRetryReasons = RetryIdempotent + 1
@@ -38,95 +41,224 @@ func (r RetryReason) String() string {
 	return "unknown"
 }
 
-// connFailure reports whether err is a failure of the connection under the
-// work, as the retry rule means it: a reset, a broken pipe, an end of
-// stream, a refused connect, or a retirement by the client before the work
-// left. A timeout is not: the server may still be working on it.
-func connFailure(err error) bool {
-	switch Classify(err) {
-	case ClassReset, ClassBrokenPipe, ClassPeerClosed, ClassRefused:
-		return true
-	}
-	return errors.Is(err, ErrIdleLimit) || errors.Is(err, ErrMaxLifetime)
-}
-
 // RetryBackoff is the longest pause before work runs a second time after a
-// failure that was not a stale connection's: the connection was fresh, or
-// failed in the middle of an exchange, so the path or the server failed
-// rather than an idle connection. The pause is jittered between half of it
-// and all of it, so that a blip of the path (a proxy reload, a flapping
-// link, about 100 ms) has passed, and callers a restart failed together do
-// not come back together. A reused connection found dead after sitting
-// idle at least DefaultLearnFloor is retried at once: a hop reaped it, and
-// the next connection is fine.
+// failure that may have reached the server: the pause is drawn between
+// half of it and all of it, so that a blip of the path (a proxy reload, a
+// flapping link, about 100 ms) has passed, and callers a restart failed
+// together do not come back together. Work whose connection the peer had
+// forgotten while it sat idle (it took none of the work's bytes) goes
+// again at once: the next connection is fine.
 const RetryBackoff = 200 * time.Millisecond
 
-// stale reports whether err is a reused connection that died while idle
-// for at least DefaultLearnFloor, the way hops reap idle connections: a
-// retry on another connection may go at once. A shorter quiet spell says
-// nothing of the path (a blip kills busy connections too).
-func stale(err error) bool {
-	var ce *ConnError
-	return errors.As(err, &ce) && ce.Reused && ce.Cause() == CauseIdleReaped && ce.Idle >= DefaultLearnFloor
+// retryPause is the pause before a retry: RetryBackoff, half of it at
+// least.
+var retryPause = Backoff{Base: RetryBackoff, Cap: RetryBackoff, Jitter: 0.5}
+
+// A Backoff spaces attempts. The wait before attempt n (counting from 0)
+// is drawn at random from [(1-Jitter)·d, d], where d is Base·2ⁿ, at most
+// Cap. Full jitter (Jitter 1, the default) spreads best the callers that
+// one fault failed together; a Jitter of 0.5 keeps every wait at least
+// half its step.
+type Backoff struct {
+	// Base is the first step. It must be positive.
+	Base time.Duration
+	// Cap is the largest step. Zero: no cap.
+	Cap time.Duration
+	// Jitter is the random share of each wait, in [0, 1]. Zero: 1.
+	Jitter float64
 }
 
-// pauseUnlessStale waits before a retry unless first was a stale
-// connection's; it reports false when ctx ended first.
-func pauseUnlessStale(ctx context.Context, first error) bool {
-	return stale(first) || pause(ctx, RetryBackoff)
+// check reports a Backoff that cannot work.
+func (b Backoff) check(field string) error {
+	switch {
+	case b.Base <= 0:
+		return configErr(field+".Base", "%s must be positive", b.Base)
+	case b.Cap < 0:
+		return configErr(field+".Cap", "%s must not be negative (zero: no cap)", b.Cap)
+	case b.Jitter < 0 || b.Jitter > 1:
+		return configErr(field+".Jitter", "%g must be between 0 and 1 (zero: full jitter)", b.Jitter)
+	}
+	return nil
 }
+
+// Next returns the wait before attempt n, counting from 0.
+func (b Backoff) Next(n int) time.Duration {
+	d := max(b.Base, 1)
+	for i := 0; i < n && (b.Cap <= 0 || d < b.Cap) && d < time.Hour; i++ {
+		d *= 2
+	}
+	if b.Cap > 0 {
+		d = min(d, b.Cap)
+	}
+	j := b.Jitter
+	if j <= 0 || j > 1 {
+		j = 1
+	}
+	fixed := d - time.Duration(float64(d)*j)
+	return fixed + rand.N(d-fixed+1)
+}
+
+// Sleep waits Next(n), or until ctx is done; it reports whether it waited
+// the whole time.
+func (b Backoff) Sleep(ctx context.Context, n int) bool { return sleepCtx(ctx, b.Next(n)) }
+
+// sleepCtx waits d or until ctx is done; it reports whether it waited d.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// retrier is the consumer of Retry: one for the process, with the default
+// RetryBudget.
+var retrier = &consumer{source: "retry"}
 
 // Retry runs fn and, when it failed because of its connection, runs it once
-// more (after a jittered pause of up to RetryBackoff, none after a stale
-// connection), for clients that do not retry
-// themselves: database/sql with an in-flight query the server ended
-// (PostgreSQL's 57P01 at a restart, MySQL's invalid connection), pgxpool,
-// a protocol of your own on a Pool.
+// more, for clients that do not retry themselves: database/sql with an
+// in-flight query the server ended (PostgreSQL's 57P01 at a restart,
+// MySQL's invalid connection), pgxpool, a protocol of your own on a Pool.
 //
 // The rule is the one every rstpool consumer applies: a connection
 // failure only (reset, broken-pipe, peer-closed, refused; never an error
 // of the server or the application, never a timeout), at most once, never
 // once ctx is done, and only when the work is idempotent or provably
-// nothing of it left. Retry proves the latter by counting, under the
-// context it passes to fn, the bytes written on every connection that an
-// rstpool consumer hands out (Transport, Pool, WrapConnector, rstpgx): fn
-// may take several steps on several connections. With a client that is
-// not one of those (go-redis, a bare Conn), Retry cannot see every
-// connection, and retries only idempotent work. Retries draw from one
-// RetryBudget for the whole process, with its defaults. The second
-// attempt's error is returned as is.
+// nothing of it left. The second run follows a jittered pause of up to
+// RetryBackoff, or none when the peer had forgotten an idle connection.
+// Retries that can add load draw from one RetryBudget for the whole
+// process, with its defaults. The second attempt's error is returned as
+// is.
+//
+// Retry proves that nothing of the work left by watching, under the
+// context it passes to fn, every step fn takes, and it retries
+// non-idempotent work only when it saw every step and none wrote a byte.
+// It sees:
+//
+//   - every connection an rstpool consumer hands out (Transport, Pool,
+//     WrapConnector, rstpgx.OpenDB, pgxpool set up with rstpgx.Configure),
+//     and every statement on a pgx connection set up with rstpgx, held or
+//     not (through the tracer rstpgx installs);
+//   - every request of any net/http client, stock transports included
+//     (through an httptrace.ClientTrace on the context): its bytes are
+//     counted when an rstpool Dialer dialed its connection, else it is
+//     assumed to have left;
+//   - every dial of an rstpool Dialer.
+//
+// It does not see a step through a client that keeps its own connections
+// outside these (go-redis, a bare Conn, another driver, a pgx connection
+// not set up with rstpgx): pass idempotent true for such work only when it
+// is idempotent, since a non-idempotent step Retry cannot see may have
+// left before a later, counted step failed.
 func Retry(ctx context.Context, idempotent bool, fn func(context.Context) error) error {
-	retryBudget.deposit()
+	retrier.begin()
 	wctx, w := withWork(ctx)
 	err := fn(wctx)
 	if err == nil {
 		return nil
 	}
-	reason := rule.Retry(rule.Failure{
-		CallerDone:  ctx.Err() != nil,
-		ConnFailure: connFailure(err),
-		Replayable:  true,
-		NothingLeft: w.nothingLeft(),
-		Idempotent:  idempotent,
-	})
-	if reason == rule.None || !retryBudget.withdraw() {
-		return err
-	}
-	if !pauseUnlessStale(ctx, err) {
+	d := retrier.retry(failure{
+		err: err, callerDone: ctx.Err() != nil, connFailure: connFailure(err),
+		replayable: true, nothingLeft: w.nothingLeft(), idempotent: idempotent,
+	}, 0)
+	if d.reason == RetryNone || !sleepCtx(ctx, d.wait) {
 		return err
 	}
 	if err = fn(ctx); err == nil {
-		retryBudget.refund()
+		retrier.succeeded(d)
 	}
 	return err
 }
 
-// retryBudget bounds the retries of Retry, over the whole process, with
-// the RetryBudget defaults.
-var retryBudget budget
+// A work is the accounting of one call of Retry: every connection handed
+// out or used under its context, with the bytes that connection had
+// written then. It proves "nothing of the work left" across several steps
+// and connections, which no single error can: a step that failed before
+// its first byte says nothing of the steps before it.
+type work struct {
+	mu    sync.Mutex
+	seen  int  // handouts, uses and dials seen
+	blind bool // a step whose bytes cannot be counted
+	conns []handed
+}
 
-// pause waits between half of max and max, jittered, or until ctx is done;
-// it reports whether it waited the whole pause.
-func pause(ctx context.Context, max time.Duration) bool {
-	return sleepCtx(ctx, max/2+rand.N(max/2+1))
+type handed struct {
+	c  *Conn
+	w0 int64
+}
+
+type workKey struct{}
+
+// withWork returns a context that records the work's steps: rstpool's
+// consumers and Dialers note theirs, and any net/http client reports its
+// connections through the trace.
+func withWork(ctx context.Context) (context.Context, *work) {
+	w := &work{}
+	ctx = context.WithValue(ctx, workKey{}, w)
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: w.gotConn}), w
+}
+
+func workIn(ctx context.Context) *work {
+	w, _ := ctx.Value(workKey{}).(*work)
+	return w
+}
+
+// gotConn records the connection a net/http client got for a request.
+func (w *work) gotConn(info httptrace.GotConnInfo) { w.note(Tracked(info.Conn), info.Conn) }
+
+// noteHandout records in ctx's work, if any, that nc is handed out or
+// used; c is its tracked connection (nil: untracked).
+func noteHandout(ctx context.Context, c *Conn, nc net.Conn) {
+	if w := workIn(ctx); w != nil {
+		w.note(c, nc)
+	}
+}
+
+// noteConnecting records in ctx's work, if any, that a connect starts.
+func noteConnecting(ctx context.Context) {
+	if w := workIn(ctx); w != nil {
+		w.mu.Lock()
+		w.seen++
+		w.mu.Unlock()
+	}
+}
+
+// note records a connection of the work. Noting the same connection again
+// keeps its first count.
+func (w *work) note(c *Conn, nc net.Conn) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.seen++
+	if c == nil {
+		w.blind = w.blind || nc != nil
+		return
+	}
+	for _, h := range w.conns {
+		if h.c == c {
+			return
+		}
+	}
+	w.conns = append(w.conns, handed{c: c, w0: c.nwritten.Load()})
+}
+
+// nothingLeft reports whether the work provably sent no byte: a step was
+// seen, every step's connection could be counted, and none wrote.
+func (w *work) nothingLeft() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.seen == 0 || w.blind {
+		return false // the client is not one Retry sees, or a connection cannot be counted
+	}
+	for _, h := range w.conns {
+		if h.c.nwritten.Load() != h.w0 {
+			return false
+		}
+	}
+	return true
 }

@@ -18,7 +18,7 @@ import (
 func pipeConn(t *testing.T) *Conn {
 	p1, p2 := net.Pipe()
 	t.Cleanup(func() { p1.Close(); p2.Close() })
-	return newConn(p1, DefaultValidateAfter, false)
+	return newConn(p1, DefaultPeekAfter, false)
 }
 
 // The Transport's facts for the retry rule, case by case: the connection's
@@ -64,13 +64,17 @@ func TestRetryReason(t *testing.T) {
 		{"untracked connection, idempotent", get, &attempt{conns: 1}, reset, RetryIdempotent},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			require.Equal(t, tc.want, (&Transport{}).retryReason(tc.r, nil, tc.a, tc.err))
+			tr := &Transport{}
+			require.NoError(t, tr.init())
+			got := tr.k.retry(tc.a.failure(tc.r, nil, tc.err, 0, tr.idempotent(tc.r)), 0)
+			require.Equal(t, tc.want, got.reason)
 		})
 	}
 	tr := &Transport{RetryBudget: RetryBudget{Ratio: -1}}
-	tr.budget.set(tr.RetryBudget)
-	require.Equal(t, RetryNone, tr.retryReason(get, nil, attemptWith(false, false), reset), "no budget")
-	require.Equal(t, int64(1), tr.stats.denied.Load())
+	require.NoError(t, tr.init())
+	got := tr.k.retry(attemptWith(false, false).failure(get, nil, reset, 0, true), 0)
+	require.Equal(t, RetryNone, got.reason, "no budget")
+	require.Equal(t, int64(1), tr.Stats().Denied)
 }
 
 func TestRetryMethodsConfigurable(t *testing.T) {

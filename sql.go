@@ -30,10 +30,15 @@ import (
 // A connection the caller holds (a transaction, a sql.Conn, a LISTEN) is
 // never checked until it is handed out again.
 //
-// A statement that failed before a byte of it left (the connection's count
-// of bytes written did not move) is returned as an error that matches
-// driver.ErrBadConn and still wraps the original, so database/sql retries
-// it on another connection. No other error is changed.
+// Each statement is a piece of work of its own, on a connection held or
+// not: ConnError.Written counts from its start. A statement that failed
+// before a byte of it left (the connection's count of bytes written did
+// not move) is returned as an error that matches driver.ErrBadConn and
+// still wraps the original, so database/sql retries it on another
+// connection. No other error is changed. A connect whose new connection
+// was reset before the server answered (a proxy with no healthy upstream,
+// an overflowing accept queue) is retried like a refused connect, within
+// the Dialer's RefusedRetry.
 //
 // The connections expose every context interface of database/sql/driver
 // (QueryerContext, ExecerContext, ConnPrepareContext, ConnBeginTx, Pinger,
@@ -61,8 +66,8 @@ type connector struct {
 
 	once      sync.Once
 	err       error
+	k         consumer
 	lim       rule.Limits // d's limits at checkout
-	observer  Observer
 	untracked atomic.Int64
 }
 
@@ -74,7 +79,7 @@ func (c *connector) init() error {
 			c.err = err
 			return
 		}
-		c.observer = c.dialer.Observer
+		c.k.init("sql", s.observer, s, RetryBudget{})
 		c.lim = rule.Limits{IdleLimit: s.idleLimit, Lifetime: s.maxLifetime, PeekAfter: 0,
 			PingAfter: DefaultPingAfter, PingReadsPending: true}
 	})
@@ -87,30 +92,47 @@ var errUntracked = &ConfigError{Field: "WrapConnector",
 	Msg: "got a connection no rstpool Dialer dialed: make the driver dial through it (pgx: ConnConfig.DialFunc = d.DialContext; go-sql-driver/mysql: RegisterDialContext) with the context it is given"}
 
 // Connect opens a connection through the wrapped connector and finds the
-// tracked connection its driver dialed.
+// tracked connection its driver dialed. A connect whose connection was
+// reset before the server answered is tried again after the Dialer's
+// backoff, within its RefusedRetry.
 func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err := c.init(); err != nil {
 		return nil, err
 	}
-	if w := workIn(ctx); w != nil {
-		w.connecting()
-	}
-	dctx, slot := withDialSlot(ctx)
-	inner, err := c.inner.Connect(dctx)
-	if err != nil {
-		return nil, err
-	}
-	tc := slot.conn.Load()
-	if tc == nil {
-		_ = inner.Close()
-		if c.untracked.Add(1) == 1 {
-			c.observer.emit(Event{Kind: EventUntracked, Source: "sql", Err: errUntracked})
+	for attempt := 0; ; attempt++ {
+		dctx, slot := withDialSlot(ctx)
+		inner, err := c.inner.Connect(dctx)
+		tc := slot.conn.Load()
+		if err != nil {
+			if !c.connectReset(ctx, tc, attempt) {
+				return nil, err
+			}
+			continue
 		}
-		return nil, errUntracked
+		if tc == nil {
+			_ = inner.Close()
+			if c.untracked.Add(1) == 1 {
+				c.k.observer.emit(Event{Kind: EventUntracked, Source: "sql", Err: errUntracked})
+			}
+			return nil, errUntracked
+		}
+		return &sqlConn{inner: inner, tracked: tc, conn: c}, nil
 	}
-	tc.checkout()
-	noteHandout(ctx, tc, tc)
-	return &sqlConn{inner: inner, tracked: tc, conn: c}, nil
+}
+
+// connectReset reports whether a failed connect's connection was reset or
+// closed before the server answered, and waits out the Dialer's backoff
+// before the connect goes again; false when it was not, when the run of
+// failed connects outlasted RefusedRetry, or when ctx ended.
+func (c *connector) connectReset(ctx context.Context, tc *Conn, attempt int) bool {
+	if tc == nil || attempt >= maxAttempts {
+		return false
+	}
+	if f := tc.failed(); f == nil || !f.connectReset {
+		return false
+	}
+	wait, ok := c.k.wait(rule.Redial, tc, attempt)
+	return ok && sleepCtx(ctx, wait)
 }
 
 // Driver returns the wrapped connector's driver.
@@ -125,6 +147,26 @@ func (c *connector) Close() error {
 	return nil
 }
 
+// A dialSlot receives the *Conn a Dialer returns, so that a connector
+// whose driver dials internally can find the tracked connection behind the
+// driver's connection.
+type dialSlot struct{ conn atomic.Pointer[Conn] }
+
+type dialSlotKey struct{}
+
+// withDialSlot returns a context whose dials through a Dialer record their
+// connection in the returned slot.
+func withDialSlot(ctx context.Context) (context.Context, *dialSlot) {
+	s := &dialSlot{}
+	return context.WithValue(ctx, dialSlotKey{}, s), s
+}
+
+func noteDialed(ctx context.Context, c *Conn) {
+	if s, ok := ctx.Value(dialSlotKey{}).(*dialSlot); ok {
+		s.conn.Store(c)
+	}
+}
+
 // sqlConn is the driver.Conn a wrapped connector returns.
 type sqlConn struct {
 	inner   driver.Conn
@@ -132,9 +174,7 @@ type sqlConn struct {
 	conn    *connector
 }
 
-// ResetSession runs the checkout rule, then the driver's own reset; the
-// checkout is marked after both, so that their pings are not counted as
-// the caller's work.
+// ResetSession runs the checkout rule, then the driver's own reset.
 func (c *sqlConn) ResetSession(ctx context.Context) error {
 	if err := c.checkout(ctx); err != nil {
 		return err
@@ -144,7 +184,6 @@ func (c *sqlConn) ResetSession(ctx context.Context) error {
 			return err
 		}
 	}
-	c.tracked.checkout()
 	noteHandout(ctx, c.tracked, c.tracked)
 	return nil
 }
@@ -153,23 +192,17 @@ func (c *sqlConn) ResetSession(ctx context.Context) error {
 // driver.ErrBadConn, pings it through the driver, or keeps it.
 func (c *sqlConn) checkout(ctx context.Context) error {
 	now := mono()
-	idle := time.Duration(now - c.tracked.lastActive())
-	lim := c.conn.lim
-	p, canPing := c.inner.(driver.Pinger)
-	lim.CanPing = canPing
-	v := rule.Checkout(c.tracked.facts(now, idle), lim, c.tracked.health)
-	if v.Retires() {
-		retireEvent(c.conn.observer, "sql", retireCause(v), idle, remote(c.tracked.nc))
-		return badConn(verdictErr(v))
+	ck := checkout{
+		facts: c.tracked.facts(now, time.Duration(now-c.tracked.lastActive()), c.tracked),
+		limit: c.conn.lim, conn: c.tracked,
 	}
-	if v != rule.Ping {
-		return nil
+	if p, ok := c.inner.(driver.Pinger); ok {
+		ck.ping, ck.limit.CanPing = pingFunc(p.Ping), true
 	}
-	if err := p.Ping(ctx); err != nil {
+	if _, err := c.conn.k.checkout(ctx, ck); err != nil {
 		if ctx.Err() != nil {
 			return err
 		}
-		retireEvent(c.conn.observer, "sql", causePingFailed, idle, remote(c.tracked.nc))
 		return badConn(err)
 	}
 	return nil

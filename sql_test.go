@@ -97,7 +97,7 @@ func TestWrapConnectorCheckoutRetiresDeadConn(t *testing.T) {
 	err = c.ResetSession(context.Background())
 	require.ErrorIs(t, err, driver.ErrBadConn)
 	require.ErrorIs(t, err, ErrPeerClosed)
-	require.Equal(t, int64(2), c.tracked.Stats().Checkouts, "Connect and the checkout that passed")
+	require.Equal(t, int64(1), c.tracked.Stats().Checkouts, "one statement: one piece of work")
 }
 
 func TestWrapConnectorEnforcesIdleLimitAndLifetime(t *testing.T) {
@@ -136,7 +136,7 @@ func TestWrapConnectorPingsWhenDataPending(t *testing.T) {
 	require.Equal(t, int64(1), srv.pings.Load())
 	err := basic.ResetSession(context.Background())
 	require.ErrorIs(t, err, driver.ErrBadConn, "no Pinger: pending data retires the conn")
-	require.ErrorIs(t, err, errPendingData)
+	require.ErrorIs(t, err, ErrUnsolicitedData)
 }
 
 func TestWrapConnectorMapsUnsentFailureToBadConn(t *testing.T) {
@@ -167,7 +167,7 @@ func TestBadIfSafeOnlyForUnsentStatements(t *testing.T) {
 	p1, p2 := net.Pipe()
 	defer p1.Close()
 	defer p2.Close()
-	c := &sqlConn{tracked: newConn(p1, DefaultValidateAfter, false)}
+	c := &sqlConn{tracked: newConn(p1, DefaultPeekAfter, false)}
 	c.tracked.nwritten.Store(100)
 	unsent, sent := int64(100), int64(90)
 	reset := &ConnError{Op: "read", Class: ClassReset, Err: syscall.ECONNRESET}
@@ -183,11 +183,11 @@ func TestBadIfSafeOnlyForUnsentStatements(t *testing.T) {
 		{context.DeadlineExceeded, unsent, false},
 	}
 	for _, tc := range cases {
-		got := c.badIfSafe(tc.err, tc.w0)
+		got := c.badIfSafe(tc.err, mark{w: tc.w0})
 		require.Equal(t, tc.want, errors.Is(got, driver.ErrBadConn), "%v", tc.err)
 		require.ErrorIs(t, got, tc.err, "the original is kept")
 	}
-	require.NoError(t, c.badIfSafe(nil, unsent))
+	require.NoError(t, c.badIfSafe(nil, mark{w: unsent}))
 }
 
 func TestWrapConnectorFallsBackLikeDatabaseSQL(t *testing.T) {
@@ -238,7 +238,7 @@ func TestWrapConnectorExplainsReplacedErrors(t *testing.T) {
 
 	invalid := errors.New("invalid connection")
 	c := &sqlConn{tracked: tc}
-	err = c.badIfSafe(invalid, 0)
+	err = c.badIfSafe(invalid, mark{})
 	require.ErrorIs(t, err, invalid)
 	require.ErrorIs(t, err, syscall.ECONNRESET)
 	require.Equal(t, ClassReset, Classify(err))
@@ -246,7 +246,7 @@ func TestWrapConnectorExplainsReplacedErrors(t *testing.T) {
 	require.Contains(t, err.Error(), "invalid connection (rstpool: reset (")
 
 	healthy := &sqlConn{tracked: dialTracked(t, noRetry(), listen(t, echo).Addr().String())}
-	require.Equal(t, invalid, healthy.badIfSafe(invalid, 0), "nothing to attach from a healthy connection")
+	require.Equal(t, invalid, healthy.badIfSafe(invalid, mark{}), "nothing to attach from a healthy connection")
 }
 
 // A driver that prepares every statement and replaces connection errors

@@ -47,12 +47,15 @@ const (
 
 // Transport is an http.RoundTripper for HTTP/1.1 and HTTP/2 that dials
 // through a Dialer, keeps connections below every hop's idle timeout,
-// learns a destination's idle timeout from the connections it finds dead
-// after an idle gap, and retries a failed request once, on a new
-// connection, by the rule every rstpool consumer applies: a connection
-// failure, before any byte of the response arrived, when nothing of the
-// request was written or the request is idempotent (see RetryReason),
-// within the RetryBudget.
+// learns a destination's idle timeout from consistent evidence (reused
+// connections that died after an idle gap, when no blip explains them and
+// no connection answered after a gap as long), and retries a failed
+// request once, on a new connection, by the rule every rstpool consumer
+// applies: a connection failure, before any byte of the response arrived,
+// when nothing of the request was written or the request is idempotent
+// (see RetryReason), within the RetryBudget. A request whose new
+// connection was reset before a byte of it left is retried like a refused
+// connect, within the Dialer's RefusedRetry.
 //
 // The zero value is usable. A Transport must not be copied after first
 // use and is safe for concurrent use. Its fields must not change after
@@ -92,14 +95,17 @@ type Transport struct {
 	MaxBufferedBody int64
 
 	// ExpectContinueBody is the body size above which requests of known
-	// length send "Expect: 100-continue". Zero: DefaultExpectContinueBody.
-	// Negative: never added.
+	// length send "Expect: 100-continue". A server that answers 417
+	// (Expectation Failed) gets the request again without it, and a
+	// destination that let the wait for its 100 Continue run out gets no
+	// expectation for a while: the wait is paid once, not per upload.
+	// Zero: DefaultExpectContinueBody. Negative: never added.
 	ExpectContinueBody int64
 
 	// LearnFloor is the shortest idle gap the Transport takes as evidence
 	// of a hop's idle timeout (see TransportStats.LearnedIdle): a reused
-	// connection found dead after a shorter gap is taken as chance (a
-	// restart, a crash). Zero: DefaultLearnFloor. Negative: no learning.
+	// connection found dead after a shorter gap is taken as part of a
+	// blip. Zero: DefaultLearnFloor. Negative: no learning.
 	LearnFloor time.Duration
 
 	// Observer receives the Transport's events (retries, retries denied,
@@ -107,16 +113,20 @@ type Transport struct {
 	// Observer.
 	Observer Observer
 
-	once     sync.Once
-	err      error           // a bad setting, reported by every RoundTrip
-	rt       *http.Transport // the transport for first attempts
-	fresh    *http.Transport // the transport for retries: no keep-alive
-	set      *settings       // the Dialer's resolved settings
-	observer Observer
-	budget   budget
-	stats    transportCounters
-	learn    learner
+	once   sync.Once
+	err    error           // a bad setting, reported by every RoundTrip
+	rt     *http.Transport // the transport for first attempts
+	fresh  *http.Transport // the transport for retries: no keep-alive
+	dialer *Dialer         // Dialer, or a zero one of the Transport's own
+	k      consumer
+	learn  learner
+	expect expectations
 }
+
+// maxAttempts bounds the attempts of one request: a retry, or the
+// redials of connections reset before the request left, within the
+// Dialer's RefusedRetry.
+const maxAttempts = 16
 
 // RoundTrip sends the request, and sends it once more on a new connection
 // when the first attempt failed and the retry rule and budget allow it. A
@@ -127,61 +137,80 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, err
 	}
-	t.stats.requests.Add(1)
-	t.budget.deposit()
-	r, rb := t.prepare(req)
+	t.k.begin()
+	dst := &destName{r: req}
+	r, rb := t.prepare(req, dst)
 	if rb != nil {
 		defer rb.finish()
 	}
 	a := getAttempt()
 	defer putAttempt(a)
-	a.limit = t.learn.limitFor(r)
-	resp, err := a.run(t.rt, r)
-	if err != nil {
-		err = a.wrap(err)
-	}
-	t.noteFailure(r, a, err)
-	if err == nil {
-		return t.done(req, resp), nil
-	}
-	if reason := t.retryReason(r, rb, a, err); reason != RetryNone {
-		if resp, err = t.retry(r, rb, a, reason, err); err == nil {
-			t.budget.refund()
-			return t.done(req, resp), nil
+	idem := t.idempotent(r)
+	a.limit, a.explore = t.learn.limitFor(dst, idem)
+	rt := t.rt
+	var d decision
+	for attempt := 0; ; attempt++ {
+		resp, err := a.run(rt, r)
+		if err != nil {
+			err = a.wrap(err)
 		}
-		err = a.wrap(err) // the second attempt's failure; the first is already wrapped
+		t.learnFrom(a, dst, err)
+		if err == nil {
+			t.expect.learn(a, dst, t.rt.ExpectContinueTimeout)
+			if r2 := t.expectFailed(req, r, rb, resp, dst); r2 != nil && attempt < maxAttempts {
+				r, a.limit, a.explore = r2, 0, 0
+				a.reset()
+				continue
+			}
+			t.k.succeeded(d)
+			resp.Request = req // as net/http does
+			return resp, nil
+		}
+		d = t.k.retry(a.failure(r, rb, err, attempt, idem), attempt)
+		var r2 *http.Request
+		if d.reason != RetryNone && attempt < maxAttempts {
+			r2, _ = rewind(r, rb)
+		}
+		if r2 == nil || !sleepCtx(r.Context(), d.wait) {
+			err = callerFirst(r.Context(), err)
+			t.k.surface(err, dst.String())
+			return nil, err
+		}
+		r, rt = r2, t.fresh
+		a.reset()
 	}
-	t.surface(r, err)
-	return nil, err
 }
 
-// done gives the caller's request back in the response, as net/http does.
-func (t *Transport) done(req *http.Request, resp *http.Response) *http.Response {
-	resp.Request = req
-	return resp
-}
-
-// retryReason applies the retry rule to a failed attempt, whose error
-// a.wrap already explained, then the budget.
-// Refused dials are not its business: the Dialer already retried them
-// within RefusedRetry.
-func (t *Transport) retryReason(r *http.Request, rb *replayBody, a *attempt, err error) RetryReason {
-	reason := RetryReason(rule.Retry(rule.Failure{
-		CallerDone:  r.Context().Err() != nil,
-		ConnFailure: a.conns > 0 && !isDialError(err) && connFailure(err),
-		Replayable:  replayable(r, rb),
-		NothingLeft: a.wroteNothing(err),
-		Answered:    a.answered(),
-		Idempotent:  t.idempotent(r),
-	}))
-	if reason != RetryNone && !t.budget.withdraw() {
-		t.stats.denied.Add(1)
-		t.observer.emit(Event{Kind: EventRetryDenied, Source: "transport", Addr: requestAddr(r), Reason: reason.String(), Class: Classify(err), Err: err})
-		return RetryNone
+// failure is what the retry rule needs to know of the attempt, number n,
+// that failed with err.
+func (a *attempt) failure(r *http.Request, rb *replayBody, err error, n int, idempotent bool) failure {
+	return failure{
+		err: err, conn: a.conn, retried: n > 0, callerDone: r.Context().Err() != nil,
+		connFailure: a.conns > 0 && !isDialError(err) && connFailure(err),
+		replayable:  replayable(r, rb), nothingLeft: a.wroteNothing(err), answered: a.answered(), idempotent: idempotent,
 	}
-	return reason
 }
 
+// callerFirst returns err so that it matches the caller's context error
+// when the caller gave up: whatever the connection met as it was torn down
+// (a closed body pipe, a reset), the caller's reason wins, as the dial's
+// does. The failure stays in the message.
+func callerFirst(ctx context.Context, err error) error {
+	cerr := ctx.Err()
+	if cerr == nil || errors.Is(err, cerr) {
+		return err
+	}
+	e := &ConnError{Op: "read"}
+	if errors.As(err, &e) {
+		c := *e
+		e = &c
+	}
+	e.Class, e.Err = Classify(cerr), &gaveUp{ctx: cerr, last: err}
+	return e
+}
+
+// isDialError reports a failed dial: the Dialer already retried a refusal
+// within RefusedRetry, and net/http a dial for a request it retried.
 func isDialError(err error) bool {
 	var ce *ConnError
 	return errors.As(err, &ce) && ce.Op == "dial"
@@ -210,31 +239,50 @@ func (t *Transport) idempotent(r *http.Request) bool {
 	return slices.Contains(t.RetryMethods, m)
 }
 
-// retry runs the second and last attempt on a new connection.
-func (t *Transport) retry(r *http.Request, rb *replayBody, a *attempt, reason RetryReason, first error) (*http.Response, error) {
-	r2, err := rewind(r, rb)
-	if err != nil {
-		return nil, err
+// learnFrom gives the learner what an attempt showed: a reused connection
+// that answered after an idle gap, one that died after it (the attempt's
+// own, or the one net/http gave up before it), or a failure that is no
+// evidence of an idle timeout.
+func (t *Transport) learnFrom(a *attempt, dst *destName, err error) {
+	if a.retired > 0 {
+		t.k.retire(rule.RetireIdleLimit, a.retired, dst.String())
 	}
-	t.stats.retries[reason].Add(1)
-	t.observer.emit(Event{Kind: EventRetry, Source: "transport", Addr: requestAddr(r), Reason: reason.String(), Class: Classify(first), Err: first})
-	if !pauseUnlessStale(r.Context(), first) {
-		return nil, first
+	if t.learn.floor < 0 {
+		return
 	}
-	a.reset()
-	return a.run(t.fresh, r2)
+	if a.explored {
+		t.learn.explored(dst)
+	}
+	if c := a.prevConn; a.conns > 1 && c != nil {
+		if f := c.failure.Load(); f != nil {
+			t.learnFailure(dst, f)
+		}
+	}
+	switch {
+	case err == nil:
+		if a.info.Reused && a.info.WasIdle {
+			t.learn.answered(dst, a.info.IdleTime)
+		}
+	case a.conns > 0:
+		var ce *ConnError
+		if errors.As(err, &ce) {
+			t.learnFailure(dst, ce)
+		} else {
+			t.learn.noise(dst)
+		}
+	}
 }
 
-// surface counts and reports a failure RoundTrip returns.
-func (t *Transport) surface(r *http.Request, err error) {
-	class := Classify(err)
-	t.stats.errors[class].Add(1)
-	if o := t.observer; o != nil {
-		c, addr := causeOf(err)
-		if addr == "" {
-			addr = requestAddr(r)
-		}
-		o(Event{Kind: EventSurfaced, Source: "transport", Addr: addr, Class: class, Cause: c, Err: err})
+// learnFailure takes a failure as evidence: an idle death when a reused
+// connection gave nothing back after sitting idle, else noise.
+func (t *Transport) learnFailure(dst *destName, e *ConnError) {
+	switch {
+	case e.Op == "validate" && e.Class == ClassCanceled:
+		// retired by the client: no news
+	case e.Reused && e.quietDeath:
+		t.learn.died(dst, e.Idle)
+	case connFailure(e):
+		t.learn.noise(dst)
 	}
 }
 
@@ -246,38 +294,34 @@ func (t *Transport) CloseIdleConnections() {
 }
 
 func (t *Transport) init() error {
-	t.once.Do(func() { t.rt, t.fresh, t.set, t.err = t.build() })
+	t.once.Do(func() { t.err = t.build() })
 	return t.err
 }
 
-func (t *Transport) dialer() *Dialer {
-	if t.Dialer != nil {
-		return t.Dialer
-	}
-	return &Dialer{}
-}
-
 // build makes the two transports from Base and the Dialer's settings.
-func (t *Transport) build() (rt, fresh *http.Transport, s *settings, err error) {
-	d := t.dialer()
-	if s, err = d.settings(); err != nil {
-		return nil, nil, nil, err
+func (t *Transport) build() error {
+	t.dialer = t.Dialer
+	if t.dialer == nil {
+		t.dialer = &Dialer{}
+	}
+	s, err := t.dialer.settings()
+	if err != nil {
+		return err
 	}
 	if err = t.RetryBudget.check("Transport.RetryBudget"); err != nil {
-		return nil, nil, nil, err
+		return err
 	}
-	t.budget.set(t.RetryBudget)
-	t.observer = t.Observer
-	if t.observer == nil {
-		t.observer = d.Observer
+	o := t.Observer
+	if o == nil {
+		o = s.observer
 	}
-	t.learn.init(orDefault(t.LearnFloor, DefaultLearnFloor), s.idleLimit, t.observer)
-	if t.Base == nil {
-		rt = t.newBase()
-	} else {
+	t.k.init("transport", o, s, t.RetryBudget)
+	t.learn.init(orDefault(t.LearnFloor, DefaultLearnFloor), s.idleLimit, o)
+	rt := t.newBase()
+	if t.Base != nil {
 		rt = t.Base.Clone()
 	}
-	rt.DialContext = t.dial
+	rt.DialContext = t.dialer.DialContext
 	if s.idleLimit > 0 && (rt.IdleConnTimeout <= 0 || rt.IdleConnTimeout > s.idleLimit) {
 		rt.IdleConnTimeout = s.idleLimit
 	}
@@ -290,9 +334,9 @@ func (t *Transport) build() (rt, fresh *http.Transport, s *settings, err error) 
 	if rt.TLSNextProto == nil {
 		rt.ForceAttemptHTTP2 = true
 	}
-	fresh = rt.Clone()
-	fresh.DisableKeepAlives = true
-	return rt, fresh, s, nil
+	t.rt, t.fresh = rt, rt.Clone()
+	t.fresh.DisableKeepAlives = true
+	return nil
 }
 
 // newBase is net/http's DefaultTransport without its dialer.
@@ -304,14 +348,35 @@ func (t *Transport) newBase() *http.Transport {
 	}
 }
 
-// dial dials through the Dialer.
-func (t *Transport) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	return t.dialer().DialContext(ctx, network, addr)
+// A destName is the host:port net/http dials for a request without a
+// proxy, named once, when first needed.
+type destName struct {
+	r *http.Request
+	s string
+}
+
+func (d *destName) String() string {
+	if d.s == "" {
+		d.s = requestAddr(d.r)
+	}
+	return d.s
+}
+
+// requestAddr is the host:port net/http dials for r without a proxy.
+func requestAddr(r *http.Request) string {
+	host, port := r.URL.Hostname(), r.URL.Port()
+	if port == "" {
+		port = "80"
+		if r.URL.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // An attempt records, through an httptrace.ClientTrace, the connection one
 // attempt of a request used, and counts from its checkout. Attempts are
-// pooled: the trace's hook is bound once.
+// pooled: the trace's hooks are bound once.
 type attempt struct {
 	// trace is bound to the attempt once and never written again:
 	// net/http reads it after RoundTrip returns (PutIdleConn).
@@ -320,17 +385,21 @@ type attempt struct {
 	ctx      context.Context // the request's, for Retry's accounting
 	conn     *Conn           // the tracked connection, when there is one
 	info     httptrace.GotConnInfo
-	conns    int   // connections the attempt got: more than one means net/http retried
-	written0 int64 // conn's bytes written when the attempt got it
-	read0    int64
-	prevConn *Conn // the connection before the last, when conns > 1
-	// firstByte: a byte of the response arrived. net/http reports it from
-	// its read loop, which may outlive RoundTrip's return.
-	firstByte atomic.Bool
+	conns    int  // connections the attempt got: more than one means net/http retried
+	from     mark // conn's counts when the attempt got it
+	prevConn *Conn
+	// Set by net/http's goroutines, which may outlive RoundTrip's return.
+	firstByte atomic.Bool  // a byte of the response arrived
+	waited100 atomic.Int64 // mono time the wait for 100 Continue began; 0: none
+	got100    atomic.Bool
+	wrote     atomic.Int64 // mono time the request was written
 
 	// limit is the idle limit learned for the request's destination, zero
-	// when none.
-	limit time.Duration
+	// when none; explore, when not zero, lets a connection idle at least
+	// that long past it.
+	limit, explore time.Duration
+	explored       bool
+	retired        time.Duration // the idle time of a connection it retired at handout; 0: none
 }
 
 // dueTo is net/http's error for a connection that failed under a request,
@@ -347,24 +416,26 @@ var attempts = sync.Pool{New: func() any {
 }}
 
 func (a *attempt) newTrace() *httptrace.ClientTrace {
-	return &httptrace.ClientTrace{GotConn: a.onGotConn, GotFirstResponseByte: a.onFirstByte}
+	return &httptrace.ClientTrace{
+		GotConn: a.onGotConn, GotFirstResponseByte: a.onFirstByte,
+		Wait100Continue: a.onWait100, Got100Continue: a.onGot100, WroteRequest: a.onWrote,
+	}
 }
 
-// onFirstByte records that the response began: from here the request is
-// never retried.
-func (a *attempt) onFirstByte() { a.firstByte.Store(true) }
-
-func getAttempt() *attempt { return attempts.Get().(*attempt) }
-
-func putAttempt(a *attempt) {
-	a.reset()
-	a.limit = 0
-	attempts.Put(a)
-}
+func (a *attempt) onFirstByte()                       { a.firstByte.Store(true) }
+func (a *attempt) onWait100()                         { a.waited100.Store(mono()) }
+func (a *attempt) onGot100()                          { a.got100.Store(true) }
+func (a *attempt) onWrote(httptrace.WroteRequestInfo) { a.wrote.Store(mono()) }
+func getAttempt() *attempt                            { return attempts.Get().(*attempt) }
+func (a *attempt) answered() bool                     { return a.firstByte.Load() }
+func putAttempt(a *attempt)                           { a.reset(); a.limit, a.explore = 0, 0; attempts.Put(a) }
 
 func (a *attempt) reset() {
-	a.ctx, a.conn, a.info, a.conns, a.written0, a.read0, a.prevConn = nil, nil, httptrace.GotConnInfo{}, 0, 0, 0, nil
+	a.ctx, a.conn, a.info, a.conns, a.from, a.prevConn, a.explored, a.retired = nil, nil, httptrace.GotConnInfo{}, 0, mark{}, nil, false, 0
 	a.firstByte.Store(false)
+	a.waited100.Store(0)
+	a.got100.Store(false)
+	a.wrote.Store(0)
 }
 
 // run sends r through rt, tracing the connection it gets.
@@ -382,8 +453,9 @@ func (a *attempt) run(rt http.RoundTripper, r *http.Request) (*http.Response, er
 
 // onGotConn is the attempt's checkout: it retires an idle connection that
 // outlived the learned limit (its first write then fails with nothing
-// written, and net/http takes another), marks the checkout, and counts the
-// connection's bytes from here.
+// written, and net/http takes another) unless the request explores past
+// it, starts the piece of work, and counts the connection's bytes from
+// here.
 func (a *attempt) onGotConn(info httptrace.GotConnInfo) {
 	if a.conns > 0 {
 		a.prevConn = a.conn
@@ -391,23 +463,28 @@ func (a *attempt) onGotConn(info httptrace.GotConnInfo) {
 	a.conns++
 	a.info = info
 	a.info.Conn = nil
-	a.conn = tracked(info.Conn)
-	noteHandout(a.ctx, a.conn, info.Conn)
+	a.conn = Tracked(info.Conn)
 	if a.conn == nil {
+		noteHandout(a.ctx, nil, info.Conn)
 		return
 	}
-	if info.WasIdle && a.limit > 0 &&
-		rule.Checkout(rule.Conn{Idle: info.IdleTime}, rule.Limits{IdleLimit: a.limit, PeekAfter: -1}, nil) == rule.RetireIdle {
-		a.conn.retire(ErrIdleLimit)
+	if info.WasIdle && a.limit > 0 && info.IdleTime >= a.limit {
+		if a.explore > 0 && info.IdleTime >= a.explore {
+			a.explored = true
+		} else {
+			a.conn.retire(ErrIdleLimit)
+			a.retired = info.IdleTime
+		}
 	}
 	if !info.Reused || info.WasIdle {
 		// A new piece of work begins. An HTTP/2 connection that other
 		// requests are using keeps the mark of the earliest of them, so
 		// that its errors never undercount what left.
-		a.conn.checkout()
+		handOut(a.ctx, a.conn, info.Conn)
+	} else {
+		noteHandout(a.ctx, a.conn, info.Conn)
 	}
-	a.written0 = a.conn.nwritten.Load()
-	a.read0 = a.conn.nread.Load()
+	a.from = a.conn.mark()
 }
 
 // wroteNothing reports whether the attempt put no byte on its connection
@@ -419,35 +496,32 @@ func (a *attempt) wroteNothing(err error) bool {
 		return false
 	}
 	var ce *ConnError
-	return a.conn.nwritten.Load() == a.written0 || (errors.As(err, &ce) && ce.NothingWritten())
+	return !a.conn.wroteSince(a.from) || (errors.As(err, &ce) && ce.NothingWritten())
 }
 
-// answered reports whether a byte of the response had arrived: net/http
-// says so for the request itself, on HTTP/1 and HTTP/2 alike.
-func (a *attempt) answered() bool { return a.firstByte.Load() }
-
 // wrap returns err as a *ConnError: the tracked connection's own error when
-// err carries one, else err with what the attempt knows of its connection.
+// err carries one, else the connection's first failure (net/http replaces
+// it with words of its own: "force closed" on HTTP/2, "server closed idle
+// connection"), counted from the attempt's checkout.
 func (a *attempt) wrap(err error) error {
 	var ce *ConnError
 	if errors.As(err, &ce) || a.conns == 0 {
 		return err
 	}
-	e := &ConnError{Op: "read", Class: Classify(err), Reused: a.info.Reused, Idle: a.info.IdleTime, Err: err}
-	if c := a.conn; c != nil {
-		switch f := c.failure.Load(); {
-		case e.Class == ClassOther && f != nil:
-			// net/http's own words for a connection that failed under
-			// the request ("force closed" on HTTP/2): the failure says why.
-			e.Class, e.Err = f.Class, &dueTo{err: err, cause: f.Err}
-		case e.Class == ClassOther && c.eof.Load():
-			e.Class = ClassPeerClosed // net/http's "server closed idle connection"
-		}
-		e.Written = c.nwritten.Load() - a.written0
-		e.readBack = c.nread.Load() - a.read0
-		e.Age = time.Duration(mono() - c.created)
-		e.Addr = remote(c.nc)
-		e.diedIdle = a.info.WasIdle && e.readBack == 0 && c.gap.Load() > 0 && c.nread.Load() == c.gapR.Load()
+	c := a.conn
+	if c == nil {
+		return &ConnError{Op: "read", Class: Classify(err), Reused: a.info.Reused, Idle: a.info.IdleTime, Err: err}
+	}
+	e := c.errorSince("read", err, a.from, a.info.Reused)
+	switch f := c.failure.Load(); {
+	case e.Class == ClassOther && f != nil:
+		e.Class, e.Err = f.Class, &dueTo{err: err, cause: f.Err}
+		e.Op, e.quietDeath, e.diedIdle, e.connectReset = f.Op, f.quietDeath, f.diedIdle, f.connectReset
+	case e.Class == ClassOther && c.eof.Load():
+		e.Class = ClassPeerClosed // net/http's "server closed idle connection"
+	}
+	if e.Idle == 0 {
+		e.Idle = a.info.IdleTime
 	}
 	return e
 }

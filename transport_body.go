@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // prepare returns the request to send: the caller's own when nothing needs
@@ -14,8 +16,8 @@ import (
 // announces itself with "Expect: 100-continue". Nothing is read ahead: a
 // streaming or duplex body flows as it would through net/http alone. The
 // caller's request is never modified.
-func (t *Transport) prepare(req *http.Request) (*http.Request, *replayBody) {
-	r := t.expect(req)
+func (t *Transport) prepare(req *http.Request, dst *destName) (*http.Request, *replayBody) {
+	r := t.expectContinue(req, dst)
 	if req.Body == nil || req.Body == http.NoBody || req.GetBody != nil {
 		return r, nil
 	}
@@ -32,22 +34,93 @@ func (t *Transport) prepare(req *http.Request) (*http.Request, *replayBody) {
 	return r, rb
 }
 
-// expect returns req, or a copy of it with "Expect: 100-continue" when its
-// body is known to be large. A body of unknown length gets none: a duplex
-// exchange would wait for a 100 Continue the server never sends.
-func (t *Transport) expect(req *http.Request) *http.Request {
+// expectContinue returns req, or a copy of it with "Expect: 100-continue"
+// when its body is known to be large and its destination answers 100
+// Continue. A body of unknown length gets none: a duplex exchange would
+// wait for a 100 Continue the server never sends.
+func (t *Transport) expectContinue(req *http.Request, dst *destName) *http.Request {
 	threshold := t.ExpectContinueBody
 	if threshold == 0 {
 		threshold = DefaultExpectContinueBody
 	}
 	if threshold < 0 || req.ContentLength <= threshold || req.Body == nil || req.Body == http.NoBody ||
-		req.Header.Get("Expect") != "" {
+		req.Header.Get("Expect") != "" || t.expect.silent(dst) {
 		return req
 	}
 	r := shallow(req)
 	r.Header = req.Header.Clone()
 	r.Header.Set("Expect", "100-continue")
 	return r
+}
+
+// expectFailed returns the request to send again when the server answered
+// 417 (Expectation Failed) to an expectation the Transport added, as RFC
+// 9110 (10.1.1) asks: the same request without it. The body was never
+// sent. It returns nil for any other response.
+func (t *Transport) expectFailed(req, r *http.Request, rb *replayBody, resp *http.Response, dst *destName) *http.Request {
+	if resp.StatusCode != http.StatusExpectationFailed || req.Header.Get("Expect") != "" || r.Header.Get("Expect") == "" ||
+		!replayable(r, rb) {
+		return nil
+	}
+	r2, err := rewind(r, rb)
+	if err != nil {
+		return nil
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	_ = resp.Body.Close()
+	if r2 == r {
+		r2 = shallow(r)
+	}
+	r2.Header = r.Header.Clone()
+	r2.Header.Del("Expect")
+	t.expect.remember(dst)
+	return r2
+}
+
+// expectSilentFor is how long a destination that let the wait for its 100
+// Continue run out, or refused the expectation, is sent none.
+const expectSilentFor = 10 * time.Minute
+
+// expectations remembers the destinations that do not answer 100 Continue.
+type expectations struct {
+	any atomic.Bool
+	mu  sync.Mutex
+	m   map[string]int64 // destination → mono time until which it gets none
+}
+
+// silent reports whether dst is sent no expectation now.
+func (x *expectations) silent(dst *destName) bool {
+	if !x.any.Load() {
+		return false
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return mono() < x.m[dst.String()]
+}
+
+func (x *expectations) remember(dst *destName) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.m == nil {
+		x.m = make(map[string]int64)
+	}
+	now := mono()
+	for k, until := range x.m {
+		if until <= now {
+			delete(x.m, k)
+		}
+	}
+	x.m[dst.String()] = now + int64(expectSilentFor)
+	x.any.Store(true)
+}
+
+// learn remembers dst when the attempt waited for a 100 Continue that
+// never came: the body went when the wait ran out.
+func (x *expectations) learn(a *attempt, dst *destName, timeout time.Duration) {
+	began, wrote := a.waited100.Load(), a.wrote.Load()
+	if began != 0 && !a.got100.Load() && wrote-began >= int64(timeout)*9/10 {
+		x.remember(dst)
+	}
 }
 
 func shallow(req *http.Request) *http.Request {
@@ -112,9 +185,7 @@ func (b *replayBody) closeSrc() error {
 		return nil
 	}
 	b.srcClosed = true
-	if b.stop != nil {
-		b.stop()
-	}
+	b.stop()
 	return b.src.Close()
 }
 
@@ -127,6 +198,26 @@ func (b *replayBody) abort() {
 		b.srcClosed = true
 		_ = b.src.Close()
 	}
+}
+
+// handedBody is the caller's body as a retry's net/http holds it: its
+// Close, whoever calls it, closes the body once and ends the abort's
+// registration on the request's context, so that nothing of the request
+// outlives it.
+type handedBody struct{ b *replayBody }
+
+func (h handedBody) Read(p []byte) (int, error) { return h.b.src.Read(p) }
+
+func (h handedBody) Close() error {
+	b := h.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stop()
+	if b.srcClosed {
+		return nil
+	}
+	b.srcClosed = true
+	return b.src.Close()
 }
 
 // canReplay reports whether the whole body can be sent again.
@@ -146,17 +237,22 @@ func (b *replayBody) replay() io.ReadCloser {
 		return io.NopCloser(bytes.NewReader(b.buf))
 	}
 	b.handed = true
-	return b.src
+	return handedBody{b}
 }
 
 // finish ends the Transport's use of the body: the caller's body is closed
-// now if net/http already closed it, else when net/http does.
+// now if net/http already closed it, else when net/http does. A body whose
+// copy was replayed, or that is closed already, needs the context's abort
+// no more.
 func (b *replayBody) finish() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.done = true
-	if b.closedEarly {
+	switch {
+	case b.closedEarly:
 		_ = b.closeSrc()
+	case b.srcClosed:
+		b.stop()
 	}
 }
 

@@ -264,7 +264,7 @@ func tsReport(t *testing.T, name string, stock, ours *tsSide) {
 		sort.Strings(cells)
 		t.Logf("| %s | %s | %s | dup POST %d | arrivals %d | retries %d | learned %v | sample: %v",
 			name, side.who, strings.Join(cells, ", "), side.s.dupNonIdem, side.s.arrivals,
-			side.s.stats.Retries(), side.s.stats.LearnedIdle(), side.s.sample)
+			side.s.stats.Retried, side.s.stats.LearnedIdle, side.s.sample)
 	}
 }
 
@@ -298,7 +298,7 @@ func TestScenarioServerIdleRace(t *testing.T) {
 	require.NotZero(t, stock.errTotal(http.MethodPut, http.MethodPost), "stock net/http did not show the race")
 	requireSafe(t, ours, http.MethodGet, http.MethodPut, http.MethodDelete)
 	requireNeverWorse(t, stock, ours)
-	require.NotEmpty(t, ours.stats.LearnedIdle(), "rstpool did not learn the server's idle timeout")
+	require.NotEmpty(t, ours.stats.LearnedIdle, "rstpool did not learn the server's idle timeout")
 }
 
 // A middlebox forgets flows idle over 100 ms and answers their next bytes
@@ -315,7 +315,7 @@ func TestScenarioMiddleboxReset(t *testing.T) {
 	require.NotZero(t, stock.errTotal(http.MethodPut, http.MethodPost), "stock net/http did not show the reset")
 	requireSafe(t, ours, http.MethodGet, http.MethodPut, http.MethodDelete)
 	requireNeverWorse(t, stock, ours)
-	require.NotEmpty(t, ours.stats.LearnedIdle())
+	require.NotEmpty(t, ours.stats.LearnedIdle)
 }
 
 // The server restarts: open flows are reset and connects are refused for

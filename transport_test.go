@@ -30,8 +30,8 @@ func TestTransportZeroValueServes(t *testing.T) {
 		resp.Body.Close()
 		require.Equal(t, "ok", string(body))
 	}
-	require.EqualValues(t, 3, tr.Stats().Requests())
-	require.Zero(t, tr.Stats().Errors())
+	require.EqualValues(t, 3, tr.Stats().Work)
+	require.Zero(t, tr.Stats().Surfaced)
 	require.Equal(t, DefaultIdleTimeout, tr.rt.IdleConnTimeout)
 	require.NotNil(t, tr.rt.HTTP2)
 	require.Equal(t, DefaultHTTP2PingAfter, tr.rt.HTTP2.SendPingTimeout)
@@ -73,9 +73,9 @@ func TestTransportErrorWrapsReset(t *testing.T) {
 	require.False(t, ce.Reused)
 	require.Equal(t, ClassReset, ce.Class)
 	s := tr.Stats()
-	require.EqualValues(t, 1, s.Retries())
-	require.EqualValues(t, 1, s.RetriesBy(RetryIdempotent))
-	require.EqualValues(t, 1, s.ErrorsBy(ClassReset))
+	require.EqualValues(t, 1, s.Retried)
+	require.EqualValues(t, 1, s.RetriedIdempotent)
+	require.EqualValues(t, 1, s.SurfacedBy[ClassReset])
 }
 
 func TestTransportRefusedIsDialError(t *testing.T) {
@@ -89,7 +89,7 @@ func TestTransportRefusedIsDialError(t *testing.T) {
 	var ce *ConnError
 	require.ErrorAs(t, err, &ce)
 	require.Equal(t, "dial", ce.Op)
-	require.Zero(t, tr.Stats().Retries())
+	require.Zero(t, tr.Stats().Retried)
 }
 
 // A body reaches the server whole whether or not a copy is kept; only a
@@ -139,7 +139,7 @@ func TestReplayBody(t *testing.T) {
 		require.NoError(t, err)
 		return req
 	}
-	r, rb := tr.prepare(newReq("abc"))
+	r, rb := tr.prepare(newReq("abc"), &destName{s: "h:1"})
 	_, _ = io.ReadAll(r.Body)
 	require.NoError(t, r.Body.Close(), "net/http closes it when an attempt fails")
 	require.Zero(t, closed, "the caller's body stays open until the Transport is done")
@@ -151,13 +151,13 @@ func TestReplayBody(t *testing.T) {
 	rb.finish()
 	require.Equal(t, 1, closed)
 
-	r, rb = tr.prepare(newReq("never read"))
+	r, rb = tr.prepare(newReq("never read"), &destName{s: "h:1"})
 	require.True(t, replayable(r, rb), "not a byte read: the body itself can go")
 	r2, _ = rewind(r, rb)
 	b, _ = io.ReadAll(r2.Body)
 	require.Equal(t, "never read", string(b))
 
-	r, rb = tr.prepare(newReq("beyond the limit"))
+	r, rb = tr.prepare(newReq("beyond the limit"), &destName{s: "h:1"})
 	_, _ = io.ReadAll(r.Body)
 	require.False(t, replayable(r, rb))
 }
@@ -169,32 +169,65 @@ type readCloser struct {
 
 func (r readCloser) Close() error { *r.closed++; return nil }
 
-// The learner keeps a destination's limit at three quarters of the
-// shortest gap after which a connection died while idle, takes gaps below
-// the floor as chance, and gives a limit back when the evidence stops.
+// The learner learns a limit only from idle deaths that agree: at least
+// learnAgree of them, none near a failure that is no such evidence (a
+// blip's signature), none refuted by a connection that answered after a gap
+// as long. The limit is three quarters of the shortest, and goes when a
+// connection answers after that gap.
 func TestLearner(t *testing.T) {
 	var events []Event
 	l := learner{}
 	l.init(time.Second, 45*time.Second, func(e Event) { events = append(events, e) })
-	require.False(t, l.observe("a:1", 500*time.Millisecond), "below the floor")
-	require.False(t, l.observe("a:1", 70*time.Second), "beyond the client's own limit")
-	require.True(t, l.observe("a:1", 20*time.Second))
-	require.Equal(t, 15*time.Second, l.limit("a:1"))
-	require.False(t, l.observe("a:1", 22*time.Second), "not lower")
-	require.True(t, l.observe("a:1", 1200*time.Millisecond))
-	require.Equal(t, 900*time.Millisecond, l.limit("a:1"), "below the floor when the evidence says so")
-	require.Zero(t, l.limit("b:1"))
+	a, b := &destName{s: "a:1"}, &destName{s: "b:1"}
+	limit := func(d *destName) time.Duration { lim, _ := l.limitFor(d, false); return lim }
 
-	l.limits["a:1"].at -= int64(learnRecoverAfter) // a minute without evidence
-	require.Equal(t, 1800*time.Millisecond, l.limit("a:1"), "doubled")
-	l.limits["a:1"].limit, l.limits["a:1"].at = 30*time.Second, l.limits["a:1"].at-int64(10*learnRecoverAfter)
-	require.Zero(t, l.limit("a:1"), "at the Dialer's own limit: dropped")
-	require.Len(t, events, 4)
+	l.died(a, 30*time.Second)
+	require.Zero(t, limit(a), "one is an anecdote")
+	l.age(2 * learnBlip)
+	l.died(a, 20*time.Second)
+	require.Zero(t, limit(a), "the second is not clear of a blip yet")
+	l.age(2 * learnBlip)
+	require.Equal(t, 15*time.Second, limit(a), "two agree: three quarters of the shortest")
+	_, explore := l.limitFor(a, true)
+	require.Zero(t, explore, "just learned: no exploring yet")
+	l.age(learnExplore)
+	_, explore = l.limitFor(a, true)
+	require.Equal(t, 20*time.Second, explore, "an idempotent request may go past the limit, on a connection idle as long as the shortest death")
+	_, explore = l.limitFor(a, false)
+	require.Zero(t, explore, "non-idempotent work never explores")
+
+	l.answered(a, 21*time.Second)
+	require.Equal(t, 15*time.Second, limit(a), "within an eighth of the shortest death: the clocks of client and hop differ")
+	l.answered(a, 23*time.Second)
+	require.Zero(t, limit(a), "a connection answered after a clearly longer gap: refuted")
+
+	// A blip: idle deaths beside a failure that is no evidence teach nothing.
+	for range learnAgree + 1 {
+		l.noise(b)
+		l.died(b, 5*time.Second)
+		l.age(2 * learnBlip)
+	}
+	l.died(b, 5*time.Second)
+	require.Zero(t, limit(b), "deaths next to a blip")
+	// Deaths no longer than a gap after which a connection answered are refuted.
+	l.answered(b, 10*time.Second)
+	for range learnAgree + 1 {
+		l.died(b, 8*time.Second)
+		l.age(2 * learnBlip)
+	}
+	require.Zero(t, limit(b), "refuted by an answer after a longer gap")
+	l.died(b, 500*time.Millisecond)
+	require.Zero(t, limit(b), "below the floor: noise")
+
+	require.Len(t, events, 2, "set once, dropped once")
 	require.Equal(t, EventLearned, events[0].Kind)
+	require.Equal(t, 15*time.Second, events[0].Duration)
+	require.Zero(t, events[1].Duration)
 
 	off := learner{}
 	off.init(-1, 0, nil)
-	require.False(t, off.observe("a:1", 20*time.Second))
+	off.died(a, 20*time.Second)
+	require.Empty(t, off.snapshot())
 }
 
 func TestDestination(t *testing.T) {

@@ -191,7 +191,7 @@ func TestThirdPartyProxiesKeepAliveRace(t *testing.T) {
 				})
 			}
 			wg.Wait()
-			t.Logf("%s rstpool learned %v", proxy.name, ours.Stats().LearnedIdle())
+			t.Logf("%s rstpool learned %v", proxy.name, ours.Stats().LearnedIdle)
 			for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
 				require.Zero(t, results["rstpool"][m], "%s: idempotent %s failed through rstpool", proxy.name, m)
 			}

@@ -2,9 +2,7 @@ package rstgrpc
 
 import (
 	"context"
-	"math/rand/v2"
 	"strings"
-	"time"
 
 	"github.com/rstpool/rstpool"
 	"google.golang.org/grpc"
@@ -58,16 +56,10 @@ func named(names []string, method string) bool {
 	return false
 }
 
-// pause waits between half of rstpool.RetryBackoff and all of it, so that
-// calls a reset failed together do not come back together; it reports
-// false when ctx ended first.
-func pause(ctx context.Context) bool {
-	t := time.NewTimer(rstpool.RetryBackoff/2 + rand.N(rstpool.RetryBackoff/2+1))
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
+// retryPause is rstpool's pause before a retry: between half of
+// rstpool.RetryBackoff and all of it, so that calls a reset failed
+// together do not come back together.
+var retryPause = rstpool.Backoff{Base: rstpool.RetryBackoff, Jitter: 0.5}
+
+// pause waits out retryPause; it reports false when ctx ended first.
+func pause(ctx context.Context) bool { return retryPause.Sleep(ctx, 0) }

@@ -113,6 +113,7 @@ func values(got map[string]point, names ...string) map[string]float64 {
 var causes = map[rstpool.Cause]string{
 	rstpool.CauseUnknown: "unknown", rstpool.CauseIdleReaped: "idle-reaped", rstpool.CausePeerDied: "peer-died",
 	rstpool.CauseUnreadData: "unread-data", rstpool.CauseNotListening: "not-listening", rstpool.CauseBlackHole: "black-hole",
+	rstpool.CauseDown: "down", rstpool.CauseConnectReset: "connect-reset",
 }
 
 // eventNames are the event metrics the drive's events make.
@@ -155,52 +156,52 @@ func expectStats(r *drive.Run) map[string]float64 {
 		at := func(metric string, pairs ...string) string {
 			return series(metric, append([]string{"rstpool.transport", name}, pairs...)...)
 		}
-		out[at("rstpool.transport.requests")] = float64(s.Requests())
-		out[at("rstpool.transport.retries_denied")] = float64(s.RetriesDenied())
-		out[at("rstpool.transport.idle_limit_changes")] = float64(s.Lowered())
-		for _, reason := range []rstpool.RetryReason{rstpool.RetryNothingWritten, rstpool.RetryIdempotent} {
-			out[at("rstpool.transport.retries", "rstpool.reason", reason.String())] = float64(s.RetriesBy(reason))
+		out[at("rstpool.transport.requests")] = float64(s.Work)
+		out[at("rstpool.transport.retries_denied")] = float64(s.Denied)
+		out[at("rstpool.transport.idle_limit_changes")] = float64(s.LearnedChanges)
+		for reason, n := range map[rstpool.RetryReason]int64{rstpool.RetryNothingWritten: s.RetriedNothingWritten, rstpool.RetryIdempotent: s.RetriedIdempotent} {
+			out[at("rstpool.transport.retries", "rstpool.reason", reason.String())] = float64(n)
 		}
 		for c := rstpool.ClassReset; c <= rstpool.ClassOther; c++ {
-			out[at("rstpool.transport.errors", "rstpool.class", c.String())] = float64(s.ErrorsBy(c))
+			out[at("rstpool.transport.errors", "rstpool.class", c.String())] = float64(s.SurfacedBy[c])
 		}
-		for dest, limit := range s.LearnedIdle() {
+		for dest, limit := range s.LearnedIdle {
 			out[at("rstpool.transport.learned_idle", "rstpool.destination", dest)] = limit.Seconds()
 		}
 	}
 	for name, p := range map[string]*rstpool.Pool{"lines": r.Pool, "stingy": r.Stingy} {
-		for k, v := range poolStats(name, p.Stat()) {
+		for k, v := range poolStats(name, p.Stats()) {
 			out[k] = v
 		}
 	}
 	return out
 }
 
-func poolStats(name string, s *rstpool.PoolStat) map[string]float64 {
+func poolStats(name string, s rstpool.PoolStats) map[string]float64 {
 	at := func(metric string, pairs ...string) string {
 		return series("rstpool.pool."+metric, append([]string{"rstpool.pool", name}, pairs...)...)
 	}
 	out := map[string]float64{
-		at("connection.count", "rstpool.state", "idle"):         float64(s.IdleConns()),
-		at("connection.count", "rstpool.state", "acquired"):     float64(s.AcquiredConns()),
-		at("connection.count", "rstpool.state", "constructing"): float64(s.ConstructingConns()),
-		at("connection.max"):     float64(s.MaxConns()),
-		at("acquires"):           float64(s.AcquireCount()),
-		at("acquire_duration"):   s.AcquireDuration().Seconds(),
-		at("empty_acquires"):     float64(s.EmptyAcquireCount()),
-		at("empty_acquire_wait"): s.EmptyAcquireWaitTime().Seconds(),
-		at("canceled_acquires"):  float64(s.CanceledAcquireCount()),
-		at("dials"):              float64(s.Dials()),
-		at("dial_errors"):        float64(s.DialErrors()),
-		at("retries"):            float64(s.ResetRetried()),
-		at("retries_denied"):     float64(s.RetriesDenied()),
-		at("resets_surfaced"):    float64(s.ResetSurfaced()),
-		at("untracked"):          float64(s.Untracked()),
-		at("revoked"):            float64(s.Revoked()),
-		at("upkeep_rounds"):      float64(s.UpkeepRounds()),
+		at("connection.count", "rstpool.state", "idle"):         float64(s.IdleConns),
+		at("connection.count", "rstpool.state", "acquired"):     float64(s.AcquiredConns),
+		at("connection.count", "rstpool.state", "constructing"): float64(s.ConstructingConns),
+		at("connection.max"):     float64(s.MaxConns),
+		at("acquires"):           float64(s.AcquireCount),
+		at("acquire_duration"):   s.AcquireDuration.Seconds(),
+		at("empty_acquires"):     float64(s.EmptyAcquireCount),
+		at("empty_acquire_wait"): s.EmptyAcquireWaitTime.Seconds(),
+		at("canceled_acquires"):  float64(s.CanceledAcquireCount),
+		at("dials"):              float64(s.Dials),
+		at("dial_errors"):        float64(s.DialErrors),
+		at("retries"):            float64(s.Retried),
+		at("retries_denied"):     float64(s.Denied),
+		at("resets_surfaced"):    float64(s.Surfaced),
+		at("untracked"):          float64(s.Untracked),
+		at("revoked"):            float64(s.Revoked),
+		at("upkeep_rounds"):      float64(s.UpkeepRounds),
 	}
-	for reason, v := range map[string]int64{"idle-limit": s.IdleExpired(), "lifetime": s.LifetimeExpired(),
-		"peer-closed": s.PeerClosedIdle(), "unsolicited-data": s.UnsolicitedData(), "ping-failed": s.PingFailed()} {
+	for reason, v := range map[string]int64{"idle-limit": s.Retired.IdleLimit, "lifetime": s.Retired.Lifetime,
+		"peer-closed": s.Retired.PeerClosed, "unsolicited-data": s.Retired.UnsolicitedData, "ping-failed": s.Retired.PingFailed} {
 		out[at("connection.closed", "rstpool.reason", reason)] = float64(v)
 	}
 	return out

@@ -63,7 +63,7 @@ func TestCollectEndToEnd(t *testing.T) {
 	}
 	learned := got[series("rstpool.transport.learned_idle", "rstpool.transport", "api", dst, http)]
 	require.Equal(t, "gauge", learned.kind)
-	require.InDelta(t, 0.030, learned.value, 0.015, "¾ of the 40 ms gap after which the reused connection was reset")
+	require.InDelta(t, 0.030, learned.value, 0.015, "¾ of the shortest gap after which the server had reaped a reused connection")
 	require.Equal(t, point{1, "updown"}, got[series("rstpool.pool.connection.count", "rstpool.pool", "lines", "rstpool.state", "idle")])
 
 	// Events and stats agree where they count the same thing.

@@ -69,16 +69,16 @@ func attrs(kv ...attribute.KeyValue) metric.MeasurementOption { return metric.Wi
 
 func (s *statInstruments) reportTransport(o metric.Observer, tl *tally.Tally, name string, t *rstpool.Transport) {
 	st, tr := t.Stats(), keyTransport.String(name)
-	o.ObserveInt64(s.requests, st.Requests(), attrs(tr))
+	o.ObserveInt64(s.requests, st.Work, attrs(tr))
 	for _, r := range tally.RetryReasons {
-		o.ObserveInt64(s.retries, st.RetriesBy(r), attrs(tr, keyReason.String(r.String())))
+		o.ObserveInt64(s.retries, r.Value(st), attrs(tr, keyReason.String(r.Reason.String())))
 	}
-	o.ObserveInt64(s.denied, st.RetriesDenied(), attrs(tr))
+	o.ObserveInt64(s.denied, st.Denied, attrs(tr))
 	for _, c := range tally.Classes {
-		o.ObserveInt64(s.errors, st.ErrorsBy(c), attrs(tr, keyClass.String(c.String())))
+		o.ObserveInt64(s.errors, st.SurfacedBy[c], attrs(tr, keyClass.String(c.String())))
 	}
-	o.ObserveInt64(s.changes, st.Lowered(), attrs(tr))
-	for dest, limit := range tl.Learned(st.LearnedIdle()) {
+	o.ObserveInt64(s.changes, st.LearnedChanges, attrs(tr))
+	for dest, limit := range tl.Learned(st.LearnedIdle) {
 		if s.destinations {
 			o.ObserveFloat64(s.learned, limit.Seconds(), attrs(tr, keyDestination.String(dest)))
 		} else {
@@ -88,11 +88,11 @@ func (s *statInstruments) reportTransport(o metric.Observer, tl *tally.Tally, na
 }
 
 func (s *statInstruments) reportPool(o metric.Observer, name string, p *rstpool.Pool) {
-	st, pool := p.Stat(), keyPool.String(name)
+	st, pool := p.Stats(), keyPool.String(name)
 	for _, pc := range tally.PoolConns {
 		o.ObserveInt64(s.conns, int64(pc.Value(st)), attrs(pool, keyState.String(pc.State)))
 	}
-	o.ObserveInt64(s.maxConns, int64(st.MaxConns()), attrs(pool))
+	o.ObserveInt64(s.maxConns, int64(st.MaxConns), attrs(pool))
 	for _, pc := range tally.PoolClosed {
 		o.ObserveInt64(s.closed, pc.Value(st), attrs(pool, keyReason.String(pc.Reason)))
 	}

@@ -2,71 +2,99 @@ package rstpgx
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/rstpool/rstpool"
-	"github.com/rstpool/rstpool/internal/handout"
-	"github.com/rstpool/rstpool/internal/rule"
 )
 
-// checker is the checkout Configure installs: rstpool's checkout rule,
-// with pgx's Ping where a peek cannot know.
-type checker struct {
-	lim      rule.Limits
-	observer rstpool.Observer
+// newConsumer applies d's idle limit and lifetime (zero: none) at checkout,
+// brought forward by a small margin so that the query about to run does
+// not cross them, with pgx's Ping where a peek cannot know: it skips the
+// notices and notifications a server sends unasked.
+func newConsumer(d *rstpool.Dialer, idle, life time.Duration) *rstpool.Consumer {
+	return &rstpool.Consumer{
+		Source: "pgx", Dialer: d,
+		IdleTimeout: orNone(idle - margin(idle)), MaxLifetime: orNone(life - margin(life)),
+		PingReadsPending: true,
+	}
 }
 
-// newChecker applies d's idle limit and lifetime (zero: none) at checkout,
-// brought forward by a small margin so that the query about to run does
-// not cross them.
-func newChecker(idle, life time.Duration, o rstpool.Observer) *checker {
-	return &checker{observer: o, lim: rule.Limits{
-		IdleLimit: idle - margin(idle), Lifetime: life - margin(life),
-		PingAfter: rstpool.DefaultPingAfter, CanPing: true, PingReadsPending: true,
-	}}
+// orNone is d, or negative (none) when d is zero.
+func orNone(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // margin is 1 % of a limit, at most a second.
 func margin(limit time.Duration) time.Duration { return min(limit/100, time.Second) }
 
-// prepare reports whether a pooled connection may be handed out: false
-// with a nil error makes pgxpool destroy it and take another. A connection
-// handed out is marked as the caller's checkout, after any ping.
-func (ch *checker) prepare(ctx context.Context, c *pgx.Conn) (bool, error) {
-	rc := Tracked(c)
-	if rc == nil {
-		return true, nil
+// prepare is the PrepareConn hook of Configure: it reports whether a pooled
+// connection may be handed out; false with a nil error makes pgxpool
+// destroy it (pgx's Close says goodbye to the server) and take another.
+func prepare(k *rstpool.Consumer) func(ctx context.Context, c *pgx.Conn) (bool, error) {
+	return func(ctx context.Context, c *pgx.Conn) (bool, error) {
+		err := checkout(ctx, k, c)
+		return err == nil, fatal(ctx, err)
 	}
-	st := rc.Stats()
-	facts := rule.Conn{Idle: st.Idle, Age: st.Age, PeerClosed: st.PeerClosed, Peekable: true}
-	switch v := rule.Checkout(facts, ch.lim, func() rule.Health { return health(rc) }); {
-	case v.Retires():
-		ch.report(v.Dead(), v.String(), st.Idle, rc)
-		return false, nil
-	case v == rule.Ping:
-		if err := c.Ping(ctx); err != nil {
-			ch.report(true, "ping-failed", st.Idle, rc)
-			return false, ctx.Err() // a canceled acquire fails; a dead conn is replaced
-		}
-	}
-	handout.Checkout(ctx, c.PgConn().Conn())
-	return true, nil
 }
 
-// health peeks at rc for the checkout rule.
-func health(rc *rstpool.Conn) rule.Health {
-	h, err := rc.Check()
-	return rule.Peeked(rule.Health(h), err)
+// checkout runs the consumer's checkout on c, pinging through pgx.
+func checkout(ctx context.Context, k *rstpool.Consumer, c *pgx.Conn) error {
+	if c == nil || c.PgConn() == nil {
+		return nil
+	}
+	return k.Checkout(ctx, c.PgConn().Conn(), c.Ping)
 }
 
-func (ch *checker) report(dead bool, reason string, idle time.Duration, rc *rstpool.Conn) {
-	if ch.observer == nil {
-		return
+// fatal is the error that fails an acquire rather than retiring one
+// connection: the caller gave up, or the Dialer's settings cannot work.
+func fatal(ctx context.Context, err error) error {
+	var ce *rstpool.ConfigError
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.As(err, &ce):
+		return err
 	}
-	kind := rstpool.EventRetired
-	if dead {
-		kind = rstpool.EventCaughtDead
-	}
-	ch.observer(rstpool.Event{Kind: kind, Source: "pgx", Addr: rc.RemoteAddr().String(), Reason: reason, Duration: idle})
+	return nil
 }
+
+// tracer tells Retry which connection each statement of a piece of work
+// uses, held or not: every pgx query, batch, copy and prepare starts one.
+type tracer struct{ k *rstpool.Consumer }
+
+func (t tracer) use(ctx context.Context, c *pgx.Conn) context.Context {
+	t.k.Use(ctx, c.PgConn().Conn())
+	return ctx
+}
+
+func (t tracer) TraceQueryStart(ctx context.Context, c *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	return t.use(ctx, c)
+}
+
+func (t tracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (t tracer) TraceBatchStart(ctx context.Context, c *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return t.use(ctx, c)
+}
+
+func (t tracer) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (t tracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+func (t tracer) TraceCopyFromStart(ctx context.Context, c *pgx.Conn, _ pgx.TraceCopyFromStartData) context.Context {
+	return t.use(ctx, c)
+}
+
+func (t tracer) TraceCopyFromEnd(context.Context, *pgx.Conn, pgx.TraceCopyFromEndData) {}
+
+func (t tracer) TracePrepareStart(ctx context.Context, c *pgx.Conn, _ pgx.TracePrepareStartData) context.Context {
+	return t.use(ctx, c)
+}
+
+func (t tracer) TracePrepareEnd(context.Context, *pgx.Conn, pgx.TracePrepareEndData) {}

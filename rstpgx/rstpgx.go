@@ -2,16 +2,16 @@ package rstpgx
 
 import (
 	"context"
-	"crypto/tls"
 	"database/sql"
-	"net"
+	"database/sql/driver"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/multitracer"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/rstpool/rstpool"
-	"github.com/rstpool/rstpool/internal/handout"
 )
 
 // lifetimeJitter is the fraction of the lifetime over which pgxpool spreads
@@ -60,25 +60,19 @@ func Configure(cfg *pgxpool.Config, d *rstpool.Dialer) {
 	} else if cfg.MaxConnLifetimeJitter == 0 {
 		cfg.MaxConnLifetimeJitter = time.Duration(float64(cfg.MaxConnLifetime) * lifetimeJitter)
 	}
-	ch := newChecker(idle, life, d.Observer)
 	//lint:ignore SA1019 pgxpool ignores BeforeAcquire once PrepareConn is set: chain it
-	cfg.PrepareConn = chainPrepare(ch.prepare, cfg.PrepareConn, cfg.BeforeAcquire)
+	cfg.PrepareConn = chainPrepare(prepare(newConsumer(d, idle, life)), cfg.PrepareConn, cfg.BeforeAcquire)
 	cfg.ShouldPing = chainShouldPing(cfg.ShouldPing)
 	cfg.BeforeConnect = chainBeforeConnect(cfg.BeforeConnect, beforeConnect(d))
 }
 
-// beforeConnect is the BeforeConnect hook of Configure and OpenDB: it
-// counts the connect as the work's (see rstpool.Retry) and installs the
-// start-up retry.
+// beforeConnect is the BeforeConnect hook of Configure and OpenDB: the
+// start-up retry, or nothing when d never retries.
 func beforeConnect(d *rstpool.Dialer) func(context.Context, *pgx.ConnConfig) error {
-	s := newStartupRetry(d)
-	return func(ctx context.Context, cc *pgx.ConnConfig) error {
-		handout.Connecting(ctx)
-		if s == nil {
-			return nil
-		}
-		return s.beforeConnect(ctx, cc)
+	if s := newStartupRetry(d); s != nil {
+		return s.beforeConnect
 	}
+	return func(context.Context, *pgx.ConnConfig) error { return nil }
 }
 
 // chainBeforeConnect runs the caller's hook first (it may change hosts),
@@ -96,12 +90,20 @@ func chainBeforeConnect(theirs, ours func(context.Context, *pgx.ConnConfig) erro
 }
 
 // ConfigureConn makes a pgx.ConnConfig dial through d, for pgx.ConnectConfig
-// or pgx's stdlib (see OpenDB). A nil d means a zero Dialer.
+// or pgx's stdlib (see OpenDB), and adds a tracer (beside any already set)
+// through which rstpool.Retry sees every statement of its work on such a
+// connection, held or not. A nil d means a zero Dialer.
 func ConfigureConn(cc *pgx.ConnConfig, d *rstpool.Dialer) {
 	if d == nil {
 		d = &rstpool.Dialer{}
 	}
 	cc.DialFunc = d.DialContext
+	ours := tracer{k: &rstpool.Consumer{Source: "pgx", Dialer: d}}
+	if cc.Tracer == nil {
+		cc.Tracer = ours
+	} else {
+		cc.Tracer = multitracer.New(cc.Tracer, ours)
+	}
 }
 
 // limits returns d's idle limit and lifetime; zero means none. Bad
@@ -117,20 +119,7 @@ func Tracked(c *pgx.Conn) *rstpool.Conn {
 	if c == nil || c.PgConn() == nil {
 		return nil
 	}
-	nc := c.PgConn().Conn()
-	for range 4 {
-		switch v := nc.(type) {
-		case *rstpool.Conn:
-			return v
-		case *tls.Conn:
-			nc = v.NetConn()
-		case interface{ NetConn() net.Conn }:
-			nc = v.NetConn()
-		default:
-			return nil
-		}
-	}
-	return nil
+	return rstpool.Tracked(c.PgConn().Conn())
 }
 
 func chainPrepare(ours, theirs func(context.Context, *pgx.Conn) (bool, error),
@@ -164,18 +153,36 @@ func chainShouldPing(theirs func(context.Context, pgxpool.ShouldPingParams) bool
 }
 
 // OpenDB opens a database/sql pool through pgx's stdlib whose connections
-// dial through d, are checked at checkout (rstpool.WrapConnector) and wait
-// out PostgreSQL's start-up (57P03) as Configure's do.
+// dial through d, are checked at checkout as Configure's are (a peek, the
+// Dialer's idle limit and lifetime, pgx's ping only where a peek cannot
+// know), and wait out PostgreSQL's start-up (57P03). It works through
+// stdlib's own hooks, so sql.Conn.Raw hands out *stdlib.Conn as stock pgx
+// does (the way to pgx's CopyFrom or LISTEN from database/sql), and pgx's
+// stdlib maps a statement that never left (pgconn.SafeToRetry) to
+// driver.ErrBadConn, which database/sql retries on another connection.
 func OpenDB(cc pgx.ConnConfig, d *rstpool.Dialer) *sql.DB {
 	if d == nil {
 		d = &rstpool.Dialer{}
 	}
 	ConfigureConn(&cc, d)
+	idle, life := limits(d)
+	k := newConsumer(d, idle, life)
 	opts := []stdlib.OptionOpenDB{
 		stdlib.OptionBeforeConnect(beforeConnect(d)),
-		// WrapConnector's checkout pings where a peek cannot know: pgx's
-		// own ping of every connection idle over a second would double it.
+		// The checkout pings where a peek cannot know: pgx's own ping of
+		// every connection idle over a second would double it.
 		stdlib.OptionShouldPing(func(context.Context, stdlib.ShouldPingParams) bool { return false }),
+		stdlib.OptionResetSession(func(ctx context.Context, c *pgx.Conn) error { return badConn(ctx, checkout(ctx, k, c)) }),
 	}
-	return sql.OpenDB(rstpool.WrapConnector(stdlib.GetConnector(cc, opts...), d))
+	return sql.OpenDB(stdlib.GetConnector(cc, opts...))
+}
+
+// badConn turns a retirement into driver.ErrBadConn, which makes
+// database/sql close the connection and take another, keeping the reason
+// for errors.Is and errors.As; a canceled checkout stays the caller's.
+func badConn(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() != nil || fatal(ctx, err) != nil {
+		return err
+	}
+	return fmt.Errorf("%w (%w)", driver.ErrBadConn, err)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -14,20 +13,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/rstpool/rstpool"
-	"github.com/rstpool/rstpool/internal/handout"
 )
 
 // SQLSTATE 57P03, cannot_connect_now: "the database system is starting up"
 // (or shutting down, or in recovery not yet accepting connections).
 const sqlStateCannotConnectNow = "57P03"
 
-// Backoff between connects that PostgreSQL refused with 57P03, jittered
-// between half the wait and all of it, doubling up to the cap.
-const (
-	startupBackoffMin = 25 * time.Millisecond
-	startupBackoffMax = 400 * time.Millisecond
-	maxStartupRetries = 24 // bounds the fallback list whatever the budget
-)
+// maxStartupRetries bounds the fallback list whatever the budget.
+const maxStartupRetries = 24
 
 // errStartupNotRetried fills the attempts a connect did not need: pgx
 // reports one line for each fallback it tried.
@@ -44,31 +37,27 @@ var errStartupNotRetried = errors.New("rstpgx: not retried (the previous attempt
 // in 57P03. A dial that ends in a refusal is not repeated here: the
 // Dialer already retried it within the same budget.
 type startupRetry struct {
-	budget time.Duration
-	copies int
+	d       *rstpool.Dialer
+	budget  time.Duration
+	backoff rstpool.Backoff
+	copies  int
 }
 
-// newStartupRetry returns the hook for d's RefusedRetry budget, or nil
-// when d never retries.
+// newStartupRetry returns the hook for d's RefusedRetry budget and
+// backoff, the Dialer's own for refused connects, or nil when d never
+// retries or its settings cannot work (every dial reports them).
 func newStartupRetry(d *rstpool.Dialer) *startupRetry {
-	budget := d.RefusedRetry
-	if budget == 0 {
-		budget = rstpool.DefaultRefusedRetry
-	}
-	if budget < 0 {
+	budget, b, err := d.Refused()
+	if err != nil || budget <= 0 {
 		return nil
 	}
-	return &startupRetry{budget: budget, copies: retriesWithin(budget)}
+	return &startupRetry{d: d, budget: budget, backoff: b, copies: retriesWithin(budget, b)}
 }
 
-// retriesWithin counts the waits that fit in budget at their shortest.
-func retriesWithin(budget time.Duration) int {
-	n, wait := 0, startupBackoffMin
-	for spent := wait / 2; spent < budget && n < maxStartupRetries; spent += wait / 2 {
-		n++
-		wait = min(wait*2, startupBackoffMax)
-	}
-	return n
+// retriesWithin bounds the copies of the hosts a connect may try within
+// budget: one per base step of the backoff, at most maxStartupRetries.
+func retriesWithin(budget time.Duration, b rstpool.Backoff) int {
+	return min(int(budget/max(b.Base, time.Millisecond)), maxStartupRetries)
 }
 
 // beforeConnect is a BeforeConnect hook for pgxpool and pgx's stdlib; cc is
@@ -81,12 +70,12 @@ func (s *startupRetry) beforeConnect(_ context.Context, cc *pgx.ConnConfig) erro
 		after:     cc.AfterConnect,
 		hosts:     1 + len(cc.Fallbacks),
 		deadline:  time.Now().Add(s.budget),
-		wait:      startupBackoffMin,
+		backoff:   s.backoff,
 	}
 	primary := &pgconn.FallbackConfig{Host: cc.Host, Port: cc.Port, TLSConfig: cc.TLSConfig}
 	fallbacks := slices.Clone(cc.Fallbacks) // stdlib's copy shares the slice
 	copies := s.copies
-	if handout.Down("tcp", net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port)))) {
+	if s.d.Down("tcp", net.JoinHostPort(cc.Host, strconv.Itoa(int(cc.Port)))) {
 		copies = 0 // the server is down, not starting up: one line per real attempt
 	}
 	for range copies {
@@ -116,7 +105,8 @@ type startupAttempts struct {
 	startingUp bool     // the last attempt ended in 57P03
 	connected  bool     // later dials (cancel requests) go straight through
 	last       net.Conn // the connection the last attempt dialed
-	wait       time.Duration
+	backoff    rstpool.Backoff
+	waits      int // backoff waits so far
 }
 
 // lookupFunc resolves the configured hosts as pgx would and counts their
@@ -190,8 +180,8 @@ func (a *startupAttempts) dialFunc(ctx context.Context, network, addr string) (n
 // a postmaster that shuts down does to connections it accepted but never
 // served. Only a tracked connection can tell.
 func unanswered(c net.Conn) bool {
-	rc, ok := c.(*rstpool.Conn)
-	return ok && rc.Stats().BytesRead == 0
+	rc := rstpool.Tracked(c)
+	return rc != nil && rc.Stats().BytesRead == 0
 }
 
 // next decides the attempt about to be dialed: go at once, wait, or skip.
@@ -210,8 +200,8 @@ func (a *startupAttempts) next() (time.Duration, error) {
 		}
 		return 0, errStartupNotRetried
 	}
-	pause := a.wait/2 + rand.N(a.wait/2+1)
-	a.wait = min(a.wait*2, startupBackoffMax)
+	pause := a.backoff.Next(a.waits)
+	a.waits++
 	if time.Now().Add(pause).After(a.deadline) {
 		return 0, errStartupNotRetried
 	}

@@ -153,8 +153,9 @@ func TestConnectNoStartupRetryWhenDisabled(t *testing.T) {
 }
 
 func TestRetriesWithin(t *testing.T) {
-	require.Zero(t, retriesWithin(0))
-	require.Equal(t, 1, retriesWithin(20*time.Millisecond))
-	require.Equal(t, maxStartupRetries, retriesWithin(time.Hour))
-	require.Positive(t, retriesWithin(rstpool.DefaultRefusedRetry))
+	b := rstpool.Backoff{Base: 25 * time.Millisecond, Cap: 400 * time.Millisecond}
+	require.Zero(t, retriesWithin(0, b))
+	require.Equal(t, 1, retriesWithin(30*time.Millisecond, b))
+	require.Equal(t, maxStartupRetries, retriesWithin(time.Hour, b))
+	require.Positive(t, retriesWithin(rstpool.DefaultRefusedRetry, b))
 }

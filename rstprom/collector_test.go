@@ -60,7 +60,7 @@ func TestScrapeEndToEnd(t *testing.T) {
 		require.Equal(t, 1.0, got[s], s)
 	}
 	learned := got[series("rstpool_transport_learned_idle_seconds", "transport", "api", "destination", http)]
-	require.InDelta(t, 0.030, learned, 0.015, "¾ of the 40 ms gap after which the reused connection was reset")
+	require.InDelta(t, 0.030, learned, 0.015, "¾ of the shortest gap after which the server had reaped a reused connection")
 	require.Equal(t, 2.0, got[series("rstpool_errors_surfaced_total", "source", "pool", "destination", lines, "class", "reset", "cause", "peer-died")])
 
 	// Events and stats agree where they count the same thing.
@@ -83,7 +83,7 @@ rstpool_retries_denied_total{destination=%[1]q,reason="idempotent",service="chec
 rstpool_retries_denied_total{destination=%[2]q,reason="idempotent",service="checkout",source="pool"} 1
 # HELP rstpool_transport_requests_total Calls to the Transport's RoundTrip.
 # TYPE rstpool_transport_requests_total counter
-rstpool_transport_requests_total{service="checkout",transport="api"} 5
+rstpool_transport_requests_total{service="checkout",transport="api"} 6
 rstpool_transport_requests_total{service="checkout",transport="denying"} 1
 # HELP rstpool_pool_max_conns The Pool's MaxSize.
 # TYPE rstpool_pool_max_conns gauge

@@ -94,6 +94,7 @@ func only(got map[string]float64, names ...string) map[string]float64 {
 var causes = map[rstpool.Cause]string{
 	rstpool.CauseUnknown: "unknown", rstpool.CauseIdleReaped: "idle-reaped", rstpool.CausePeerDied: "peer-died",
 	rstpool.CauseUnreadData: "unread-data", rstpool.CauseNotListening: "not-listening", rstpool.CauseBlackHole: "black-hole",
+	rstpool.CauseDown: "down", rstpool.CauseConnectReset: "connect-reset",
 }
 
 // eventNames are the event metrics the drive's events make.
@@ -134,54 +135,54 @@ func expectStats(r *drive.Run) map[string]float64 {
 	out := make(map[string]float64)
 	for name, tr := range map[string]*rstpool.Transport{"api": r.Transport, "denying": r.Denying} {
 		s := tr.Stats()
-		out[series("rstpool_transport_requests_total", "transport", name)] = float64(s.Requests())
-		out[series("rstpool_transport_retries_denied_total", "transport", name)] = float64(s.RetriesDenied())
-		out[series("rstpool_transport_idle_limit_changes_total", "transport", name)] = float64(s.Lowered())
-		for _, reason := range []rstpool.RetryReason{rstpool.RetryNothingWritten, rstpool.RetryIdempotent} {
-			out[series("rstpool_transport_retries_total", "transport", name, "reason", reason.String())] = float64(s.RetriesBy(reason))
+		out[series("rstpool_transport_requests_total", "transport", name)] = float64(s.Work)
+		out[series("rstpool_transport_retries_denied_total", "transport", name)] = float64(s.Denied)
+		out[series("rstpool_transport_idle_limit_changes_total", "transport", name)] = float64(s.LearnedChanges)
+		for reason, n := range map[rstpool.RetryReason]int64{rstpool.RetryNothingWritten: s.RetriedNothingWritten, rstpool.RetryIdempotent: s.RetriedIdempotent} {
+			out[series("rstpool_transport_retries_total", "transport", name, "reason", reason.String())] = float64(n)
 		}
 		for c := rstpool.ClassReset; c <= rstpool.ClassOther; c++ {
-			out[series("rstpool_transport_errors_total", "transport", name, "class", c.String())] = float64(s.ErrorsBy(c))
+			out[series("rstpool_transport_errors_total", "transport", name, "class", c.String())] = float64(s.SurfacedBy[c])
 		}
-		for dest, limit := range s.LearnedIdle() {
+		for dest, limit := range s.LearnedIdle {
 			out[series("rstpool_transport_learned_idle_seconds", "transport", name, "destination", dest)] = limit.Seconds()
 		}
 	}
 	for name, p := range map[string]*rstpool.Pool{"lines": r.Pool, "stingy": r.Stingy} {
-		for k, v := range poolStats(name, p.Stat()) {
+		for k, v := range poolStats(name, p.Stats()) {
 			out[k] = v
 		}
 	}
 	return out
 }
 
-func poolStats(name string, s *rstpool.PoolStat) map[string]float64 {
+func poolStats(name string, s rstpool.PoolStats) map[string]float64 {
 	at := func(metric string, pairs ...string) string {
 		return series(metric, append([]string{"pool", name}, pairs...)...)
 	}
 	return map[string]float64{
-		at("rstpool_pool_conns", "state", "idle"):                           float64(s.IdleConns()),
-		at("rstpool_pool_conns", "state", "acquired"):                       float64(s.AcquiredConns()),
-		at("rstpool_pool_conns", "state", "constructing"):                   float64(s.ConstructingConns()),
-		at("rstpool_pool_max_conns"):                                        float64(s.MaxConns()),
-		at("rstpool_pool_conns_closed_total", "reason", "idle-limit"):       float64(s.IdleExpired()),
-		at("rstpool_pool_conns_closed_total", "reason", "lifetime"):         float64(s.LifetimeExpired()),
-		at("rstpool_pool_conns_closed_total", "reason", "peer-closed"):      float64(s.PeerClosedIdle()),
-		at("rstpool_pool_conns_closed_total", "reason", "unsolicited-data"): float64(s.UnsolicitedData()),
-		at("rstpool_pool_conns_closed_total", "reason", "ping-failed"):      float64(s.PingFailed()),
-		at("rstpool_pool_acquires_total"):                                   float64(s.AcquireCount()),
-		at("rstpool_pool_acquire_duration_seconds_total"):                   s.AcquireDuration().Seconds(),
-		at("rstpool_pool_empty_acquires_total"):                             float64(s.EmptyAcquireCount()),
-		at("rstpool_pool_empty_acquire_wait_seconds_total"):                 s.EmptyAcquireWaitTime().Seconds(),
-		at("rstpool_pool_canceled_acquires_total"):                          float64(s.CanceledAcquireCount()),
-		at("rstpool_pool_dials_total"):                                      float64(s.Dials()),
-		at("rstpool_pool_dial_errors_total"):                                float64(s.DialErrors()),
-		at("rstpool_pool_retries_total"):                                    float64(s.ResetRetried()),
-		at("rstpool_pool_retries_denied_total"):                             float64(s.RetriesDenied()),
-		at("rstpool_pool_resets_surfaced_total"):                            float64(s.ResetSurfaced()),
-		at("rstpool_pool_untracked_total"):                                  float64(s.Untracked()),
-		at("rstpool_pool_revoked_total"):                                    float64(s.Revoked()),
-		at("rstpool_pool_upkeep_rounds_total"):                              float64(s.UpkeepRounds()),
+		at("rstpool_pool_conns", "state", "idle"):                           float64(s.IdleConns),
+		at("rstpool_pool_conns", "state", "acquired"):                       float64(s.AcquiredConns),
+		at("rstpool_pool_conns", "state", "constructing"):                   float64(s.ConstructingConns),
+		at("rstpool_pool_max_conns"):                                        float64(s.MaxConns),
+		at("rstpool_pool_conns_closed_total", "reason", "idle-limit"):       float64(s.Retired.IdleLimit),
+		at("rstpool_pool_conns_closed_total", "reason", "lifetime"):         float64(s.Retired.Lifetime),
+		at("rstpool_pool_conns_closed_total", "reason", "peer-closed"):      float64(s.Retired.PeerClosed),
+		at("rstpool_pool_conns_closed_total", "reason", "unsolicited-data"): float64(s.Retired.UnsolicitedData),
+		at("rstpool_pool_conns_closed_total", "reason", "ping-failed"):      float64(s.Retired.PingFailed),
+		at("rstpool_pool_acquires_total"):                                   float64(s.AcquireCount),
+		at("rstpool_pool_acquire_duration_seconds_total"):                   s.AcquireDuration.Seconds(),
+		at("rstpool_pool_empty_acquires_total"):                             float64(s.EmptyAcquireCount),
+		at("rstpool_pool_empty_acquire_wait_seconds_total"):                 s.EmptyAcquireWaitTime.Seconds(),
+		at("rstpool_pool_canceled_acquires_total"):                          float64(s.CanceledAcquireCount),
+		at("rstpool_pool_dials_total"):                                      float64(s.Dials),
+		at("rstpool_pool_dial_errors_total"):                                float64(s.DialErrors),
+		at("rstpool_pool_retries_total"):                                    float64(s.Retried),
+		at("rstpool_pool_retries_denied_total"):                             float64(s.Denied),
+		at("rstpool_pool_resets_surfaced_total"):                            float64(s.Surfaced),
+		at("rstpool_pool_untracked_total"):                                  float64(s.Untracked),
+		at("rstpool_pool_revoked_total"):                                    float64(s.Revoked),
+		at("rstpool_pool_upkeep_rounds_total"):                              float64(s.UpkeepRounds),
 	}
 }
 

@@ -60,16 +60,16 @@ func gauge(desc *prometheus.Desc, v float64, labels ...string) prometheus.Metric
 
 func (c *Collector) collectTransport(ch chan<- prometheus.Metric, name string, t *rstpool.Transport) {
 	d, s := &c.stats, t.Stats()
-	ch <- counter(d.requests, float64(s.Requests()), name)
+	ch <- counter(d.requests, float64(s.Work), name)
 	for _, r := range tally.RetryReasons {
-		ch <- counter(d.retries, float64(s.RetriesBy(r)), name, r.String())
+		ch <- counter(d.retries, float64(r.Value(s)), name, r.Reason.String())
 	}
-	ch <- counter(d.denied, float64(s.RetriesDenied()), name)
+	ch <- counter(d.denied, float64(s.Denied), name)
 	for _, class := range tally.Classes {
-		ch <- counter(d.errors, float64(s.ErrorsBy(class)), name, class.String())
+		ch <- counter(d.errors, float64(s.SurfacedBy[class]), name, class.String())
 	}
-	ch <- counter(d.changes, float64(s.Lowered()), name)
-	for dest, limit := range c.tally.Learned(s.LearnedIdle()) {
+	ch <- counter(d.changes, float64(s.LearnedChanges), name)
+	for dest, limit := range c.tally.Learned(s.LearnedIdle) {
 		if d.destinations {
 			ch <- gauge(d.learned, limit.Seconds(), name, dest)
 		} else {
@@ -79,11 +79,11 @@ func (c *Collector) collectTransport(ch chan<- prometheus.Metric, name string, t
 }
 
 func (c *Collector) collectPool(ch chan<- prometheus.Metric, name string, p *rstpool.Pool) {
-	d, s := &c.stats, p.Stat()
+	d, s := &c.stats, p.Stats()
 	for _, pc := range tally.PoolConns {
 		ch <- gauge(d.conns, float64(pc.Value(s)), name, pc.State)
 	}
-	ch <- gauge(d.maxConns, float64(s.MaxConns()), name)
+	ch <- gauge(d.maxConns, float64(s.MaxConns), name)
 	for _, pc := range tally.PoolClosed {
 		ch <- counter(d.closed, float64(pc.Value(s)), name, pc.Reason)
 	}

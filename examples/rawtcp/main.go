@@ -77,9 +77,9 @@ func run(ctx context.Context, w io.Writer, o options) error {
 	if err := do(ctx, w, pool, []command{get, incr, {"DEL " + greeting + " " + visits, true}}); err != nil {
 		return err
 	}
-	s := pool.Stat()
+	s := pool.Stats()
 	fmt.Fprintf(w, "dials %d, idle connections retired %d, dead ones caught %d, retries %d\n",
-		s.Dials(), s.IdleExpired(), s.PeerClosedIdle(), s.ResetRetried())
+		s.Dials, s.Retired.IdleLimit, s.Retired.PeerClosed, s.Retried)
 	return nil
 }
 

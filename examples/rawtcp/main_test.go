@@ -61,7 +61,7 @@ func TestCallErrorReply(t *testing.T) {
 	var out bytes.Buffer
 	require.NoError(t, do(context.Background(), &out, pool, []command{{"NOSUCH", true}, {"GET missing", true}}))
 	require.Equal(t, "NOSUCH: ERR unknown command or wrong number of arguments\nGET missing: (nil)\n", out.String())
-	require.EqualValues(t, 1, pool.Stat().Dials())
+	require.EqualValues(t, 1, pool.Stats().Dials)
 }
 
 // The same protocol against the real Redis: the example speaks RESP.

@@ -181,7 +181,7 @@ func checkRound(cfg ProbeConfig, proto protocol, live []*probeConn, b *bounds) (
 // limit, no check before writes, no retry of refusals.
 func probeDialer(nd *net.Dialer) *rstpool.Dialer {
 	return &rstpool.Dialer{NetDialer: nd, KeepAliveIdle: -1, UserTimeout: -1,
-		IdleTimeout: -1, ValidateAfter: -1, RefusedRetry: -1}
+		IdleTimeout: -1, PeekAfter: -1, RefusedRetry: -1}
 }
 
 // peek asks the connection's socket, without consuming anything, whether

@@ -2,11 +2,11 @@ package rule
 
 import "time"
 
-// Health is what a peek at a connection's socket said. Its values are those
-// of rstpool.Health, so that one converts to the other.
+// Health is what a peek at a connection's socket said. rstpool.Health
+// takes its values from these.
 type Health uint8
 
-// The outcomes of a peek, in rstpool.Health's order.
+// The outcomes of a peek.
 const (
 	Unknown Health = iota // the peek could not tell
 	Alive                 // nothing arrived
@@ -15,22 +15,15 @@ const (
 	Reset                 // an RST arrived, or the kernel gave up on a silent peer
 )
 
-// Peeked is the outcome of a peek for the checkout: h, unless the check
-// itself failed (err with Unknown), which means the socket is closed or
-// broken.
-func Peeked(h Health, err error) Health {
-	if h == Unknown && err != nil {
-		return Reset
-	}
-	return h
-}
-
 // Conn is what a consumer knows of a connection it is about to hand out.
 type Conn struct {
 	Idle       time.Duration // since its last traffic, checkout or ping
 	Age        time.Duration // since it was dialed
 	PeerClosed bool          // a read already returned the peer's FIN
 	Peekable   bool          // a tracked connection: its socket can be peeked at
+	// Framed: a record layer (TLS) sits on the socket, whose own messages
+	// (session tickets, key updates) may wait unread on a live connection.
+	Framed bool
 }
 
 // Limits are the consumer's policy for handing a connection out.
@@ -49,29 +42,33 @@ type Limits struct {
 // A Verdict is what to do with a connection at checkout.
 type Verdict uint8
 
-// The outcomes of Checkout.
+// The outcomes of Checkout, and PingFailed, the verdict on a connection
+// whose ping failed. Each retiring verdict has one name, as events and
+// counters report it.
 const (
-	Keep        Verdict = iota // hand it out
-	Ping                       // ping it first; hand it out if the ping succeeds
-	RetireIdle                 // idle beyond the idle limit
-	RetireAge                  // older than its lifetime
-	RetireGone                 // the peer closed or reset it
-	RetireStray                // bytes nobody asked for are waiting
+	Keep              Verdict = iota // hand it out
+	Ping                             // ping it first; hand it out if the ping succeeds
+	RetireIdleLimit                  // "idle-limit": idle beyond the idle limit
+	RetireLifetime                   // "lifetime": older than its lifetime
+	RetirePeerClosed                 // "peer-closed": the peer closed or reset it
+	RetireUnsolicited                // "unsolicited-data": bytes nobody asked for are waiting
+	RetirePingFailed                 // "ping-failed": its ping failed
+
+	NumVerdicts
 )
 
 // Retires reports whether v retires the connection.
-func (v Verdict) Retires() bool { return v >= RetireIdle }
+func (v Verdict) Retires() bool { return v >= RetireIdleLimit && v < NumVerdicts }
 
 // Dead reports whether v retires a connection whose peer is gone or out of
 // step, rather than one the client's own limits retire.
-func (v Verdict) Dead() bool { return v >= RetireGone }
+func (v Verdict) Dead() bool { return v >= RetirePeerClosed && v < NumVerdicts }
 
-var verdictNames = [...]string{"keep", "ping", "idle-limit", "lifetime", "peer-closed", "unsolicited-data"}
+var verdictNames = [NumVerdicts]string{"keep", "ping", "idle-limit", "lifetime", "peer-closed", "unsolicited-data", "ping-failed"}
 
-// String names the verdict; a retiring verdict by its reason, as events
-// report it: "idle-limit", "lifetime", "peer-closed", "unsolicited-data".
+// String names the verdict; a retiring verdict by its reason.
 func (v Verdict) String() string {
-	if int(v) < len(verdictNames) {
+	if v < NumVerdicts {
 		return verdictNames[v]
 	}
 	return "unknown"
@@ -84,21 +81,24 @@ func (v Verdict) String() string {
 func Checkout(c Conn, l Limits, peek func() Health) Verdict {
 	switch {
 	case c.PeerClosed:
-		return RetireGone
+		return RetirePeerClosed
 	case l.Lifetime > 0 && c.Age >= l.Lifetime:
-		return RetireAge
+		return RetireLifetime
 	case l.IdleLimit > 0 && c.Idle >= l.IdleLimit:
-		return RetireIdle
+		return RetireIdleLimit
 	}
 	if c.Peekable && l.PeekAfter >= 0 && c.Idle >= l.PeekAfter {
 		switch peek() {
 		case Closed, Reset:
-			return RetireGone
+			return RetirePeerClosed
 		case Pending:
-			if l.CanPing && l.PingReadsPending {
+			switch {
+			case l.CanPing && (l.PingReadsPending || c.Framed):
 				return Ping
+			case c.Framed:
+				return Keep // a record layer's own messages: no evidence either way
 			}
-			return RetireStray
+			return RetireUnsolicited
 		case Unknown:
 			if l.CanPing {
 				return Ping

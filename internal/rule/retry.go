@@ -25,6 +25,19 @@ type Failure struct {
 	Answered bool
 	// Idempotent: running the work twice has the effect of running it once.
 	Idempotent bool
+
+	// Stale: the work ran on a reused connection that gave nothing back
+	// after it sat idle: the path lost the connection, not the server the
+	// work.
+	Stale bool
+	// Untaken: and the peer took none of the work's bytes (the check
+	// before the write found it gone, or the kernel says none was
+	// acknowledged): it had forgotten the connection; another one serves.
+	Untaken bool
+	// ConnectReset: the work's new connection was reset or closed before
+	// it carried a byte back: whatever accepted it refused it, like a
+	// refused connect.
+	ConnectReset bool
 }
 
 // A Reason says why work may run again.
@@ -37,11 +50,51 @@ const (
 	Idempotent                   // it may have arrived, but a repeat has the effect of one
 )
 
-// Retry decides whether failed work may run once more, on a new connection.
-func Retry(f Failure) Reason {
+// A Wait says when work that may run again goes.
+type Wait uint8
+
+// The waits of a Decision.
+const (
+	Pause  Wait = iota // after a jittered pause: a blip of the path passes first
+	Now                // at once: the peer had forgotten an idle connection, and the next one is fine
+	Redial             // after the backoff of a refused connect, within its budget
+)
+
+// A Decision is whether failed work runs again, when, and whether a retry
+// budget pays for it.
+type Decision struct {
+	Reason Reason
+	Wait   Wait
+	// Free: no retry budget pays. A retry that replaces work a stale
+	// connection lost adds nothing to a server's load, and a new
+	// connection refused before any byte of the work left is a refused
+	// connect, bounded by the connect's own budget. A budget bounds load,
+	// not repair.
+	Free bool
+}
+
+// Retry decides whether failed work may run once more, on a new
+// connection, and how.
+func Retry(f Failure) Decision {
+	r := reason(f)
+	if r == None {
+		return Decision{}
+	}
+	d := Decision{Reason: r, Wait: Pause, Free: f.Stale}
 	switch {
-	case f.Retried:
-		return None // at most once
+	case f.ConnectReset && f.NothingLeft:
+		d.Wait, d.Free = Redial, true
+	case f.Untaken:
+		d.Wait = Now
+	}
+	return d
+}
+
+// reason is the rule itself: whether the work may run again, and why.
+func reason(f Failure) Reason {
+	switch {
+	case f.Retried && !(f.ConnectReset && f.NothingLeft):
+		return None // at most once, unless a connect was refused before the work left
 	case f.CallerDone:
 		return None // the caller gave up
 	case !f.ConnFailure:

@@ -1,7 +1,6 @@
 package rule
 
 import (
-	"errors"
 	"testing"
 	"time"
 
@@ -27,6 +26,34 @@ func TestRetry(t *testing.T) {
 		{"body cannot be sent again", with(func(f *Failure) { f.NothingLeft, f.Replayable = true, false }), None},
 	}
 	for _, c := range cases {
+		require.Equal(t, c.want, Retry(c.f).Reason, c.name)
+	}
+}
+
+// How a retry goes, and who pays: a stale connection's work is repaired
+// for free, at once when the peer never took it, after the pause when it
+// may have (a blip kills busy and idle connections alike); a new
+// connection reset before its work left waits as a refused connect does,
+// and may try again.
+func TestRetryDecision(t *testing.T) {
+	idem := Failure{ConnFailure: true, Replayable: true, Idempotent: true}
+	with := func(f func(*Failure)) Failure { c := idem; f(&c); return c }
+	cases := []struct {
+		name string
+		f    Failure
+		want Decision
+	}{
+		{"mid-exchange: paid, after the pause", idem, Decision{Reason: Idempotent, Wait: Pause}},
+		{"stale, taken: free, after the pause", with(func(f *Failure) { f.Stale = true }), Decision{Reason: Idempotent, Wait: Pause, Free: true}},
+		{"stale, untaken: free, at once", with(func(f *Failure) { f.Stale, f.Untaken = true, true }), Decision{Reason: Idempotent, Wait: Now, Free: true}},
+		{"connect reset, nothing left: free, as a redial", with(func(f *Failure) { f.ConnectReset, f.NothingLeft = true, true }),
+			Decision{Reason: NothingWritten, Wait: Redial, Free: true}},
+		{"connect reset, nothing left, again", with(func(f *Failure) { f.ConnectReset, f.NothingLeft, f.Retried = true, true, true }),
+			Decision{Reason: NothingWritten, Wait: Redial, Free: true}},
+		{"connect reset after the work left: paid, after the pause", with(func(f *Failure) { f.ConnectReset = true }), Decision{Reason: Idempotent, Wait: Pause}},
+		{"retried once already", with(func(f *Failure) { f.Stale, f.Retried = true, true }), Decision{}},
+	}
+	for _, c := range cases {
 		require.Equal(t, c.want, Retry(c.f), c.name)
 	}
 }
@@ -50,12 +77,14 @@ func TestCheckout(t *testing.T) {
 		peeks int
 	}{
 		{"alive", live, lim, Alive, Keep, 1},
-		{"peer's FIN already read: no peek", with(live, func(c *Conn) { c.PeerClosed = true }), lim, Alive, RetireGone, 0},
-		{"lifetime before idle", with(live, func(c *Conn) { c.Age, c.Idle = 2*time.Hour, 2*time.Minute }), lim, Alive, RetireAge, 0},
-		{"idle limit", with(live, func(c *Conn) { c.Idle = time.Minute }), lim, Alive, RetireIdle, 0},
-		{"closed", live, lim, Closed, RetireGone, 1},
-		{"reset", live, lim, Reset, RetireGone, 1},
-		{"pending, raw ping: the stream is out of step", live, lim, Pending, RetireStray, 1},
+		{"peer's FIN already read: no peek", with(live, func(c *Conn) { c.PeerClosed = true }), lim, Alive, RetirePeerClosed, 0},
+		{"lifetime before idle", with(live, func(c *Conn) { c.Age, c.Idle = 2*time.Hour, 2*time.Minute }), lim, Alive, RetireLifetime, 0},
+		{"idle limit", with(live, func(c *Conn) { c.Idle = time.Minute }), lim, Alive, RetireIdleLimit, 0},
+		{"closed", live, lim, Closed, RetirePeerClosed, 1},
+		{"reset", live, lim, Reset, RetirePeerClosed, 1},
+		{"pending, raw ping: the stream is out of step", live, lim, Pending, RetireUnsolicited, 1},
+		{"pending under TLS, raw ping: pinged through the record layer", with(live, func(c *Conn) { c.Framed = true }), lim, Pending, Ping, 1},
+		{"pending under TLS, no ping: the record layer's own", with(live, func(c *Conn) { c.Framed = true }), noPing, Pending, Keep, 1},
 		{"pending, driver ping reads it", live, driver, Pending, Ping, 1},
 		{"unknown: ping", live, lim, Unknown, Ping, 1},
 		{"unknown, no ping", live, noPing, Unknown, Keep, 1},
@@ -69,13 +98,9 @@ func TestCheckout(t *testing.T) {
 		require.Equal(t, c.want, Checkout(c.c, c.l, peek(c.h)), c.name)
 		require.Equal(t, c.peeks, peeked, c.name+": peeks")
 	}
-	require.True(t, RetireStray.Retires())
+	require.True(t, RetireUnsolicited.Retires())
+	require.True(t, RetirePingFailed.Dead())
+	require.False(t, RetireIdleLimit.Dead())
 	require.False(t, Ping.Retires())
-}
-
-func TestPeeked(t *testing.T) {
-	require.Equal(t, Reset, Peeked(Unknown, errors.New("bad file descriptor")), "a check that failed: the socket is broken")
-	require.Equal(t, Unknown, Peeked(Unknown, nil), "a platform that cannot peek")
-	require.Equal(t, Alive, Peeked(Alive, nil))
-	require.Equal(t, Reset, Peeked(Reset, errors.New("connection reset")))
+	require.Equal(t, "ping-failed", RetirePingFailed.String())
 }

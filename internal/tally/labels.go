@@ -91,6 +91,8 @@ var causeSlugs = map[rstpool.Cause]string{
 	rstpool.CauseUnreadData:   "unread-data",
 	rstpool.CauseNotListening: "not-listening",
 	rstpool.CauseBlackHole:    "black-hole",
+	rstpool.CauseDown:         "down",
+	rstpool.CauseConnectReset: "connect-reset",
 }
 
 func init() {

@@ -96,9 +96,9 @@ func (r *Run) settle(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for _, p := range []*rstpool.Pool{r.Pool, r.Stingy} {
-		for p.Stat().AcquiredConns() != 0 {
+		for p.Stats().AcquiredConns != 0 {
 			if time.Now().After(deadline) {
-				t.Fatalf("a pool still holds %d connections after 5 s", p.Stat().AcquiredConns())
+				t.Fatalf("a pool still holds %d connections after 5 s", p.Stats().AcquiredConns)
 			}
 			time.Sleep(time.Millisecond)
 		}
@@ -109,6 +109,7 @@ func (r *Run) settle(t testing.TB) {
 // and kind (the Dialer's own events aside).
 var Expected = map[string]int{
 	"transport learned":      1,
+	"transport retired":      1,
 	"transport retry":        1,
 	"transport surfaced":     4,
 	"transport retry-denied": 1,

@@ -52,23 +52,30 @@ func reset(c *net.TCPConn) {
 	_ = c.Close()
 }
 
+// ReapAfter is the idle timeout of the HTTP server's "/reap" path.
+const ReapAfter = 30 * time.Millisecond
+
 // serveHTTP answers HTTP/1.1 with keep-alive: "/reset" is answered with an
-// RST, and "/reset-reused" too when it is not the connection's first
-// request; any other path gets "ok".
+// RST, "/reset-reused" too when it is not the connection's first request,
+// and "/reap" when the connection sat idle ReapAfter since its last answer
+// (an idle timeout, found late); any other path gets "ok".
 func serveHTTP(t testing.TB) string {
 	return serve(t, func(c *net.TCPConn) {
 		defer c.Close()
 		br := bufio.NewReader(c)
+		last := time.Now()
 		for n := 1; ; n++ {
 			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
 			_, _ = io.Copy(io.Discard, req.Body)
-			if p := req.URL.Path; p == "/reset" || p == "/reset-reused" && n > 1 {
+			p := req.URL.Path
+			if p == "/reset" || p == "/reset-reused" && n > 1 || p == "/reap" && n > 1 && time.Since(last) >= ReapAfter {
 				reset(c)
 				return
 			}
+			last = time.Now()
 			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
 				return
 			}

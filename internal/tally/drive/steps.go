@@ -47,10 +47,14 @@ func (r *Run) driveTransports(ctx context.Context, t testing.TB) {
 	t.Helper()
 	at := "http://" + r.HTTPAddr
 	expect(t, "first GET", request(ctx, r.Transport, http.MethodGet, at+"/ok"), rstpool.ClassNone)
-	// The idle connection is reset when reused after 40 ms: the GET
-	// succeeds on a new connection, and the Transport learns an idle limit.
-	time.Sleep(40 * time.Millisecond)
-	expect(t, "GET reset when reused", request(ctx, r.Transport, http.MethodGet, at+"/reset-reused"), rstpool.ClassNone)
+	// The server reaps connections idle ReapAfter; the client finds it out
+	// twice, with no blip around: each GET succeeds on a new connection,
+	// and the Transport learns an idle limit from the two deaths that agree.
+	for range 2 {
+		time.Sleep(ReapAfter + 10*time.Millisecond)
+		expect(t, "GET on a connection the server reaped", request(ctx, r.Transport, http.MethodGet, at+"/reap"), rstpool.ClassNone)
+	}
+	time.Sleep(600 * time.Millisecond) // clear of any blip: the second death counts at the next request
 	expect(t, "GET reset twice (retried once)", request(ctx, r.Transport, http.MethodGet, at+"/reset"), rstpool.ClassReset)
 	expect(t, "POST reset (never retried)", request(ctx, r.Transport, http.MethodPost, at+"/reset"), rstpool.ClassReset)
 	expect(t, "GET a closed port", request(ctx, r.Transport, http.MethodGet, "http://"+r.ClosedAddr+"/"), rstpool.ClassRefused)

@@ -79,11 +79,11 @@ func httpClients(cfg Config, sched []Burst) ([]*client, error) {
 
 func transportStats(s rstpool.TransportStats) map[string]int64 {
 	return map[string]int64{
-		"requests":                s.Requests(),
-		"retries":                 s.Retries(),
-		"retries_nothing_written": s.RetriesBy(rstpool.RetryNothingWritten),
-		"retries_idempotent":      s.RetriesBy(rstpool.RetryIdempotent),
-		"errors":                  s.Errors(),
+		"requests":                s.Work,
+		"retries":                 s.Retried,
+		"retries_nothing_written": s.RetriedNothingWritten,
+		"retries_idempotent":      s.RetriedIdempotent,
+		"errors":                  s.Surfaced,
 	}
 }
 

@@ -1,35 +1,41 @@
 package rstpool
 
 import (
+	"crypto/tls"
+	"net"
 	"os"
 	"syscall"
+	"time"
+
+	"github.com/rstpool/rstpool/internal/rule"
 )
 
 // Health is what a liveness check learned about a connection's peer.
 type Health uint8
 
-// The outcomes of a liveness check.
+// The outcomes of a liveness check: "unknown", "alive", "pending",
+// "closed", "reset". They are the checkout rule's own values.
 const (
 	// HealthUnknown: the platform cannot check without reading (no
 	// non-consuming peek), or the check itself failed.
-	HealthUnknown Health = iota
+	HealthUnknown = Health(rule.Unknown)
 	// HealthAlive: nothing arrived while the connection was idle.
-	HealthAlive
+	HealthAlive = Health(rule.Alive)
 	// HealthPending: the peer sent data that nobody has read yet, and no
 	// FIN is known to follow it. Some protocols do this legitimately (TLS
 	// session tickets and key updates, HTTP/2 frames, PostgreSQL notices),
 	// so a Conn lets the Write go on; a pool that knows its protocol is
 	// strictly request-response treats it as a broken connection or pings.
-	HealthPending
+	HealthPending = Health(rule.Pending)
 	// HealthClosed: the peer's FIN arrived, possibly behind pending data
 	// (PostgreSQL's idle_session_timeout writes a FATAL message, then
 	// closes). Linux reads this from the socket's TCP state
 	// (CLOSE_WAIT), which needs no data read and so is also safe under TLS.
-	HealthClosed
+	HealthClosed = Health(rule.Closed)
 	// HealthReset: an RST arrived, or the kernel ended a connection whose
 	// peer stayed silent (keepalive probes or TCP_USER_TIMEOUT: ETIMEDOUT).
 	// The error says which.
-	HealthReset
+	HealthReset = Health(rule.Reset)
 )
 
 var healthNames = [...]string{"unknown", "alive", "pending", "closed", "reset"}
@@ -85,10 +91,21 @@ func (c *Conn) verdict() (Health, error) {
 	return HealthUnknown, os.NewSyscallError("recvfrom", c.peekErr)
 }
 
+// health peeks at c for the checkout rule: a check that could not run on a
+// socket that can be peeked at means it is closed or broken.
+func (c *Conn) health() rule.Health {
+	h, err := c.Check()
+	if h == HealthUnknown && err != nil {
+		return rule.Reset
+	}
+	return rule.Health(h)
+}
+
 // checkBeforeWrite runs the checks for the first Write after a quiet
 // spell: a retirement by the consumer that handed the connection out, then
-// the peer's FIN already read, then the socket. A connection whose peer is
-// gone is closed; a retired one is left for its client to close its own way.
+// the socket. A FIN the application already read does not stop the write:
+// a peer that half-closed may still read. The connection is left open for
+// its client to close its own way, as after any failed write.
 func (c *Conn) checkBeforeWrite() error {
 	if c.closed.Load() {
 		return nil // the Write reports net.ErrClosed itself
@@ -96,20 +113,15 @@ func (c *Conn) checkBeforeWrite() error {
 	if r := c.retired.Swap(nil); r != nil {
 		return c.newError("validate", r.err)
 	}
-	var why error
-	switch {
-	case c.eof.Load():
-		why = ErrPeerClosed
-	case c.peek:
-		why = goneErr(c.Check())
+	if !c.peek {
+		return nil
 	}
-	if why == nil {
+	why := goneErr(c.Check())
+	if why == nil || (why == ErrPeerClosed && c.eof.Load()) {
 		return nil
 	}
 	e := c.newError("validate", why)
 	c.failure.CompareAndSwap(nil, e)
-	c.closed.Store(true)
-	_ = c.nc.Close()
 	return e
 }
 
@@ -123,4 +135,31 @@ func goneErr(h Health, err error) error {
 		return err
 	}
 	return nil
+}
+
+// facts returns what the checkout rule knows of c at now (a mono time the
+// caller read), idle for idle, as handed out through nc.
+func (c *Conn) facts(now int64, idle time.Duration, nc net.Conn) rule.Conn {
+	return rule.Conn{
+		Idle:       idle,
+		Age:        time.Duration(now - c.created),
+		PeerClosed: c.eof.Load(),
+		Peekable:   c.raw != nil && canPeek,
+		Framed:     framed(nc),
+	}
+}
+
+// framed reports whether a TLS layer sits between nc and the socket.
+func framed(nc net.Conn) bool {
+	for range 4 {
+		switch c := nc.(type) {
+		case *tls.Conn:
+			return true
+		case interface{ NetConn() net.Conn }:
+			nc = c.NetConn()
+		default:
+			return false
+		}
+	}
+	return false
 }

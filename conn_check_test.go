@@ -39,7 +39,7 @@ func rstClose(c *net.TCPConn) {
 func idleAfterExchange(t *testing.T, d *Dialer, serve func(net.Conn)) *Conn {
 	t.Helper()
 	c := dialTracked(t, d, listen(t, serve).Addr().String())
-	c.checkout() // as a consumer that hands it out for the exchange would
+	c.begin() // as a consumer that hands it out for the exchange would
 	exchangeThenIdle(t, c)
 	return c
 }
@@ -58,7 +58,7 @@ func exchangeThenIdle(t *testing.T, c *Conn) {
 // its first write fails before a byte leaves.
 func requireValidateFailure(t *testing.T, c *Conn, class Class) *ConnError {
 	t.Helper()
-	c.checkout()
+	c.begin()
 	n, err := c.Write([]byte("req\n"))
 	require.Equal(t, 0, n, "nothing may be written to a dead connection")
 	var ce *ConnError
@@ -68,9 +68,11 @@ func requireValidateFailure(t *testing.T, c *Conn, class Class) *ConnError {
 	require.Equal(t, int64(0), ce.Written)
 	require.True(t, ce.NothingWritten())
 	require.Equal(t, int64(4), c.Stats().BytesWritten, "only the first request reached the socket")
+	require.False(t, c.closed.Load(), "the client closes a failed connection its own way (a driver's goodbye)")
+	require.NoError(t, c.Close())
 	_, err = c.Read(make([]byte, 1))
-	require.ErrorIs(t, err, net.ErrClosed, "a failed connection is closed")
-	require.Equal(t, class, Classify(err), "a pending Read (net/http's readLoop) reports why, not just 'closed'")
+	require.ErrorIs(t, err, net.ErrClosed)
+	require.Equal(t, class, Classify(err), "a Read after the close (net/http's readLoop) reports why, not just 'closed'")
 	return ce
 }
 
@@ -161,7 +163,7 @@ func TestHeldConnOutlivesItsLimits(t *testing.T) {
 }
 
 func TestRecentlyActiveConnSkipsTheCheck(t *testing.T) {
-	d := &Dialer{RefusedRetry: -1, ValidateAfter: time.Hour}
+	d := &Dialer{RefusedRetry: -1, PeekAfter: time.Hour}
 	c := idleAfterExchange(t, d, exchangeThen(finClose))
 	n, err := c.Write([]byte("req\n"))
 	require.NoError(t, err, "within the bypass window the write goes straight to the socket")
@@ -169,11 +171,34 @@ func TestRecentlyActiveConnSkipsTheCheck(t *testing.T) {
 }
 
 func TestNoPeekLetsTheWriteGo(t *testing.T) {
-	d := &Dialer{RefusedRetry: -1, ValidateAfter: -1}
+	d := &Dialer{RefusedRetry: -1, PeekAfter: -1}
 	c := idleAfterExchange(t, d, exchangeThen(finClose))
 	n, err := c.Write([]byte("req\n"))
-	require.NoError(t, err, "without the peek only a FIN already read stops a write")
+	require.NoError(t, err, "without the peek nothing stops a write")
 	require.Equal(t, 4, n)
+}
+
+// A peer that half-closes (CloseWrite) and keeps reading gets the client's
+// data: a FIN the application read itself does not stop its writes.
+func TestHalfClosedPeerStillReads(t *testing.T) {
+	got := make(chan string, 1)
+	ln := listen(t, func(c net.Conn) {
+		defer c.Close()
+		_ = c.(*net.TCPConn).CloseWrite()
+		b, _ := io.ReadAll(c)
+		got <- string(b)
+	})
+	c := dialTracked(t, noRetry(), ln.Addr().String())
+	_, err := c.Read(make([]byte, 1))
+	require.Equal(t, io.EOF, err, "the peer's FIN, read by the application")
+	time.Sleep(2 * DefaultPeekAfter) // the next write comes after a quiet spell: it peeks
+	h, _ := c.Check()
+	require.Equal(t, HealthClosed, h, "the check sees the FIN too")
+	n, err := c.Write([]byte("late data"))
+	require.NoError(t, err, "stock net.Conn delivers it; so must a Conn")
+	require.Equal(t, 9, n)
+	require.NoError(t, c.CloseWrite())
+	require.Equal(t, "late data", <-got)
 }
 
 func TestReused(t *testing.T) {
@@ -192,7 +217,7 @@ func TestReused(t *testing.T) {
 	require.ErrorAs(t, err, &ce)
 	require.False(t, ce.Reused)
 
-	fresh.checkout()
-	fresh.checkout()
+	fresh.begin()
+	fresh.begin()
 	require.True(t, fresh.reused(), "a consumer's checkouts decide once recorded")
 }

@@ -3,7 +3,9 @@ package rstpool
 import (
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/rstpool/rstpool/internal/pathrule"
 )
@@ -27,11 +29,45 @@ func configErr(field, format string, args ...any) error {
 	return &ConfigError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-// settings resolves the Dialer's defaults and checks that they fit together
+// settings are a Dialer's fields with defaults resolved and checked.
+type settings struct {
+	owner          *Dialer // the Dialer resolved: a copy of it resolves its own
+	err            error   // a setting that cannot work
+	net            net.Dialer
+	tcp            net.Dialer // net with the keepalive and user timeout, for TCP
+	keepAlive      net.KeepAliveConfig
+	userTimeout    time.Duration // <= 0: not set
+	idleLimit      time.Duration // <= 0: none
+	maxLifetime    time.Duration // <= 0: none
+	peekAfter      time.Duration // quiet time after which a Write checks first
+	peek           bool          // check the socket, not only what a read saw
+	refusedRetry   time.Duration // <= 0: none
+	refusedBackoff Backoff
+	observer       Observer
+	downs          downs // what this Dialer reported down
+}
+
+// settings returns the Dialer's settings, resolved at its first use and
+// kept: a Dialer's fields must not change once it has dialed. A copy of a
+// Dialer resolves its own.
+func (d *Dialer) settings() (*settings, error) {
+	if s := (*settings)(atomic.LoadPointer(&d.resolved)); s != nil && s.owner == d {
+		return s, s.err
+	}
+	s, err := d.resolve()
+	if err != nil {
+		s = &settings{err: err}
+	}
+	s.owner = d
+	atomic.StorePointer(&d.resolved, unsafe.Pointer(s))
+	return s, err
+}
+
+// resolve resolves the Dialer's defaults and checks that they fit together
 // and fit the declared chain. Derived values never make an error: only a
 // value the caller set does.
-func (d *Dialer) settings() (*settings, error) {
-	s := &settings{}
+func (d *Dialer) resolve() (*settings, error) {
+	s := &settings{observer: d.Observer}
 	if d.NetDialer != nil {
 		s.net = *d.NetDialer
 	} else {
@@ -43,14 +79,26 @@ func (d *Dialer) settings() (*settings, error) {
 	}
 	p := path{hops: hops, derived: pathrule.Derive(hops, DefaultIdleTimeout, DefaultKeepAliveIdle,
 		orDefault(d.KeepAliveInterval, DefaultKeepAliveInterval))}
-	steps := [...]func(*settings, path) error{d.keepAlive, d.userTimeout, d.limits, d.fitChain}
+	steps := [...]func(*settings, path) error{d.keepAlive, d.userTimeout, d.limits, d.fitChain, d.refused}
 	for _, step := range steps {
 		if err := step(s, p); err != nil {
 			return nil, err
 		}
 	}
-	s.refusedRetry = orDefault(d.RefusedRetry, DefaultRefusedRetry)
+	s.tcp = s.net
+	s.tcp.KeepAliveConfig, s.tcp.KeepAlive = s.keepAlive, -1
+	s.tcp.Control, s.tcp.ControlContext = withUserTimeout(s.net.Control, s.net.ControlContext, s.userTimeout)
 	return s, nil
+}
+
+// refused resolves the retries of refused connects.
+func (d *Dialer) refused(s *settings, _ path) error {
+	s.refusedRetry = orDefault(d.RefusedRetry, DefaultRefusedRetry)
+	s.refusedBackoff = d.RefusedBackoff
+	if s.refusedBackoff == (Backoff{}) {
+		s.refusedBackoff = defaultRefusedBackoff
+	}
+	return s.refusedBackoff.check("Dialer.RefusedBackoff")
 }
 
 // path is the declared chain as the rules see it, and what it implies.
@@ -70,10 +118,10 @@ func orDefault(v, def time.Duration) time.Duration {
 func (d *Dialer) limits(s *settings, p path) error {
 	s.idleLimit = orDefault(d.IdleTimeout, p.derived.Idle)
 	s.maxLifetime = orDefault(d.MaxLifetime, p.derived.Lifetime)
-	s.validateAfter = orDefault(d.ValidateAfter, DefaultValidateAfter)
-	s.peek = s.validateAfter > 0
+	s.peekAfter = orDefault(d.PeekAfter, DefaultPeekAfter)
+	s.peek = s.peekAfter > 0 && canPeek
 	if !s.peek {
-		s.validateAfter = DefaultValidateAfter
+		s.peekAfter = DefaultPeekAfter
 	}
 	return nil
 }

@@ -1,0 +1,503 @@
+package rstpool
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rstpool/rstpool/internal/rule"
+)
+
+// Errors with which rstpool itself ends a connection, wrapped in a
+// *ConnError with Op "validate" and Written 0 when a consumer retires a
+// connection it already handed out: that piece of work never left, and
+// every common client retries it on a new connection. Each is the error
+// of one retirement reason ("idle-limit", "lifetime", "peer-closed",
+// "unsolicited-data").
+var (
+	// ErrIdleLimit: a consumer retired the connection at checkout because
+	// it sat idle beyond its idle limit. Class canceled: the client, not
+	// the peer, ended it.
+	ErrIdleLimit = errors.New("rstpool: connection idle beyond its limit")
+	// ErrMaxLifetime: a consumer retired the connection at checkout because
+	// it outlived its lifetime. Class canceled.
+	ErrMaxLifetime = errors.New("rstpool: connection older than its maximum lifetime")
+	// ErrPeerClosed: the peer had closed the connection while it was idle.
+	// Class peer-closed.
+	ErrPeerClosed = errors.New("rstpool: peer closed the connection while it was idle")
+	// ErrUnsolicitedData: bytes nobody asked for waited on an idle
+	// connection of a request-response protocol. Class other.
+	ErrUnsolicitedData = errors.New("rstpool: unsolicited data pending on an idle connection")
+)
+
+// retireErrs are the errors of the retiring verdicts but ping-failed,
+// whose error is the ping's own.
+var retireErrs = [rule.NumVerdicts]error{
+	rule.RetireIdleLimit:   ErrIdleLimit,
+	rule.RetireLifetime:    ErrMaxLifetime,
+	rule.RetirePeerClosed:  ErrPeerClosed,
+	rule.RetireUnsolicited: ErrUnsolicitedData,
+}
+
+// A consumer is the part every rstpool consumer shares (Transport, Pool,
+// WrapConnector, Retry, and through Consumer, rstpgx): it hands
+// connections out by the checkout rule, and decides by the retry rule and
+// its budget what follows a failure, counting and reporting both. The
+// rules stay pure; the budget, the events and the counting happen here.
+type consumer struct {
+	source   string
+	observer Observer
+	dial     *settings // the Dialer's: how to wait out a connect reset; nil for Retry
+	budget   budget
+	counts   counters
+}
+
+// counters are what a consumer counted since it began.
+type counters struct {
+	work     atomic.Int64
+	retried  [numRetryReasons]atomic.Int64
+	free     atomic.Int64 // retries no budget paid for
+	denied   atomic.Int64
+	surfaced [ClassOther + 1]atomic.Int64
+	retired  [rule.NumVerdicts]atomic.Int64
+}
+
+// init sets the consumer up before its first use.
+func (k *consumer) init(source string, o Observer, dial *settings, b RetryBudget) {
+	k.source, k.observer, k.dial = source, o, dial
+	k.budget.set(b)
+}
+
+// begin counts a piece of work: it credits the retry budget.
+func (k *consumer) begin() {
+	k.counts.work.Add(1)
+	k.budget.deposit()
+}
+
+// A checkout is one connection about to be handed out, as the checkout
+// rule sees it.
+type checkout struct {
+	facts rule.Conn
+	limit rule.Limits
+	conn  *Conn  // the tracked connection to peek at; nil: untracked
+	ping  pinger // nil: the consumer cannot ping
+	addr  string // for events
+}
+
+// checkout applies the checkout rule, pings where it says so, and counts
+// and reports a retirement. It returns the verdict (Keep, or Ping when a
+// ping passed, or why it retires) and nil when the connection may be
+// handed out, else the error that retires it.
+func (k *consumer) checkout(ctx context.Context, c checkout) (rule.Verdict, error) {
+	peek := func() rule.Health { return rule.Unknown }
+	if c.conn != nil {
+		peek = c.conn.health
+	}
+	c.limit.CanPing = c.limit.CanPing && c.ping != nil
+	v := rule.Checkout(c.facts, c.limit, peek)
+	var err error
+	switch {
+	case v.Retires():
+		err = retireErrs[v]
+	case v == rule.Ping:
+		if err = c.ping.ping(ctx); err == nil || ctx.Err() != nil {
+			return v, err // a canceled ping retires nothing
+		}
+		v = rule.RetirePingFailed
+	default:
+		return v, nil
+	}
+	addr := c.addr
+	if addr == "" && c.conn != nil {
+		addr = remote(c.conn.nc)
+	}
+	k.retire(v, c.facts.Idle, addr)
+	return v, err
+}
+
+// A pinger sends a connection's protocol ping and reads the answer.
+type pinger interface{ ping(context.Context) error }
+
+// pingFunc is a ping given as a function.
+type pingFunc func(context.Context) error
+
+func (f pingFunc) ping(ctx context.Context) error { return f(ctx) }
+
+// retire counts and reports a connection closed instead of handed out.
+func (k *consumer) retire(v rule.Verdict, idle time.Duration, addr string) {
+	k.counts.retired[v].Add(1)
+	if o := k.observer; o != nil {
+		kind := EventRetired
+		if v.Dead() {
+			kind = EventCaughtDead
+		}
+		o(Event{Kind: kind, Source: k.source, Addr: addr, Reason: v.String(), Duration: idle})
+	}
+}
+
+// handOut starts a piece of work on c under ctx: ConnError.Written counts
+// from here, and Retry counts c's bytes as the work's.
+func handOut(ctx context.Context, c *Conn, nc net.Conn) {
+	if c != nil {
+		c.begin()
+	}
+	noteHandout(ctx, c, nc)
+}
+
+// A failure is what a consumer knows of work that failed.
+type failure struct {
+	err         error
+	conn        *Conn // the tracked connection it failed on, when known
+	retried     bool  // it already ran again
+	callerDone  bool
+	replayable  bool
+	nothingLeft bool
+	answered    bool
+	idempotent  bool
+	connFailure bool // the consumer's own test; see connFailure
+}
+
+// A decision is what follows a failure.
+type decision struct {
+	reason RetryReason // RetryNone: surface the failure
+	wait   time.Duration
+	paid   bool // a budget token was taken: refund it if the retry succeeds
+}
+
+// retry applies the retry rule and the budget to a failure, counts and
+// reports what it decided, and says how long to wait first.
+func (k *consumer) retry(f failure, attempt int) decision {
+	var ce *ConnError
+	errors.As(f.err, &ce)
+	rf := rule.Failure{
+		Retried: f.retried, CallerDone: f.callerDone, ConnFailure: f.connFailure, Replayable: f.replayable,
+		NothingLeft: f.nothingLeft, Answered: f.answered, Idempotent: f.idempotent,
+	}
+	if ce != nil {
+		rf.Stale, rf.Untaken, rf.ConnectReset = ce.stale(), ce.Reused && ce.diedIdle, ce.connectReset
+	}
+	r := rule.Retry(rf)
+	if r.Reason == rule.None {
+		return decision{}
+	}
+	reason := RetryReason(r.Reason)
+	if !r.Free && !k.budget.withdraw() {
+		k.counts.denied.Add(1)
+		k.report(EventRetryDenied, reason, f.err)
+		return decision{}
+	}
+	wait, ok := k.wait(r.Wait, f.conn, attempt)
+	if !ok {
+		return decision{} // the connect's own budget ran out: the destination is down
+	}
+	k.counts.retried[reason].Add(1)
+	if r.Free {
+		k.counts.free.Add(1)
+	}
+	k.report(EventRetry, reason, f.err)
+	return decision{reason: reason, wait: wait, paid: !r.Free}
+}
+
+// wait returns how long to wait before a retry; for a connect reset, the
+// Dialer's backoff, and false once the run of failed connects outlasts its
+// RefusedRetry.
+func (k *consumer) wait(w rule.Wait, c *Conn, attempt int) (time.Duration, bool) {
+	switch w {
+	case rule.Now:
+		return 0, true
+	case rule.Redial:
+		if k.dial == nil || c == nil || k.dial.refusedRetry <= 0 {
+			return retryPause.Next(0), attempt == 0
+		}
+		d := k.dial.refusedBackoff.Next(attempt)
+		dst := destinations.lookup(c.dialed)
+		return d, dst == nil || !time.Now().Add(d).After(dst.runDeadline(k.dial.refusedRetry))
+	}
+	return retryPause.Next(0), true
+}
+
+// succeeded ends work that a retry saved: a retry paid for gives its token
+// back, since it replaced work the path lost.
+func (k *consumer) succeeded(d decision) {
+	if d.paid {
+		k.budget.refund()
+	}
+}
+
+// surface counts and reports a failure returned to the caller: any but an
+// error of the application (class other).
+func (k *consumer) surface(err error, addr string) {
+	class := Classify(err)
+	if class == ClassOther || class == ClassNone {
+		return
+	}
+	k.counts.surfaced[class].Add(1)
+	if o := k.observer; o != nil {
+		e := Event{Kind: EventSurfaced, Source: k.source, Addr: addr, Class: class, Err: err}
+		e.Cause, e.Addr = causeAndAddr(err, addr)
+		o(e)
+	}
+}
+
+// report sends a retry event about err.
+func (k *consumer) report(kind EventKind, reason RetryReason, err error) {
+	if o := k.observer; o != nil {
+		e := Event{Kind: kind, Source: k.source, Reason: reason.String(), Class: Classify(err), Err: err}
+		e.Cause, e.Addr = causeAndAddr(err, "")
+		o(e)
+	}
+}
+
+// causeAndAddr returns the cause and address of the *ConnError in err's
+// chain; addr when it names none.
+func causeAndAddr(err error, addr string) (Cause, string) {
+	var ce *ConnError
+	if errors.As(err, &ce) {
+		if ce.Addr != "" {
+			addr = ce.Addr
+		}
+		return ce.Cause(), addr
+	}
+	return CauseUnknown, addr
+}
+
+// connFailure reports whether err is a failure of the connection under the
+// work, as the retry rule means it: a reset, a broken pipe, an end of
+// stream, a refused connect, or a retirement by the client before the work
+// left. A timeout is not: the server may still be working on it.
+func connFailure(err error) bool {
+	switch Classify(err) {
+	case ClassReset, ClassBrokenPipe, ClassPeerClosed, ClassRefused:
+		return true
+	}
+	return errors.Is(err, ErrIdleLimit) || errors.Is(err, ErrMaxLifetime)
+}
+
+// Defaults of a RetryBudget.
+const (
+	// DefaultRetryRatio is the share of requests that may be retried over
+	// time: with it, an outage or an overloaded server sees at most about
+	// 1.1 times the load offered, as with gRPC's retry throttling and
+	// Envoy's retry budget.
+	DefaultRetryRatio = 0.1
+	// DefaultRetryBurst is how many retries a full budget allows at once.
+	DefaultRetryBurst = 10
+)
+
+// A RetryBudget bounds the retries of a Transport or a Pool that can add
+// load to a struggling server: a token bucket that holds Burst tokens,
+// gains Ratio of a token with every piece of work and loses one with every
+// such retry; a retry that succeeds gives its token back. A retry the rule
+// allows but the budget cannot pay for is not taken: the failure reaches
+// the caller, counted and reported (EventRetryDenied). Over any stretch of
+// N requests, at most Burst + Ratio × N paid retries fail.
+//
+// A budget bounds load, not repair: a retry of work that a stale reused
+// connection lost (it gave nothing back after sitting idle: the path lost
+// it, and the retry replaces it) is never paid for, so a burst of any size
+// on connections a restart or a forgetful middlebox killed surfaces
+// nothing idempotent. Nor is the retry of a new connection reset before a
+// byte of its work left: like a refused connect, it is bounded by the
+// Dialer's RefusedRetry. The zero value applies the defaults.
+type RetryBudget struct {
+	// Ratio is the share of requests that may be retried, in (0, 1].
+	// Zero: DefaultRetryRatio. Negative: no paid retries at all.
+	Ratio float64
+	// Burst is the most retries taken at once. Zero: DefaultRetryBurst.
+	Burst int
+}
+
+// check reports a RetryBudget that cannot work.
+func (b RetryBudget) check(field string) error {
+	switch {
+	case b.Ratio > 1:
+		return configErr(field+".Ratio", "%g must be at most 1 (zero for the default, negative for no retries)", b.Ratio)
+	case b.Burst < 0:
+		return configErr(field+".Burst", "%d must not be negative (zero for the default)", b.Burst)
+	}
+	return nil
+}
+
+// budget is a RetryBudget at work. It counts in thousandths of a token
+// what the bucket lacks to be full, so that its zero value is a full
+// bucket of the defaults; a request costs one atomic load while the bucket
+// is full.
+type budget struct {
+	lack   atomic.Int64
+	gain   int64 // per request; 0: the default
+	size   int64 // 0: the default
+	closed bool  // no paid retries at all
+}
+
+// set configures bg from b.
+func (bg *budget) set(b RetryBudget) {
+	bg.gain, bg.size, bg.closed = int64(b.Ratio*1000), int64(b.Burst)*1000, b.Ratio < 0
+}
+
+func (bg *budget) params() (gain, size int64) {
+	gain, size = bg.gain, bg.size
+	if gain <= 0 {
+		gain = DefaultRetryRatio * 1000
+	}
+	if size == 0 {
+		size = DefaultRetryBurst * 1000
+	}
+	return gain, size
+}
+
+// deposit credits one request.
+func (bg *budget) deposit() {
+	for {
+		l := bg.lack.Load()
+		if l <= 0 {
+			return
+		}
+		gain, _ := bg.params()
+		if bg.lack.CompareAndSwap(l, max(l-gain, 0)) {
+			return
+		}
+	}
+}
+
+// refund gives back the token of a retry that succeeded.
+func (bg *budget) refund() {
+	for {
+		l := bg.lack.Load()
+		if l <= 0 || bg.lack.CompareAndSwap(l, max(l-1000, 0)) {
+			return
+		}
+	}
+}
+
+// withdraw takes a token for a retry, reporting false when there is none.
+func (bg *budget) withdraw() bool {
+	if bg.closed {
+		return false
+	}
+	_, size := bg.params()
+	for {
+		l := bg.lack.Load()
+		if l+1000 > size {
+			return false
+		}
+		if bg.lack.CompareAndSwap(l, l+1000) {
+			return true
+		}
+	}
+}
+
+// A Consumer hands out the connections of a pool that rstpool does not
+// run (pgxpool, a driver's own pool) by the rules rstpool's own consumers
+// follow: Checkout applies the checkout rule before a connection is handed
+// out, and Use tells Retry which connections a piece of work uses. The
+// rstpgx module is built on it.
+//
+// The zero value is usable. A Consumer is safe for concurrent use; its
+// fields must not change after its first use.
+type Consumer struct {
+	// Source names the consumer in events ("pgx"). Zero: "consumer".
+	Source string
+
+	// Dialer gives the idle limit, the lifetime and the Observer. Nil: a
+	// zero Dialer.
+	Dialer *Dialer
+
+	// IdleTimeout is the idleness at which Checkout retires a connection.
+	// Zero: the Dialer's idle limit. Negative: none.
+	IdleTimeout time.Duration
+
+	// MaxLifetime is the age at which Checkout retires a connection. Zero:
+	// the Dialer's. Negative: none.
+	MaxLifetime time.Duration
+
+	// PingAfter is the idleness beyond which Checkout pings a connection
+	// even though a peek found it alive. Zero: DefaultPingAfter. Negative:
+	// only when a peek cannot tell.
+	PingAfter time.Duration
+
+	// PingReadsPending says that the ping is the driver's own and skips
+	// what the server sent unasked (pgx's Ping skips notices and
+	// notifications): a connection with bytes pending is pinged, not
+	// retired as out of step.
+	PingReadsPending bool
+
+	// Observer receives the retirements. Nil: the Dialer's Observer.
+	Observer Observer
+
+	once    sync.Once
+	k       consumer
+	lim     rule.Limits
+	initErr error
+}
+
+// start resolves the Consumer's settings once.
+func (c *Consumer) start() error {
+	c.once.Do(func() {
+		d := c.Dialer
+		if d == nil {
+			d = &Dialer{}
+		}
+		s, err := d.settings()
+		if err != nil {
+			c.initErr = err
+			return
+		}
+		o := c.Observer
+		if o == nil {
+			o = s.observer
+		}
+		src := c.Source
+		if src == "" {
+			src = "consumer"
+		}
+		c.k.init(src, o, s, RetryBudget{})
+		c.lim = rule.Limits{
+			IdleLimit: orDefault(c.IdleTimeout, s.idleLimit), Lifetime: orDefault(c.MaxLifetime, s.maxLifetime),
+			PingAfter: orDefault(c.PingAfter, DefaultPingAfter), CanPing: true, PingReadsPending: c.PingReadsPending,
+		}
+	})
+	return c.initErr
+}
+
+// Checkout decides whether nc may be handed out for a piece of work under
+// ctx, cheapest first: what is known without a syscall (a FIN already
+// read, the lifetime, the idle limit), then a peek at its socket, then
+// ping (the driver's ping; nil: none) only where a peek cannot know. It
+// returns nil when nc may be handed out, and the piece of work begins
+// there (ConnError.Written and Retry count from it); else the error that
+// retires nc (ErrPeerClosed, ErrIdleLimit, ErrMaxLifetime,
+// ErrUnsolicitedData, or the ping's), reported to the Observer, and the
+// caller closes nc its own way. A ping canceled by ctx returns ctx's
+// error and retires nothing. A connection no Dialer dialed is handed out
+// unchecked. Settings that cannot work return their *ConfigError.
+func (c *Consumer) Checkout(ctx context.Context, nc net.Conn, ping func(context.Context) error) error {
+	if err := c.start(); err != nil {
+		return err
+	}
+	tc := Tracked(nc)
+	if tc == nil {
+		c.Use(ctx, nc)
+		return nil
+	}
+	now := mono()
+	ck := checkout{facts: tc.facts(now, time.Duration(now-tc.lastActive()), nc), limit: c.lim, conn: tc}
+	if ping != nil {
+		ck.ping = pingFunc(ping)
+	}
+	_, err := c.k.checkout(ctx, ck)
+	if err == nil {
+		handOut(ctx, tc, nc)
+	}
+	return err
+}
+
+// Use records that a piece of work under ctx uses nc, handed out before
+// (a connection held across statements, as a pgx tracer sees it): Retry
+// counts nc's bytes from here as the work's, or, when no Dialer dialed
+// nc, knows that it cannot.
+func (c *Consumer) Use(ctx context.Context, nc net.Conn) {
+	noteHandout(ctx, Tracked(nc), nc)
+}

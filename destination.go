@@ -1,0 +1,250 @@
+package rstpool
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The facts a process keeps about destinations that refuse, and how long.
+const (
+	// runGap is how far apart two failed connects to one destination may
+	// be and still belong to one run of failures: longer than any pause
+	// between refused connects (refusedBackoffCap) or probes.
+	runGap = time.Second
+
+	// probeMin and probeMax bound the pause between two probe connects to
+	// a destination that is down for the Dialer asking: one goes at a
+	// time, jittered, so that a destination that is back is dialed again
+	// within about a quarter of a second while anyone wants it.
+	probeMin = 100 * time.Millisecond
+	probeMax = 250 * time.Millisecond
+
+	// destinationTTL is how long the facts of a destination are kept after
+	// its last failed connect; maxDestinations bounds how many are kept at
+	// once (about 200 bytes each), however many addresses refuse.
+	destinationTTL  = time.Minute
+	maxDestinations = 4096
+)
+
+// destinations holds what the Dialers of this process learned from
+// connects, per network and address: the run of failed connects under way
+// (refused, or answered by a reset before the first byte) and when a
+// connect last went. These are facts, shared; each Dialer decides from its
+// own RefusedRetry whether a run makes the destination down for it. An
+// entry exists only while its destination fails; the table is bounded.
+var destinations destTable
+
+type destKey struct{ network, addr string }
+
+type destTable struct {
+	n     atomic.Int32 // entries; zero spares every dial the lookup
+	mu    sync.Mutex
+	m     map[destKey]*destination
+	sweep *time.Timer // runs when the oldest entry expires
+}
+
+// A destination is the facts of one address.
+type destination struct {
+	key destKey
+
+	mu       sync.Mutex
+	runStart time.Time // the first failed connect of the run under way; zero: none
+	runLast  time.Time // its latest
+	resets   bool      // the run holds connects answered by a reset: only an answer ends it
+	last     error     // the latest failure
+	lastTry  time.Time // the latest connect, by any Dialer
+	probing  bool      // a probe connect is under way
+}
+
+// lookup returns the entry of k, or nil: the fast path of a dial to a
+// destination that never failed.
+func (t *destTable) lookup(k destKey) *destination {
+	if t.n.Load() == 0 {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.m[k]
+}
+
+// entry returns the entry of k, creating it.
+func (t *destTable) entry(k destKey, now time.Time) *destination {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if d := t.m[k]; d != nil {
+		return d
+	}
+	if t.m == nil {
+		t.m = make(map[destKey]*destination)
+	}
+	if len(t.m) >= maxDestinations {
+		t.expireLocked(now, true)
+	}
+	d := &destination{key: k}
+	t.m[k] = d
+	t.n.Store(int32(len(t.m)))
+	if t.sweep == nil {
+		t.sweep = time.AfterFunc(destinationTTL, t.expire)
+	}
+	return d
+}
+
+// forget drops d once its destination answers again.
+func (t *destTable) forget(d *destination) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m[d.key] == d && d.settled() {
+		delete(t.m, d.key)
+		t.n.Store(int32(len(t.m)))
+	}
+}
+
+// expire drops the entries with no failed connect for destinationTTL, and
+// runs again when the oldest of the rest expires; with none left, nothing
+// is scheduled.
+func (t *destTable) expire() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	next := t.expireLocked(time.Now(), false)
+	switch {
+	case len(t.m) == 0:
+		t.sweep = nil
+	default:
+		t.sweep.Reset(next)
+	}
+}
+
+// expireLocked drops expired entries and, when full is set and none
+// expired, the one whose last failure is oldest. It returns when the next
+// entry expires.
+func (t *destTable) expireLocked(now time.Time, full bool) time.Duration {
+	var oldest *destination
+	var oldestAt time.Time
+	next := destinationTTL
+	for k, d := range t.m {
+		last, busy := d.lastFailure()
+		age := now.Sub(last)
+		switch {
+		case busy:
+		case age >= destinationTTL:
+			delete(t.m, k)
+			continue
+		case oldest == nil || last.Before(oldestAt):
+			oldest, oldestAt = d, last
+		}
+		next = min(next, max(destinationTTL-age, time.Second))
+	}
+	if full && len(t.m) >= maxDestinations && oldest != nil {
+		delete(t.m, oldest.key)
+	}
+	t.n.Store(int32(len(t.m)))
+	return next
+}
+
+func (d *destination) lastFailure() (time.Time, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.runLast, d.probing
+}
+
+// settled reports whether no run is under way and no probe is out.
+func (d *destination) settled() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.runStart.IsZero() && !d.probing
+}
+
+// downFor reports whether the run under way makes the destination down for
+// a Dialer whose RefusedRetry is budget: its connects have been failing
+// for at least that long, the latest within runGap.
+func (d *destination) downFor(now time.Time, budget time.Duration) bool {
+	return budget > 0 && !d.runStart.IsZero() && now.Sub(d.runLast) <= runGap &&
+		now.Sub(d.runStart) >= budget
+}
+
+// admit decides whether a dial of a Dialer with RefusedRetry budget may
+// go: at once when the destination is not down for it; as the one probe
+// when it is and a probe is due; else not at all, with the error that says
+// since when it is down.
+func (d *destination) admit(now time.Time, budget time.Duration) (probe bool, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case !d.downFor(now, budget):
+		d.lastTry = now
+		return false, nil
+	case !d.probing && now.Sub(d.lastTry) >= probeMin+rand.N(probeMax-probeMin):
+		d.probing, d.lastTry = true, now
+		return true, nil
+	}
+	return false, &downError{addr: d.key.addr, since: d.runStart.Add(budget), err: d.last}
+}
+
+// refused records a failed connect at now and returns when the run it
+// belongs to began, whichever dials or Dialers its failures came from.
+func (d *destination) refused(now time.Time, err error) time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.runStart.IsZero() || now.Sub(d.runLast) > runGap {
+		d.runStart, d.resets = now, false
+	}
+	d.runLast, d.last, d.lastTry = now, err, now
+	if Classify(err) != ClassRefused {
+		d.resets = true
+	}
+	return d.runStart
+}
+
+// connected records a connect that succeeded, as a probe or not. It ends a
+// run of refusals; a run that holds resets goes on until the connection
+// answers (see answered).
+func (d *destination) connected(now time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.probing, d.lastTry = false, now
+	if !d.resets {
+		d.runStart = time.Time{}
+	}
+}
+
+// answered records that a connection to the destination carried a byte
+// back: whatever failed before, it serves again.
+func (d *destination) answered() {
+	d.mu.Lock()
+	d.runStart, d.resets = time.Time{}, false
+	d.mu.Unlock()
+}
+
+// probeFailed ends a probe that did not connect.
+func (d *destination) probeFailed() {
+	d.mu.Lock()
+	d.probing = false
+	d.mu.Unlock()
+}
+
+// runDeadline returns when a Dialer with RefusedRetry budget stops
+// retrying the run under way.
+func (d *destination) runDeadline(budget time.Duration) time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.runStart.Add(budget)
+}
+
+// A downError is why a dial was not attempted: every connect to addr failed
+// for a whole RefusedRetry budget. It matches the latest failure
+// (syscall.ECONNREFUSED for a refusal).
+type downError struct {
+	addr  string
+	since time.Time
+	err   error
+}
+
+func (e *downError) Error() string {
+	return fmt.Sprintf("%s down since %s (%s), not dialed until a probe connects: %v",
+		e.addr, e.since.Format("15:04:05.000"), round(time.Since(e.since)), e.err)
+}
+
+func (e *downError) Unwrap() error { return e.err }

@@ -177,7 +177,7 @@ func (k *consumer) retry(f failure, attempt int) decision {
 		NothingLeft: f.nothingLeft, Answered: f.answered, Idempotent: f.idempotent,
 	}
 	if ce != nil {
-		rf.Stale, rf.Untaken, rf.ConnectReset = ce.stale(), ce.Reused && ce.diedIdle, ce.connectReset
+		rf.Stale, rf.ConnectReset = ce.stale(), ce.connectReset
 	}
 	r := rule.Retry(rf)
 	if r.Reason == rule.None {

@@ -23,9 +23,10 @@ const (
 	probeMax = 250 * time.Millisecond
 
 	// destinationTTL is how long the facts of a destination are kept after
-	// its last failed connect; maxDestinations bounds how many are kept at
-	// once (about 200 bytes each), however many addresses refuse.
-	destinationTTL  = time.Minute
+	// its last failed connect: ten times runGap, past which they decide
+	// nothing. maxDestinations bounds how many are kept at once (a few
+	// hundred bytes each), however many addresses refuse.
+	destinationTTL  = 10 * runGap
 	maxDestinations = 4096
 )
 
@@ -55,8 +56,9 @@ type destination struct {
 	runLast  time.Time // its latest
 	resets   bool      // the run holds connects answered by a reset: only an answer ends it
 	last     error     // the latest failure
-	lastTry  time.Time // the latest connect, by any Dialer
-	probing  bool      // a probe connect is under way
+	lastTry  time.Time     // the latest connect, by any Dialer
+	probing  bool          // a probe connect is under way
+	back     chan struct{} // closed when a connect succeeds: dials waiting to retry go at once
 }
 
 // lookup returns the entry of k, or nil: the fast path of a dial to a
@@ -207,7 +209,27 @@ func (d *destination) connected(now time.Time) {
 	d.probing, d.lastTry = false, now
 	if !d.resets {
 		d.runStart = time.Time{}
+		d.wake()
 	}
+}
+
+// wake lets the dials waiting to retry go at once.
+func (d *destination) wake() {
+	if d.back != nil {
+		close(d.back)
+		d.back = nil
+	}
+}
+
+// backSignal returns a channel closed when a connect to the destination
+// next succeeds.
+func (d *destination) backSignal() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.back == nil {
+		d.back = make(chan struct{})
+	}
+	return d.back
 }
 
 // answered records that a connection to the destination carried a byte
@@ -215,6 +237,7 @@ func (d *destination) connected(now time.Time) {
 func (d *destination) answered() {
 	d.mu.Lock()
 	d.runStart, d.resets = time.Time{}, false
+	d.wake()
 	d.mu.Unlock()
 }
 

@@ -55,7 +55,7 @@ const (
 // restarting server usually listens again within a second, doubles up to a
 // cap, and draws each wait at random below its step (full jitter), so that
 // the clients a restart refused together come back spread out.
-var defaultRefusedBackoff = Backoff{Base: 25 * time.Millisecond, Cap: 400 * time.Millisecond}
+var defaultRefusedBackoff = Backoff{Base: 25 * time.Millisecond, Cap: 250 * time.Millisecond}
 
 // A Dialer connects like a net.Dialer and returns tracked connections
 // (*Conn) that carry TCP keepalive and TCP_USER_TIMEOUT settings, check
@@ -140,7 +140,8 @@ type Dialer struct {
 
 	// RefusedBackoff spaces the retries of a refused connect, and of work
 	// whose new connection was reset before its first answer. Zero: 25 ms
-	// doubling up to 400 ms, full jitter.
+	// doubling up to 250 ms, full jitter. A dial waiting to retry goes at
+	// once when another connect to the destination succeeds.
 	RefusedBackoff Backoff
 
 	// Observer, if set, receives the events of this Dialer's connects and
@@ -162,9 +163,11 @@ func (d *Dialer) Dial(network, addr string) (net.Conn, error) {
 // *Conn. A failure is a *ConnError with Op "dial"; when ctx ended first,
 // it wraps ctx's error, whatever the connects before met.
 //
-// A refused connect is retried with jittered backoff (RefusedBackoff) for
-// RefusedRetry, counted from the first failed connect of the destination's
-// run of failures, whichever Dialer of the process saw it. The process
+// A refused connect, or one answered by a reset, is retried with jittered
+// backoff (RefusedBackoff) for RefusedRetry, counted from the first failed
+// connect of the destination's run of failures, whichever Dialer of the
+// process saw it; so is work whose new connection was reset before its
+// first answer, by the consumer that handed the connection out. The process
 // keeps those runs as facts, shared by every Dialer; each Dialer decides
 // from its own RefusedRetry what a run means for it. A destination whose
 // connects failed for a whole RefusedRetry is down for this Dialer: further
@@ -248,7 +251,7 @@ func (s *settings) connect(ctx context.Context, k destKey, dst *destination, pro
 	nd := s.netDialer(k.network)
 	for attempt := 0; ; attempt++ {
 		c, err := nd.DialContext(ctx, k.network, k.addr)
-		if err == nil || probe || s.refusedRetry <= 0 || Classify(err) != ClassRefused {
+		if err == nil || probe || s.refusedRetry <= 0 || !refusedConnect(err) {
 			return c, err
 		}
 		if dst == nil {
@@ -261,7 +264,7 @@ func (s *settings) connect(ctx context.Context, k destKey, dst *destination, pro
 		}
 		wait := min(s.refusedBackoff.Next(attempt), deadline.Sub(now))
 		s.observer.emit(Event{Kind: EventDialRetry, Source: "dialer", Addr: k.addr, Duration: wait, Err: err})
-		if !sleepCtx(ctx, wait) {
+		if !waitRetry(ctx, wait, dst.backSignal()) {
 			return nil, &gaveUp{ctx: ctx.Err(), last: err}
 		}
 	}
@@ -278,7 +281,7 @@ func (s *settings) settle(dst *destination, probe bool, err error) {
 	case probe:
 		dst.refused(now, err)
 		dst.probeFailed()
-	case Classify(err) == ClassRefused && dst.downFor(now, s.refusedRetry) && s.downs.down(dst.key, now):
+	case refusedConnect(err) && dst.downFor(now, s.refusedRetry) && s.downs.down(dst.key, now):
 		s.observer.emit(Event{Kind: EventDown, Source: "dialer", Addr: dst.key.addr, Class: ClassRefused, Cause: CauseNotListening, Err: err})
 	}
 }
@@ -319,6 +322,32 @@ func (d *downs) up(k destKey, o Observer) {
 	if ok {
 		o.emit(Event{Kind: EventUp, Source: "dialer", Addr: k.addr, Duration: time.Since(since)})
 	}
+}
+
+// waitRetry waits d, or until back is closed (another connect to the
+// destination succeeded), or until ctx is done; it reports false when ctx
+// ended first.
+func waitRetry(ctx context.Context, d time.Duration, back <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-back:
+	}
+	return true
+}
+
+// refusedConnect reports whether a connect was refused: nothing listened,
+// or whatever accepted it reset it at once (a proxy without a healthy
+// upstream, a listen queue overflowing under tcp_abort_on_overflow).
+func refusedConnect(err error) bool {
+	switch Classify(err) {
+	case ClassRefused, ClassReset:
+		return true
+	}
+	return false
 }
 
 // A gaveUp is the error of a dial whose context ended while it waited to

@@ -195,7 +195,7 @@ func TestDownDestinationIsUsedSoonAfterItReturns(t *testing.T) {
 	_, err = d.Dial("tcp", addr)
 	require.Error(t, err)
 	require.True(t, d.Down("tcp", addr))
-	for range 100 { // an outage: the down destination is asked for every 10 ms
+	for range 300 { // a 3 s outage: the down destination is asked for every 10 ms
 		_, _ = d.Dial("tcp", addr)
 		time.Sleep(10 * time.Millisecond)
 	}

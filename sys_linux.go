@@ -57,9 +57,10 @@ func (c *Conn) pendingVerdict() Health {
 }
 
 // bytesAcked returns how many of the bytes written the peer acknowledged
-// (tcp_info's bytes_acked, Linux 4.1 and later); ok is false where the
-// socket cannot say (not TCP, closed). It runs on failure paths only, and
-// after a reset too: the kernel keeps the count until the socket closes.
+// (tcp_info's bytes_acked, Linux 4.1 and later, which counts the SYN as
+// one); ok is false where the socket cannot say (not TCP, closed). It runs
+// on failure paths only, and after a reset too: the kernel keeps the count
+// until the socket closes.
 func (c *Conn) bytesAcked() (acked int64, ok bool) {
 	if c.raw == nil {
 		return 0, false
@@ -67,7 +68,7 @@ func (c *Conn) bytesAcked() (acked int64, ok bool) {
 	err := c.raw.Control(func(fd uintptr) {
 		info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
 		if err == nil && info.State != 0 {
-			acked, ok = int64(info.Bytes_acked), true
+			acked, ok = max(int64(info.Bytes_acked)-1, 0), true
 		}
 	})
 	return acked, ok && err == nil

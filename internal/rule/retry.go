@@ -30,10 +30,6 @@ type Failure struct {
 	// after it sat idle: the path lost the connection, not the server the
 	// work.
 	Stale bool
-	// Untaken: and the peer took none of the work's bytes (the check
-	// before the write found it gone, or the kernel says none was
-	// acknowledged): it had forgotten the connection; another one serves.
-	Untaken bool
 	// ConnectReset: the work's new connection was reset or closed before
 	// it carried a byte back: whatever accepted it refused it, like a
 	// refused connect.
@@ -56,7 +52,7 @@ type Wait uint8
 // The waits of a Decision.
 const (
 	Pause  Wait = iota // after a jittered pause: a blip of the path passes first
-	Now                // at once: the peer had forgotten an idle connection, and the next one is fine
+	Now                // at once: a stale connection was found dead before the work left
 	Redial             // after the backoff of a refused connect, within its budget
 )
 
@@ -67,14 +63,16 @@ type Decision struct {
 	Wait   Wait
 	// Free: no retry budget pays. A retry that replaces work a stale
 	// connection lost adds nothing to a server's load, and a new
-	// connection refused before any byte of the work left is a refused
-	// connect, bounded by the connect's own budget. A budget bounds load,
-	// not repair.
+	// connection refused before its first answer is a refused connect,
+	// bounded by the connect's own budget. A budget bounds load, not
+	// repair.
 	Free bool
 }
 
 // Retry decides whether failed work may run once more, on a new
-// connection, and how.
+// connection, and how. Only a failure found before the work left is sure
+// of its cause; any other may be a blip of the path, which a retry at once
+// would meet again, so it waits the pause.
 func Retry(f Failure) Decision {
 	r := reason(f)
 	if r == None {
@@ -82,9 +80,9 @@ func Retry(f Failure) Decision {
 	}
 	d := Decision{Reason: r, Wait: Pause, Free: f.Stale}
 	switch {
-	case f.ConnectReset && f.NothingLeft:
+	case f.ConnectReset:
 		d.Wait, d.Free = Redial, true
-	case f.Untaken:
+	case f.Stale && f.NothingLeft:
 		d.Wait = Now
 	}
 	return d
@@ -93,8 +91,8 @@ func Retry(f Failure) Decision {
 // reason is the rule itself: whether the work may run again, and why.
 func reason(f Failure) Reason {
 	switch {
-	case f.Retried && !(f.ConnectReset && f.NothingLeft):
-		return None // at most once, unless a connect was refused before the work left
+	case f.Retried && !f.ConnectReset:
+		return None // at most once, but for a connect refused before its first answer
 	case f.CallerDone:
 		return None // the caller gave up
 	case !f.ConnFailure:

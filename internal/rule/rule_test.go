@@ -31,10 +31,11 @@ func TestRetry(t *testing.T) {
 }
 
 // How a retry goes, and who pays: a stale connection's work is repaired
-// for free, at once when the peer never took it, after the pause when it
-// may have (a blip kills busy and idle connections alike); a new
-// connection reset before its work left waits as a refused connect does,
-// and may try again.
+// for free, at once when the check found it dead before the work left,
+// after the pause when it may have left (a blip kills busy and idle
+// connections alike); a new connection reset before its first answer
+// waits as a refused connect does, and may try again while the work is
+// idempotent or never left.
 func TestRetryDecision(t *testing.T) {
 	idem := Failure{ConnFailure: true, Replayable: true, Idempotent: true}
 	with := func(f func(*Failure)) Failure { c := idem; f(&c); return c }
@@ -44,13 +45,14 @@ func TestRetryDecision(t *testing.T) {
 		want Decision
 	}{
 		{"mid-exchange: paid, after the pause", idem, Decision{Reason: Idempotent, Wait: Pause}},
-		{"stale, taken: free, after the pause", with(func(f *Failure) { f.Stale = true }), Decision{Reason: Idempotent, Wait: Pause, Free: true}},
-		{"stale, untaken: free, at once", with(func(f *Failure) { f.Stale, f.Untaken = true, true }), Decision{Reason: Idempotent, Wait: Now, Free: true}},
+		{"stale, the work left: free, after the pause", with(func(f *Failure) { f.Stale = true }), Decision{Reason: Idempotent, Wait: Pause, Free: true}},
+		{"stale, found dead before the work left: free, at once", with(func(f *Failure) { f.Stale, f.NothingLeft = true, true }),
+			Decision{Reason: NothingWritten, Wait: Now, Free: true}},
 		{"connect reset, nothing left: free, as a redial", with(func(f *Failure) { f.ConnectReset, f.NothingLeft = true, true }),
 			Decision{Reason: NothingWritten, Wait: Redial, Free: true}},
-		{"connect reset, nothing left, again", with(func(f *Failure) { f.ConnectReset, f.NothingLeft, f.Retried = true, true, true }),
-			Decision{Reason: NothingWritten, Wait: Redial, Free: true}},
-		{"connect reset after the work left: paid, after the pause", with(func(f *Failure) { f.ConnectReset = true }), Decision{Reason: Idempotent, Wait: Pause}},
+		{"connect reset, idempotent, again", with(func(f *Failure) { f.ConnectReset, f.Retried = true, true }),
+			Decision{Reason: Idempotent, Wait: Redial, Free: true}},
+		{"connect reset, non-idempotent work that left", with(func(f *Failure) { f.ConnectReset, f.Idempotent = true, false }), Decision{}},
 		{"retried once already", with(func(f *Failure) { f.Stale, f.Retried = true, true }), Decision{}},
 	}
 	for _, c := range cases {

@@ -1,0 +1,594 @@
+package rstpool
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rstpool/rstpool/internal/faultproxy"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// The mechanisms together: each test is one row of "The mechanisms hold
+// together" (issue 16), met as a service meets it.
+
+// opaqueBody is a request body without GetBody: net/http cannot replay it,
+// so only rstpool's copy can.
+type opaqueBody struct{ io.Reader }
+
+func (opaqueBody) Close() error { return nil }
+
+// reapingServer serves HTTP/1.1 with keep-alive, and resets, after reading
+// it, the first request a connection brings after sitting idle at least
+// reap: an idle timeout found late, as a hop that forgot the connection
+// does. It counts the requests it answered.
+func reapingServer(t *testing.T, reap time.Duration) (addr string, answered *atomic.Int64) {
+	answered = new(atomic.Int64)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		answered.Add(1)
+	})
+	ln := listen(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		last := time.Now()
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			if time.Since(last) >= reap {
+				_ = c.(*net.TCPConn).SetLinger(0)
+				return
+			}
+			h.ServeHTTP(httptest.NewRecorder(), req)
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+			last = time.Now()
+		}
+	})
+	return ln.Addr().String(), answered
+}
+
+// Row 2: a burst of idempotent work on connections a hop reaped all at once
+// surfaces nothing, whatever the budget's burst: the retries repair what
+// the path lost and no budget pays for them.
+func TestBurstOnReapedConnsSurfacesNothingIdempotent(t *testing.T) {
+	const n = 50
+	addr, answered := reapingServer(t, 100*time.Millisecond)
+	tr := &Transport{Dialer: noRetry(), Base: &http.Transport{MaxIdleConnsPerHost: n, MaxIdleConns: n}}
+	defer tr.CloseIdleConnections()
+	burst := func() (failed int) {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for range n {
+			wg.Go(func() {
+				req, _ := http.NewRequest(http.MethodPut, "http://"+addr+"/", opaqueBody{strings.NewReader("v")})
+				resp, err := tr.RoundTrip(req)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					failed++
+					return
+				}
+				resp.Body.Close()
+			})
+		}
+		wg.Wait()
+		return failed
+	}
+	require.Zero(t, burst(), "warm-up")
+	time.Sleep(150 * time.Millisecond) // every pooled connection is reaped
+	require.Zero(t, burst(), "a stale connection never surfaces an error for idempotent work")
+	require.GreaterOrEqual(t, answered.Load(), int64(2*n))
+	s := tr.Stats()
+	require.Positive(t, s.RetriedFree, "repairs are free")
+	require.Zero(t, s.Denied)
+}
+
+// Row 2, HTTP/2: one reaped connection carrying many requests.
+func TestBurstOnReapedHTTP2ConnSurfacesNothingIdempotent(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	defer srv.Close()
+	p, err := faultproxy.Start(faultproxy.Config{Upstream: srv.Listener.Addr().String(),
+		IdleTimeout: 100 * time.Millisecond, IdleAction: faultproxy.ActionReset})
+	require.NoError(t, err)
+	defer p.Close()
+	base := &http.Transport{}
+	base.Protocols = new(http.Protocols)
+	base.Protocols.SetUnencryptedHTTP2(true)
+	base.HTTP2 = &http.HTTP2Config{SendPingTimeout: time.Hour} // no ping keeps the flow fresh
+	tr := &Transport{Dialer: noRetry(), Base: base}
+	defer tr.CloseIdleConnections()
+	get := func() error {
+		resp, err := tr.RoundTrip(httptest.NewRequest(http.MethodGet, "http://"+p.Addr()+"/", nil))
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	require.NoError(t, get())
+	time.Sleep(150 * time.Millisecond)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			if get() != nil {
+				failed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	require.Zero(t, failed.Load(), "50 streams on one reaped connection")
+	require.Zero(t, tr.Stats().Denied)
+}
+
+// Row 3: a health checker's Dialer with a 10 ms RefusedRetry, beside a
+// service's default Dialer, in one process: the health checker finds the
+// destination down at once, and the service rides through the restart.
+func TestHealthCheckerBesideAServiceDuringARestart(t *testing.T) {
+	srv := lsStart(t)
+	forgetDestination(t, srv.addr)
+	checker := &Dialer{RefusedRetry: 10 * time.Millisecond}
+	service := &Transport{Dialer: &Dialer{}}
+	defer service.CloseIdleConnections()
+	pool, err := NewPool(PoolConfig{Addr: srv.addr, Dialer: &Dialer{}, UpkeepInterval: -1, MaxSize: 1})
+	require.NoError(t, err)
+	defer pool.Close(context.Background())
+
+	stop := make(chan struct{})
+	var checks, checkDown atomic.Int64
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			c, err := checker.Dial("tcp", srv.addr)
+			checks.Add(1)
+			var ce *ConnError
+			if errors.As(err, &ce) && ce.Cause() == CauseDown {
+				checkDown.Add(1)
+			}
+			if err == nil {
+				c.Close()
+			}
+		}
+	})
+	srv.down()
+	restarted := time.Now()
+	go func() { time.Sleep(300 * time.Millisecond); srv.up() }()
+	var failed int
+	for time.Since(restarted) < 600*time.Millisecond {
+		if err := pool.Do(context.Background(), true, lsExpect("ECHO x", "x")); err != nil {
+			failed++
+			t.Log(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	require.Zero(t, failed, "the service rides through a 300 ms restart within its own budget")
+	require.Positive(t, checkDown.Load(), "the health checker, with its own 10 ms budget, found it down")
+}
+
+// acceptThenReset wraps ln: while resetting is set, it accepts connections
+// and resets them at once, as a proxy with no healthy upstream or a listen
+// queue overflowing under tcp_abort_on_overflow does.
+type acceptThenReset struct {
+	net.Listener
+	resetting atomic.Bool
+	resets    atomic.Int64
+}
+
+func (l *acceptThenReset) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || !l.resetting.Load() {
+			return c, err
+		}
+		_ = c.(*net.TCPConn).SetLinger(0)
+		_ = c.Close()
+		l.resets.Add(1)
+	}
+}
+
+// Row 5: connects answered by a reset for 300 ms are retried as refused
+// connects are, with the Dialer's backoff and within its RefusedRetry:
+// idempotent work surfaces nothing, stock surfaces it all.
+func TestConnectResetsAreRetriedLikeRefusals(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ln := &acceptThenReset{Listener: inner}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	addr := inner.Addr().String()
+	forgetDestination(t, addr)
+
+	run := func(rt http.RoundTripper) (failed map[string]int) {
+		failed = map[string]int{}
+		ln.resetting.Store(true)
+		go func() { time.Sleep(300 * time.Millisecond); ln.resetting.Store(false) }()
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for i := range 20 {
+			for _, m := range []string{http.MethodGet, http.MethodPut} {
+				wg.Go(func() {
+					time.Sleep(time.Duration(i) * 10 * time.Millisecond)
+					req, _ := http.NewRequest(m, "http://"+addr+"/", strings.NewReader("x"))
+					resp, err := rt.RoundTrip(req)
+					if err == nil {
+						resp.Body.Close()
+						return
+					}
+					mu.Lock()
+					failed[m]++
+					mu.Unlock()
+					t.Logf("%s: %v", m, err)
+				})
+			}
+		}
+		wg.Wait()
+		time.Sleep(50 * time.Millisecond)
+		return failed
+	}
+	stock := &http.Transport{DisableKeepAlives: true}
+	ours := &Transport{Base: &http.Transport{DisableKeepAlives: true}}
+	stockFailed, ourFailed := run(stock), run(ours)
+	t.Logf("stock %v, rstpool %v, resets %d", stockFailed, ourFailed, ln.resets.Load())
+	require.Positive(t, stockFailed[http.MethodGet]+stockFailed[http.MethodPut], "stock met the resets")
+	require.Zero(t, ourFailed[http.MethodGet]+ourFailed[http.MethodPut], "idempotent work rides through")
+}
+
+// Row 7: a server that refuses "Expect: 100-continue" with 417 gets the
+// upload again without it, and one that never sends 100 Continue costs
+// the wait once, not per upload.
+func TestExpectContinueAsAGoodClient(t *testing.T) {
+	var bodies atomic.Int64
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Expect") != "" {
+			w.WriteHeader(http.StatusExpectationFailed)
+			return
+		}
+		n, _ := io.Copy(io.Discard, r.Body)
+		bodies.Add(n)
+	}))
+	defer refusing.Close()
+	tr := &Transport{Dialer: noRetry(), ExpectContinueBody: 1 << 10}
+	defer tr.CloseIdleConnections()
+	big := strings.Repeat("x", 4<<10)
+	req, _ := http.NewRequest(http.MethodPut, refusing.URL, strings.NewReader(big))
+	resp, err := tr.RoundTrip(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "repeated without the expectation (RFC 9110, 10.1.1)")
+	require.Equal(t, int64(len(big)), bodies.Load())
+
+	// A server that reads the body without ever answering 100 Continue.
+	silent := listen(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			_, _ = io.Copy(io.Discard, req.Body)
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		}
+	})
+	took := func() time.Duration {
+		req, _ := http.NewRequest(http.MethodPut, "http://"+silent.Addr().String()+"/", strings.NewReader(big))
+		start := time.Now()
+		resp, err := tr.RoundTrip(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return time.Since(start)
+	}
+	require.GreaterOrEqual(t, took(), 900*time.Millisecond, "the first upload waits for the 100 that never comes")
+	for range 3 {
+		require.Less(t, took(), 500*time.Millisecond, "later uploads do not wait again")
+	}
+}
+
+// Row 9: destinations that refused are forgotten once their facts expire,
+// and the table holds at most maxDestinations: churning pod addresses
+// cost no memory for ever.
+func TestRefusedDestinationsExpire(t *testing.T) {
+	d := &Dialer{RefusedRetry: time.Millisecond}
+	before := destinations.n.Load()
+	var keys []destKey
+	for i := range 300 {
+		addr := "127.1." + strconv.Itoa(i/200) + "." + strconv.Itoa(i%200+1) + ":9"
+		keys = append(keys, destKey{"tcp", addr})
+		_, err := d.Dial("tcp", addr)
+		require.Error(t, err)
+	}
+	require.GreaterOrEqual(t, destinations.n.Load(), before+250, "the refusals are kept while they are fresh")
+	destinations.mu.Lock()
+	for _, k := range keys {
+		if e := destinations.m[k]; e != nil {
+			e.runLast = e.runLast.Add(-2 * destinationTTL)
+		}
+	}
+	destinations.mu.Unlock()
+	destinations.expire()
+	for _, k := range keys {
+		require.Nil(t, destinations.lookup(k), "expired")
+	}
+	require.LessOrEqual(t, destinations.n.Load(), before)
+}
+
+// forgetSilently closes c without a FIN or an RST (TCP_REPAIR): the peer's
+// next bytes reach no socket and the kernel answers them with an RST,
+// acknowledging none, as after a middlebox or a host forgot the flow.
+func forgetSilently(t *testing.T, c net.Conn) {
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	require.NoError(t, err)
+	var serr error
+	require.NoError(t, raw.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_TCP, unix.TCP_REPAIR, 1) }))
+	if serr != nil {
+		t.Skipf("TCP_REPAIR needs CAP_NET_ADMIN: %v", serr)
+	}
+	_ = c.Close()
+}
+
+// Row 10, and the evidence of causes: a connection the peer forgot while it
+// sat idle (its next bytes met a reset, none acknowledged) died idle, on
+// HTTP/1 and HTTP/2 alike; one reset after the peer took its bytes (a live
+// proxy resetting flows) died mid-exchange.
+func TestIdleDeathNeedsUntakenBytes(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("TCP_REPAIR and tcp_info are Linux's")
+	}
+	for _, h2 := range []bool{false, true} {
+		name := "http1"
+		if h2 {
+			name = "h2c"
+		}
+		t.Run(name, func(t *testing.T) {
+			var mu sync.Mutex
+			var conns []net.Conn
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+			srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+				if s == http.StateNew {
+					mu.Lock()
+					conns = append(conns, c)
+					mu.Unlock()
+				}
+			}
+			base := &http.Transport{}
+			if h2 {
+				srv.Config.Protocols = new(http.Protocols)
+				srv.Config.Protocols.SetUnencryptedHTTP2(true)
+				base.Protocols = new(http.Protocols)
+				base.Protocols.SetUnencryptedHTTP2(true)
+			}
+			srv.Start()
+			defer srv.Close()
+			var retried []Event
+			tr := &Transport{Dialer: noRetry(), Base: base, Observer: func(e Event) {
+				if e.Kind == EventRetry {
+					mu.Lock()
+					retried = append(retried, e)
+					mu.Unlock()
+				}
+			}}
+			defer tr.CloseIdleConnections()
+			get := func() {
+				resp, err := tr.RoundTrip(httptest.NewRequest(http.MethodGet, srv.URL, nil))
+				require.NoError(t, err)
+				resp.Body.Close()
+			}
+			get()
+			time.Sleep(50 * time.Millisecond)
+			mu.Lock()
+			for _, c := range conns {
+				forgetSilently(t, c)
+			}
+			mu.Unlock()
+			get()
+			mu.Lock()
+			defer mu.Unlock()
+			if h2 || len(retried) > 0 { // HTTP/1: net/http may retry it itself first
+				require.NotEmpty(t, retried)
+				require.Equal(t, CauseIdleReaped, retried[0].Cause, "%v", retried[0].Err)
+			}
+		})
+	}
+	// A live process that takes the bytes, works on them, then resets:
+	// mid-exchange. (A reset within the peer's delayed-ACK time carries the
+	// acknowledgement in the reset itself, which the kernel does not count:
+	// such a reset reads as an idle death, and is retried after the pause
+	// all the same.)
+	c := dialTracked(t, noRetry(), listen(t, exchangeThen(func(c *net.TCPConn) {
+		_, _ = c.Read(make([]byte, 1))
+		time.Sleep(100 * time.Millisecond)
+		_ = c.SetLinger(0)
+		_ = c.Close()
+	})).Addr().String())
+	c.begin()
+	exchangeThenIdle(t, c)
+	c.begin()
+	_, err := c.Write([]byte("req\n"))
+	require.NoError(t, err)
+	_, err = c.Read(make([]byte, 1))
+	var ce *ConnError
+	require.ErrorAs(t, err, &ce)
+	require.True(t, ce.Reused)
+	require.Equal(t, CausePeerDied, ce.Cause(), "the peer took the bytes: not an idle death")
+	require.True(t, ce.stale(), "yet it gave nothing back after the idle gap: its retry is a repair")
+}
+
+// Row 11: a body without GetBody that went to a retry ends its
+// registration on the request's context when the retry's net/http closes
+// it: nothing of the request outlives it, and the body is closed once.
+func TestHandedBodyEndsItsContextRegistration(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	closed := 0
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, "http://h/", readCloser{strings.NewReader("never read"), &closed})
+	tr := &Transport{}
+	r, rb := tr.prepare(req, &destName{s: "h:80"})
+	require.NoError(t, r.Body.Close(), "net/http closes the first attempt's body")
+	r2, err := rewind(r, rb)
+	require.NoError(t, err)
+	rb.finish()
+	require.Zero(t, closed, "the retry holds the caller's body")
+	require.NoError(t, r2.Body.Close(), "the retry's net/http closes it")
+	require.Equal(t, 1, closed)
+	require.False(t, rb.stop(), "the abort is no longer registered on the context")
+	cancel()
+	time.Sleep(10 * time.Millisecond)
+	require.Equal(t, 1, closed, "closed once, not again when the context ends")
+}
+
+// opensslServer starts OpenSSL's s_server on loopback, TLS 1.3 only, in
+// its -rev mode (each line comes back reversed): like most servers that
+// are not Go's, it sends its session tickets after the handshake, where
+// they wait unread under TLS on an idle connection. It serves one
+// connection at a time.
+func opensslServer(t *testing.T) string {
+	bin, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Skip("openssl is not installed (Debian: apt-get install openssl)")
+	}
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: []string{"localhost"}}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	kder, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(dir+"/cert.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	require.NoError(t, os.WriteFile(dir+"/key.pem", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "s_server", "-accept", addr, "-cert", dir+"/cert.pem", "-key", dir+"/key.pem", "-tls1_3", "-rev", "-quiet")
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	require.Eventually(t, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, 5*time.Second, 10*time.Millisecond, "s_server did not listen")
+	return addr
+}
+
+// Row 12: a Pool of TLS 1.3 connections to a server that sends its session
+// tickets after the handshake: the tickets waiting under TLS are not a
+// stream out of step, so idle connections are not redialed every upkeep
+// round.
+func TestPoolOverTLS13KeepsItsConnections(t *testing.T) {
+	addr := opensslServer(t)
+	d := noRetry()
+	p, err := NewPool(PoolConfig{
+		Dial: func(ctx context.Context) (net.Conn, error) {
+			c, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
+			return tc, tc.HandshakeContext(ctx)
+		},
+		Dialer: d, MaxSize: 1, MinIdle: 1, UpkeepInterval: 10 * time.Millisecond,
+		Ping: func(ctx context.Context, c net.Conn) error { _, err := lsCall(c, "PING"); return err },
+	})
+	require.NoError(t, err)
+	defer p.Close(context.Background())
+	time.Sleep(300 * time.Millisecond) // some thirty upkeep rounds
+	require.NoError(t, p.Do(context.Background(), true, func(c net.Conn) error {
+		got, err := lsCall(c, "olleh")
+		if err == nil && got != "hello" {
+			err = errors.New("answer " + got)
+		}
+		return err
+	}))
+	s := p.Stats()
+	require.LessOrEqual(t, s.Dials, int64(2), "%v", s)
+	require.Zero(t, s.Retired.UnsolicitedData, "%v", s)
+}
+
+// Row 13: a dial canceled while it waits to retry a refusal returns the
+// caller's reason, as net.Dialer does.
+func TestDialCanceledInBackoffReturnsTheContextError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	forgetDestination(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Millisecond)
+	defer cancel()
+	_, err = (&Dialer{RefusedRetry: 10 * time.Second}).DialContext(ctx, "tcp", addr)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.NotErrorIs(t, err, syscall.ECONNREFUSED, "a caller that gave up must not retry on a refusal")
+	require.Equal(t, ClassTimeout, Classify(err))
+}
+
+// Row 1: Retry cannot count a step through a client that is not
+// rstpool's; a stock http.Client reports its steps through the trace on the
+// context. A POST through it, then a Pool.Do whose pooled connection the
+// check finds dead before its first byte (and whose retry is refused): the
+// POST left, so the work runs once.
+func TestRetrySeesAStepThroughAStockClient(t *testing.T) {
+	var posts atomic.Int64
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { posts.Add(1) }))
+	defer api.Close()
+	srv := lsStart(t)
+	pool := poolFor(t, srv, PoolConfig{MaxSize: 1, PeekAfter: -1})
+	poolWarm(t, pool, 1)
+	srv.down() // the pooled connection gets the server's FIN; later connects are refused
+	time.Sleep(20 * time.Millisecond)
+	stock := &http.Client{Transport: &http.Transport{}}
+	runs := 0
+	err := Retry(context.Background(), false, func(ctx context.Context) error {
+		runs++
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, api.URL, strings.NewReader("charge"))
+		resp, err := stock.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return pool.Do(ctx, false, lsExpect("INCR x", "1"))
+	})
+	require.Error(t, err)
+	require.Equal(t, 1, runs)
+	require.Equal(t, int64(1), posts.Load(), "the POST went through a stock client: it left, so nothing runs twice")
+}

@@ -52,10 +52,10 @@ type destination struct {
 	key destKey
 
 	mu       sync.Mutex
-	runStart time.Time // the first failed connect of the run under way; zero: none
-	runLast  time.Time // its latest
-	resets   bool      // the run holds connects answered by a reset: only an answer ends it
-	last     error     // the latest failure
+	runStart time.Time     // the first failed connect of the run under way; zero: none
+	runLast  time.Time     // its latest
+	resets   bool          // the run holds connects answered by a reset: only an answer ends it
+	last     error         // the latest failure
 	lastTry  time.Time     // the latest connect, by any Dialer
 	probing  bool          // a probe connect is under way
 	back     chan struct{} // closed when a connect succeeds: dials waiting to retry go at once

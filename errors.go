@@ -206,4 +206,3 @@ func (e *ConnError) Cause() Cause {
 // the server the work. Retrying such work replaces what was lost and adds
 // nothing to a server's load, so no retry budget pays for it.
 func (e *ConnError) stale() bool { return e.Reused && e.quietDeath && e.Op != "dial" }
-

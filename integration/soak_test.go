@@ -245,7 +245,7 @@ func (s *soak) schedule() {
 			require.Contains(s.t, episodeKinds, k, "-soak.episodes")
 		}
 	}
-	target := 75 * time.Second
+	target := 55 * time.Second
 	if s.mode == "long" {
 		target = 21 * time.Minute
 	}
@@ -516,7 +516,7 @@ func (s *soak) exec(op *soakOp, side int) {
 	o.failed, o.class, o.cause = true, rstpool.Classify(err), causeOf(err)
 	msg := err.Error()
 	s.samples[(op.kind*4+k.methodIndex(op.method))*2+side].CompareAndSwap(nil, &msg)
-	if side == oursSide {
+	if side == oursSide && (k.idem[op.method] || k.stream == 0) {
 		s.epSamp[op.kind*len(s.eps)+op.ep].CompareAndSwap(nil, &msg)
 	}
 }
@@ -576,11 +576,17 @@ func (s *soak) fault(e *episode) time.Time {
 	return e.actionAt
 }
 
-// churn dials refused destinations through the health checker's Dialer.
+// churn dials refused destinations through the health checker's Dialer
+// (a net.Dialer in a twin run, which measures the heap's spread without
+// rstpool's memory of refusals).
 func (s *soak) churn(addrs []string) {
+	dial := s.hcDial.DialContext
+	if s.twin {
+		dial = stockNetDial()
+	}
 	for _, a := range addrs {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		c, err := s.hcDial.DialContext(ctx, "tcp", a)
+		c, err := dial(ctx, "tcp", a)
 		cancel()
 		if err == nil {
 			c.Close()

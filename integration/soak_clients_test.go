@@ -56,13 +56,13 @@ type soakKind struct {
 	methods []string
 	idem    map[string]bool // methods whose errors rstpool must not surface
 	do      [2]doFunc
-	stream  time.Duration // mean time between its operations in the stream; 0: special (one or two per episode)
-	burst   int           // the most operations of one burst; 0: none
-	budget  time.Duration // rstpool's RefusedRetry for this kind: a fault longer may surface
-	timeout time.Duration // per operation
-	dials   [2]atomic.Int64   // connections opened, by side
-	dialsOf [2]*atomic.Int64  // where each side counts (twin runs swap them)
-	quiesce []func()          // close idle connections, both sides
+	stream  time.Duration    // mean time between its operations in the stream; 0: special (one or two per episode)
+	burst   int              // the most operations of one burst; 0: none
+	budget  time.Duration    // rstpool's RefusedRetry for this kind: a fault longer may surface
+	timeout time.Duration    // per operation
+	dials   [2]atomic.Int64  // connections opened, by side
+	dialsOf [2]*atomic.Int64 // where each side counts (twin runs swap them)
+	quiesce []func()         // close idle connections, both sides
 }
 
 // newKind returns a kind with its counters wired.
@@ -184,12 +184,18 @@ func h2Base(h2c bool, tlsConf *tls.Config) *http.Transport {
 }
 
 // soakBase is net/http's DefaultTransport with room for a burst's
-// connections.
+// connections, and an IdleConnTimeout of 3 s (above every quiet spell of
+// the short soak): net/http's timer for it holds a connection that
+// CloseIdleConnections closed until it fires, and the soak measures the
+// heap.
 func soakBase() *http.Transport {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
+	tr.IdleConnTimeout = soakIdleConnTimeout
 	return tr
 }
+
+const soakIdleConnTimeout = 3 * time.Second
 
 // uploadKind sends uploads above rstpool's Expect threshold: method "417"
 // to a server that answers an Expect header with 417, "no-100" to one
@@ -336,7 +342,7 @@ func (s *soak) pgInsert(ctx context.Context, exec func(context.Context, string, 
 // rstpool.Retry(not idempotent) on the rstpool side.
 func (s *soak) sqlKind(addr string) (*soakKind, error) {
 	k := newKind(&soakKind{name: "sql", methods: []string{"read", "insert"}, idem: idemSet("read"),
-		stream: 160 * time.Millisecond, burst: 8, budget: rstpool.DefaultRefusedRetry, timeout: 6 * time.Second})
+		stream: 160 * time.Millisecond, burst: 8, budget: rstpool.DefaultRefusedRetry, timeout: 4 * time.Second})
 	cc, err := pgx.ParseConfig(pgURL(addr, s.w.pg.role, s.w.pg.app+"_sql"))
 	if err != nil {
 		return nil, err
@@ -377,7 +383,7 @@ func (s *soak) sqlKind(addr string) (*soakKind, error) {
 // rstpgx.Retry on the rstpool side.
 func (s *soak) pgxKind(addr string) (*soakKind, [2]*pgxpool.Pool, error) {
 	k := newKind(&soakKind{name: "pgx", methods: []string{"read", "insert"}, idem: idemSet("read"),
-		stream: 160 * time.Millisecond, burst: 8, budget: rstpool.DefaultRefusedRetry, timeout: 6 * time.Second})
+		stream: 160 * time.Millisecond, burst: 8, budget: rstpool.DefaultRefusedRetry, timeout: 4 * time.Second})
 	d := &rstpool.Dialer{}
 	d.Observer = s.events.observer(s, len(s.kinds), &k.dials[oursSide])
 	var pools [2]*pgxpool.Pool
@@ -467,9 +473,10 @@ func halfClosePayload(id int64) string {
 // port refuses. The stock side runs the same work without Retry.
 func (s *soak) mixedKind(postURL, refusing string, pgxPools [2]*pgxpool.Pool) (*soakKind, error) {
 	k := newKind(&soakKind{name: "mixed", methods: []string{"http+pool", "pgx+pgx"}, idem: idemSet(),
-		budget: rstpool.DefaultRefusedRetry, timeout: 6 * time.Second})
+		budget: rstpool.DefaultRefusedRetry, timeout: 4 * time.Second})
 	plain := &http.Client{Transport: soakBase(), Timeout: 4 * time.Second}
 	s.closers = append(s.closers, plain.CloseIdleConnections)
+	k.quiesce = append(k.quiesce, plain.CloseIdleConnections)
 	d := &rstpool.Dialer{RefusedRetry: 30 * time.Millisecond}
 	d.Observer = s.events.observer(s, len(s.kinds), &k.dials[oursSide])
 	refPool, err := rstpool.NewPool(rstpool.PoolConfig{Addr: refusing, Dialer: d, Wrap: newLineConn})

@@ -5,13 +5,16 @@ import (
 	"crypto/tls"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -92,6 +95,7 @@ type episode struct {
 
 	// Set while it runs.
 	actionAt, faultEnd time.Time
+	took               time.Duration
 }
 
 // An outcome is what one side's run of one operation did; preallocated for
@@ -125,8 +129,12 @@ type soak struct {
 	checked sync.WaitGroup
 	hcDial  *rstpool.Dialer // the health checker's: RefusedRetry 10 ms
 
-	heap0, heap1 uint64
+	heap0, heap1 uint64 // after the warm-up and at the end, idle connections closed
 	gor0, gor1   int
+	// Before the first operation and after every client was closed and
+	// dropped: what the process keeps beyond its clients.
+	procHeap0, procHeap1 uint64
+	procGor0, procGor1   int
 	took         time.Duration
 }
 
@@ -136,11 +144,21 @@ func TestSoak(t *testing.T) {
 	seed := soakSeedValue()
 	t.Logf("soak seed %d (replay: RSTPOOL_SOAK=%s go test -run TestSoak ./integration/ -soak.seed=%d)", seed, mode, seed)
 	s := &soak{t: t, seed: seed, mode: mode, twin: *soakTwin}
+	if os.Getenv("RSTPOOL_SOAK_HEAPPROFILE") != "" {
+		runtime.MemProfileRate = 1
+	}
 	start := time.Now()
 	s.w = newWorld(t)
 	s.buildKinds()
+	if mode == "short" {
+		s.lighten()
+	}
 	s.schedule()
+	parkGoroutines(10000)
+	s.procHeap0, s.procGor0 = s.measure(false)
 	s.run()
+	s.dropClients()
+	s.procHeap1, s.procGor1 = s.measure(false)
 	s.took = time.Since(start)
 	t.Logf("soak seed %d: %d episodes, %d operations per side, %v", seed, len(s.eps), len(s.ops), s.took.Round(time.Second))
 	s.report()
@@ -152,11 +170,11 @@ func (s *soak) buildKinds() {
 	build := func() []*soakKind {
 		var ks []*soakKind
 		add := func(k *soakKind) { s.kinds = append(s.kinds, k); ks = append(ks, k) }
-		add(s.httpKind("h1", "http://"+w.fps["h1"].Addr()+"/", soakBase(), &rstpool.Dialer{}, &rstpool.Transport{}, 4*time.Second))
-		add(s.httpKind("toxi+nginx", "http://"+w.toxiAddr+"/", soakBase(), &rstpool.Dialer{}, &rstpool.Transport{}, 4*time.Second))
+		add(s.httpKind("h1", "http://"+w.fps["h1"].Addr()+"/", soakBase(), &rstpool.Dialer{}, &rstpool.Transport{}, 3*time.Second))
+		add(s.httpKind("toxi+nginx", "http://"+w.toxiAddr+"/", soakBase(), &rstpool.Dialer{}, &rstpool.Transport{}, 3*time.Second))
 		add(s.httpKind("h2c", "http://"+w.fps["h2c"].Addr()+"/", h2Base(true, nil), &rstpool.Dialer{RefusedRetry: time.Second},
-			&rstpool.Transport{RetryBudget: rstpool.RetryBudget{Burst: 20}}, 4*time.Second))
-		add(s.httpKind("h2tls", "https://"+w.fps["h2tls"].Addr()+"/", h2Base(false, w.tlsConf), &rstpool.Dialer{}, &rstpool.Transport{}, 4*time.Second))
+			&rstpool.Transport{RetryBudget: rstpool.RetryBudget{Burst: 20}}, 3*time.Second))
+		add(s.httpKind("h2tls", "https://"+w.fps["h2tls"].Addr()+"/", h2Base(false, w.tlsConf), &rstpool.Dialer{}, &rstpool.Transport{}, 3*time.Second))
 		add(s.httpKind("nat", "http://"+w.fps["nat"].Addr()+"/", soakBase(),
 			&rstpool.Dialer{Chain: rstpool.Chain{{Name: "nat", IdleTimeout: soakNATIdle, Middlebox: true}}}, &rstpool.Transport{}, 1500*time.Millisecond))
 		pk, err := s.poolKind(w.fps["line"].Addr())
@@ -188,6 +206,15 @@ func (s *soak) buildKinds() {
 	}
 }
 
+// lighten makes the short soak fit two cores under -race in CI: the
+// streams sparser and the bursts smaller than the long soak's.
+func (s *soak) lighten() {
+	for _, k := range s.kinds {
+		k.stream = k.stream * 9 / 4
+		k.burst = min(k.burst, max(k.burst*2/3, 6))
+	}
+}
+
 // newWorld starts the servers, the fault proxies, nginx and toxiproxy, and
 // the PostgreSQL role and table.
 func newWorld(t *testing.T) *world {
@@ -195,10 +222,10 @@ func newWorld(t *testing.T) *world {
 	w.pg = newPGScenario(t, "soak")
 	pgExec(t, w.pg.admin, "alter table "+w.pg.table+" drop constraint "+w.pg.table+"_pkey") // an INSERT run twice leaves two rows
 	h := countingHandler(w.count)
-	w.h1, w.h2c, w.h2tls = startHTTPServer(t, "h1", h), startHTTPServer(t, "h2c", h), startHTTPServer(t, "h2tls", h)
+	ka := soakServerKeepAlive
+	w.h1, w.h2c, w.h2tls = startHTTPServer(t, "h1", ka, h), startHTTPServer(t, "h2c", ka, h), startHTTPServer(t, "h2tls", ka, h)
 	w.tlsConf = w.h2tls.Client().Transport.(*http.Transport).TLSClientConfig
-	app := startHTTPServer(t, "h1", h) // behind nginx, which keeps its upstream connections
-	app.Config.IdleTimeout = time.Minute
+	app := startHTTPServer(t, "h1", time.Minute, h) // behind nginx, which closes its idle upstream connections first
 	for name, up := range map[string]string{"h1": w.h1.Listener.Addr().String(), "h2c": w.h2c.Listener.Addr().String(),
 		"h2tls": w.h2tls.Listener.Addr().String(), "line": startLineServer(t, w.count), "pg": pgAddr(), "nat": w.h1.Listener.Addr().String()} {
 		cfg := faultproxy.Config{}
@@ -209,8 +236,10 @@ func newWorld(t *testing.T) *world {
 	}
 	w.toxi = startToxiproxy(t)
 	w.toxiName = "soak"
-	w.toxiAddr = w.toxi.proxy(t, w.toxiName, startNginx(t, app.Listener.Addr().String()))
-	w.exp417 = startHTTPServer(t, "h1", expect417Handler(w.count)).Listener.Addr().String()
+	// nginx closes its idle upstream connections itself, after a second,
+	// so that none is left open when the soak measures its memory.
+	w.toxiAddr = w.toxi.proxy(t, w.toxiName, startNginxUpstreamIdle(t, app.Listener.Addr().String(), time.Second))
+	w.exp417 = startHTTPServer(t, "h1", ka, expect417Handler(w.count)).Listener.Addr().String()
 	w.no100 = startNo100Server(t, w.count)
 	w.half = startHalfCloser(t)
 	w.refusing = closedAddr(t)
@@ -219,17 +248,17 @@ func newWorld(t *testing.T) *world {
 
 // A world is what the soak's clients talk to.
 type world struct {
-	count             *counter // every HTTP and line server's, by request id
-	h1, h2c, h2tls    *httptest.Server
-	tlsConf           *tls.Config
-	fps               map[string]*faultproxy.Proxy // "h1", "h2c", "h2tls", "line", "pg", "nat"
-	toxi              *toxiproxy
-	toxiName          string
-	toxiAddr          string // toxiproxy → nginx (keepalive_timeout 1s) → app
-	exp417, no100     string
-	half              *halfCloser
-	pg                *pgScenario
-	refusing          string // a closed port
+	count          *counter // every HTTP and line server's, by request id
+	h1, h2c, h2tls *httptest.Server
+	tlsConf        *tls.Config
+	fps            map[string]*faultproxy.Proxy // "h1", "h2c", "h2tls", "line", "pg", "nat"
+	toxi           *toxiproxy
+	toxiName       string
+	toxiAddr       string // toxiproxy → nginx (keepalive_timeout 1s) → app
+	exp417, no100  string
+	half           *halfCloser
+	pg             *pgScenario
+	refusing       string // a closed port
 }
 
 // reapers are the fault proxies whose idle timeout a reap-rst episode sets.
@@ -245,7 +274,7 @@ func (s *soak) schedule() {
 			require.Contains(s.t, episodeKinds, k, "-soak.episodes")
 		}
 	}
-	target := 55 * time.Second
+	target := 40 * time.Second
 	if s.mode == "long" {
 		target = 21 * time.Minute
 	}
@@ -377,11 +406,11 @@ func (s *soak) drawOps(rng *rand.Rand, e *episode) {
 func (s *soak) run() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.checker = cancel
-	s.startHealthChecker(ctx)
 	defer s.stopAll()
 	s.runEpisode(s.eps[0])
-	s.heap0, s.gor0 = s.measure(false)
-	deadline := time.Now().Add(map[string]time.Duration{"short": 110 * time.Second, "long": 35 * time.Minute}[s.mode])
+	s.heap0, s.gor0 = s.measure(true)
+	s.startHealthChecker(ctx)
+	deadline := time.Now().Add(map[string]time.Duration{"short": 90 * time.Second, "long": 35 * time.Minute}[s.mode])
 	for _, e := range s.eps[1:] {
 		if time.Now().After(deadline) {
 			s.t.Errorf("soak seed %d: out of time before episode %d of %d", s.seed, e.idx, len(s.eps))
@@ -389,7 +418,23 @@ func (s *soak) run() {
 		}
 		s.runEpisode(e)
 	}
+	s.checker()
+	s.checked.Wait()
 	s.heap1, s.gor1 = s.measure(true)
+}
+
+// dropClients closes every client and forgets it, so that what is left is
+// what the process keeps: the servers and rstpool's process-wide state.
+func (s *soak) dropClients() {
+	s.quiesce()
+	for _, c := range slices.Backward(s.closers) {
+		c()
+	}
+	s.closers = nil
+	for _, k := range s.kinds {
+		k.do, k.quiesce = [2]doFunc{}, nil
+	}
+	time.Sleep(soakIdleConnTimeout + 300*time.Millisecond) // the servers close their side
 }
 
 // startHealthChecker dials every destination the faults touch every 10 ms
@@ -415,6 +460,7 @@ func (s *soak) stopAll() {
 	for _, c := range slices.Backward(s.closers) {
 		c()
 	}
+	s.closers = nil
 }
 
 // quiesce closes every idle connection of both sides.
@@ -426,27 +472,59 @@ func (s *soak) quiesce() {
 	}
 }
 
-// measure returns the heap in use after GC and the goroutines, with every
-// idle connection closed; at the end it first lets the servers and the
-// rstpool Pool (IdleTimeout 2 s) close theirs.
-func (s *soak) measure(end bool) (uint64, int) {
-	s.quiesce()
-	if end {
-		time.Sleep(3 * time.Second)
+// measure returns the heap in use after GC and the goroutines; with
+// settle, after every idle connection was closed and the servers, nginx
+// and the rstpool Pool (IdleTimeout 2 s) closed theirs. The health checker
+// is not running.
+func (s *soak) measure(settle bool) (uint64, int) {
+	if settle {
 		s.quiesce()
+		time.Sleep(soakIdleConnTimeout + 300*time.Millisecond)
+		s.quiesce()
+		// On a busy machine the servers' sides may take a moment longer.
+		for deadline := time.Now().Add(3 * time.Second); s.gor0 > 0 && runtime.NumGoroutine() > s.gor0+soakGoroutineSlack && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 	time.Sleep(200 * time.Millisecond)
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
+	if dir := os.Getenv("RSTPOOL_SOAK_HEAPPROFILE"); dir != "" {
+		name := fmt.Sprintf("%d", time.Now().UnixMilli())
+		f, err := os.Create(filepath.Join(dir, "heap-"+name+".pprof"))
+		if err == nil {
+			_ = pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+		if f, err := os.Create(filepath.Join(dir, "goroutines-"+name+".txt")); err == nil {
+			_ = pprof.Lookup("goroutine").WriteTo(f, 1)
+			f.Close()
+		}
+	}
 	return ms.HeapAlloc, runtime.NumGoroutine()
+}
+
+// parkGoroutines starts n goroutines that wait, then ends them: the runtime
+// keeps every goroutine descriptor it ever made (about 400 bytes each), so
+// the baseline of the heap must already hold as many as the soak's peak.
+func parkGoroutines(n int) {
+	var wg sync.WaitGroup
+	park := make(chan struct{})
+	for range n {
+		wg.Go(func() { <-park })
+	}
+	close(park)
+	wg.Wait()
 }
 
 // runEpisode runs one episode: warm-up burst, quiet spell, then the fault
 // and the traffic at once.
 func (s *soak) runEpisode(e *episode) {
 	s.curEp.Store(int32(e.idx))
+	start := time.Now()
+	defer func() { e.took = time.Since(start) }()
 	var warm, main []*soakOp
 	for _, op := range s.opsOf(e) {
 		if op.at < 0 {
@@ -649,4 +727,3 @@ func (t *eventTally) cause(kind, ep int, c rstpool.Cause) int64 {
 // quietLog is a logger for servers whose complaints about reset
 // connections are the point of the test.
 func quietLog() *log.Logger { return log.New(io.Discard, "", 0) }
-

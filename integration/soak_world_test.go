@@ -81,11 +81,11 @@ func countingHandler(c *counter) http.Handler {
 	})
 }
 
-// startHTTPServer runs an HTTP server with soakServerKeepAlive: HTTP/1
-// (proto "h1"), HTTP/1 and h2c ("h2c") or HTTP/2 over TLS ("h2tls").
-func startHTTPServer(t *testing.T, proto string, h http.Handler) *httptest.Server {
+// startHTTPServer runs an HTTP server with keep-alive idle: HTTP/1 (proto
+// "h1"), HTTP/1 and h2c ("h2c") or HTTP/2 over TLS ("h2tls").
+func startHTTPServer(t *testing.T, proto string, idle time.Duration, h http.Handler) *httptest.Server {
 	srv := httptest.NewUnstartedServer(h)
-	srv.Config.IdleTimeout = soakServerKeepAlive
+	srv.Config.IdleTimeout = idle
 	srv.Config.ErrorLog = quietLog()
 	switch proto {
 	case "h2c":

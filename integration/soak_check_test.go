@@ -240,6 +240,12 @@ func (s *soak) checkIdempotent() {
 	}
 	groups := map[[3]string]*group{}
 	var order [][3]string
+	excused := 0
+	defer func() {
+		if excused > 0 {
+			s.t.Logf("soak seed %d: %d idempotent timeouts of rstpool's not counted: the same operation timed out on the stock side too", s.seed, excused)
+		}
+	}()
 	for _, op := range s.ops {
 		k := s.kinds[op.kind]
 		o := &s.outs[op.id(oursSide)]
@@ -247,6 +253,10 @@ func (s *soak) checkIdempotent() {
 			continue
 		}
 		e := s.eps[op.ep]
+		if st := &s.outs[op.id(stockSide)]; o.class == rstpool.ClassTimeout && st.failed && st.class == rstpool.ClassTimeout {
+			excused++ // the world was slow for both sides (a busy machine), not a connection rstpool could replace
+			continue
+		}
 		row, ok := s.rowOfIdempotentError(k, e, op, o)
 		if ok {
 			continue

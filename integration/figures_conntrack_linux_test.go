@@ -18,9 +18,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// conntrackIdle is the middlebox's timeout for established flows.
-const conntrackIdle = time.Second
-
 // TestFiguresConntrack: a client namespace reaches a server namespace
 // through a middlebox namespace that routes between them with conntrack,
 // forgets an established flow idle for a second

@@ -135,7 +135,7 @@ type soak struct {
 	// dropped: what the process keeps beyond its clients.
 	procHeap0, procHeap1 uint64
 	procGor0, procGor1   int
-	took         time.Duration
+	took                 time.Duration
 }
 
 // TestSoak runs the seeded soak and checks its invariants.

@@ -159,7 +159,10 @@ func (s *soak) violation(row, format string, args ...any) {
 // check runs every invariant.
 func (s *soak) check() {
 	if s.twin {
-		s.t.Log("twin run: both sides are stock; no invariant checked")
+		// Both sides are stock: only the side-by-side comparisons apply,
+		// and they must hold between identical clients (the margins' test).
+		s.checkCells()
+		s.checkDials()
 		return
 	}
 	s.checkDuplicates()

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -16,12 +17,13 @@ import (
 // Margins, from measured spreads (see the comments at each use).
 const (
 	// soakCellSlack and soakCellShare bound how many more errors rstpool
-	// may surface than stock in one cell (kind × method): two identical
-	// stock clients over the same schedule (-soak.twin) differed by at
-	// most 3 per cell over 5 short runs, and by at most a fifth of the
-	// cell's errors.
+	// may surface than stock in one cell (kind × method), beyond two
+	// standard deviations of a count (2·√stock): two identical stock
+	// clients over the same schedule (-soak.twin) differed by up to 5 of
+	// 5 to 77 errors per cell (seeds 2, 5 and 8; sql insert 5 vs 10, the
+	// most, since database/sql retries ErrBadConn on its own).
 	soakCellSlack = 3
-	soakCellShare = 0.25
+	soakCellShare = 0.1
 	// soakDialShare and soakDialSlack bound rstpool's connections opened
 	// against stock's, per kind: twin runs differed by at most 12 % and 6
 	// connections; rstpool's retries go on a connection of their own, so a
@@ -102,7 +104,9 @@ func (s *soak) cells() map[[2]int]*cellErrs {
 	return out
 }
 
-func cellMargin(stock int) int { return soakCellSlack + int(soakCellShare*float64(stock)) }
+func cellMargin(stock int) int {
+	return soakCellSlack + int(2*math.Sqrt(float64(stock))+soakCellShare*float64(stock))
+}
 
 // report logs the per-cell table, connections, events and memory.
 func (s *soak) report() {

@@ -260,7 +260,7 @@ func (s *soak) checkIdempotent() {
 			continue
 		}
 		e := s.eps[op.ep]
-		if st := &s.outs[op.id(stockSide)]; o.class == rstpool.ClassTimeout && st.failed && st.class == rstpool.ClassTimeout {
+		if st := &s.outs[op.id(stockSide)]; o.timedOut && st.failed && st.timedOut {
 			excused++ // the world was slow for both sides (a busy machine), not a connection rstpool could replace
 			continue
 		}
@@ -311,8 +311,10 @@ func (s *soak) rowOfIdempotentError(k *soakKind, e *episode, op *soakOp, o *outc
 		return "", true
 	case e.downKind() && !o.start.Before(e.faultEnd):
 		return "4", false // failed though the destination was back
-	case e.downKind():
+	case e.downKind() && refused:
 		return "3", false // down for less than the budget
+	case e.downKind():
+		return "3, 5", false // a connect answered by a reset, or a flow the restart reset
 	case e.kind == "blip" || e.kind == "accept-reset":
 		return "5", false
 	case e.kind == "warm-up":

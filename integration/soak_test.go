@@ -104,6 +104,7 @@ type outcome struct {
 	start, end time.Time
 	done       bool
 	failed     bool
+	timedOut   bool // it failed after nearly its whole time limit
 	class      rstpool.Class
 	cause      rstpool.Cause
 }
@@ -592,6 +593,7 @@ func (s *soak) exec(op *soakOp, side int) {
 		return
 	}
 	o.failed, o.class, o.cause = true, rstpool.Classify(err), causeOf(err)
+	o.timedOut = o.class == rstpool.ClassTimeout || o.end.Sub(o.start) >= k.timeout*9/10
 	msg := err.Error()
 	s.samples[(op.kind*4+k.methodIndex(op.method))*2+side].CompareAndSwap(nil, &msg)
 	if side == oursSide && (k.idem[op.method] || k.stream == 0) {

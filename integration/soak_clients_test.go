@@ -468,10 +468,11 @@ func halfClosePayload(id int64) string {
 
 // mixedKind is Retry around work that mixes clients (issue 16, row 1):
 // "http+pool" is a POST through a stock http.Client, then a Pool.Do on a
-// port that refuses; "pgx+pgx" is an INSERT on a pgx connection acquired
+// server that closes every connection at once, so that the Do fails before
+// a byte of it left (EOF); "pgx+pgx" is an INSERT on a pgx connection acquired
 // before Retry, then a read through a second rstpgx-configured pool whose
 // port refuses. The stock side runs the same work without Retry.
-func (s *soak) mixedKind(postURL, refusing string, pgxPools [2]*pgxpool.Pool) (*soakKind, error) {
+func (s *soak) mixedKind(postURL, closing, refusing string, pgxPools [2]*pgxpool.Pool) (*soakKind, error) {
 	k := newKind(&soakKind{name: "mixed", methods: []string{"http+pool", "pgx+pgx"}, idem: idemSet(),
 		budget: rstpool.DefaultRefusedRetry, timeout: 4 * time.Second})
 	plain := &http.Client{Transport: soakBase(), Timeout: 4 * time.Second}
@@ -479,12 +480,12 @@ func (s *soak) mixedKind(postURL, refusing string, pgxPools [2]*pgxpool.Pool) (*
 	k.quiesce = append(k.quiesce, plain.CloseIdleConnections)
 	d := &rstpool.Dialer{RefusedRetry: 30 * time.Millisecond}
 	d.Observer = s.events.observer(s, len(s.kinds), &k.dials[oursSide])
-	refPool, err := rstpool.NewPool(rstpool.PoolConfig{Addr: refusing, Dialer: d, Wrap: newLineConn})
+	refPool, err := rstpool.NewPool(rstpool.PoolConfig{Addr: closing, Dialer: d, Wrap: newLineConn})
 	if err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { _ = refPool.Close(context.Background()) })
-	stockPool := &naivePool{dial: func(ctx context.Context) (net.Conn, error) { return stockNetDial()(ctx, "tcp", refusing) }}
+	stockPool := &naivePool{dial: func(ctx context.Context) (net.Conn, error) { return stockNetDial()(ctx, "tcp", closing) }}
 	var refPgx [2]*pgxpool.Pool
 	for side := range refPgx {
 		cfg, err := pgxpool.ParseConfig(pgURL(refusing, s.w.pg.role, s.w.pg.app))
@@ -500,10 +501,18 @@ func (s *soak) mixedKind(postURL, refusing string, pgxPools [2]*pgxpool.Pool) (*
 		s.closers = append(s.closers, refPgx[side].Close)
 	}
 	for side := range 2 {
-		poolDo := stockPool.do
+		// The step prepares its request past the Dialer's ValidateAfter:
+		// the connection's check finds the server's FIN, nothing is sent.
+		poolDo := func(ctx context.Context, op *soakOp, id int64) error {
+			time.Sleep(15 * time.Millisecond)
+			return stockPool.do(ctx, op, id)
+		}
 		if side == oursSide {
 			poolDo = func(ctx context.Context, op *soakOp, id int64) error {
-				return refPool.Do(ctx, false, func(c net.Conn) error { return exchange(ctx, c.(*lineConn), op, id) })
+				return refPool.Do(ctx, false, func(c net.Conn) error {
+					time.Sleep(15 * time.Millisecond)
+					return exchange(ctx, c.(*lineConn), op, id)
+				})
 			}
 		}
 		k.do[side] = func(ctx context.Context, op *soakOp, id int64) error {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -189,7 +190,7 @@ func (s *soak) buildKinds() {
 		add(gk)
 		add(s.uploadKind("http://"+w.exp417+"/", "http://"+w.no100+"/"))
 		add(s.halfCloseKind(w.half.addr))
-		mk, err := s.mixedKind("http://"+w.fps["h1"].Addr()+"/", w.refusing, pools)
+		mk, err := s.mixedKind("http://"+w.fps["h1"].Addr()+"/", w.closing, w.refusing, pools)
 		require.NoError(t, err)
 		add(mk)
 		return ks
@@ -244,6 +245,7 @@ func newWorld(t *testing.T) *world {
 	w.no100 = startNo100Server(t, w.count)
 	w.half = startHalfCloser(t)
 	w.refusing = closedAddr(t)
+	w.closing = serveConns(t, func(net.Conn) {}) // closes each connection at once
 	return w
 }
 
@@ -260,6 +262,7 @@ type world struct {
 	half           *halfCloser
 	pg             *pgScenario
 	refusing       string // a closed port
+	closing        string // a server that closes every connection at once
 }
 
 // reapers are the fault proxies whose idle timeout a reap-rst episode sets.

@@ -55,6 +55,12 @@ func startProxyProcess(t *testing.T, program string, addr string, args ...string
 }
 
 func startNginx(t *testing.T, upstream string) string {
+	return startNginxUpstreamIdle(t, upstream, time.Minute)
+}
+
+// startNginxUpstreamIdle is startNginx with the idle timeout of nginx's own
+// connections to the upstream (its default is a minute).
+func startNginxUpstreamIdle(t *testing.T, upstream string, upIdle time.Duration) string {
 	dir, addr := t.TempDir(), freePort(t)
 	conf := fmt.Sprintf(`daemon off;
 master_process off;
@@ -68,7 +74,7 @@ http {
 	fastcgi_temp_path %[1]s/fastcgi;
 	uwsgi_temp_path %[1]s/uwsgi;
 	scgi_temp_path %[1]s/scgi;
-	upstream app { server %[2]s; keepalive 16; }
+	upstream app { server %[2]s; keepalive 16; keepalive_timeout %[4]dms; }
 	server {
 		listen %[3]s;
 		keepalive_timeout 1s;
@@ -80,7 +86,7 @@ http {
 		}
 	}
 }
-`, dir, upstream, addr)
+`, dir, upstream, addr, upIdle.Milliseconds())
 	path := filepath.Join(dir, "nginx.conf")
 	require.NoError(t, os.WriteFile(path, []byte(conf), 0o644))
 	startProxyProcess(t, "nginx", addr, "-c", path, "-p", dir)

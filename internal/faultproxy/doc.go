@@ -5,8 +5,12 @@
 //   - a NAT or load balancer that forgets a flow idle longer than a timeout
 //     (Config.IdleTimeout). It tells no one when it forgets; the client learns
 //     only when it next sends, by an RST (ActionReset), a FIN both ways
-//     (ActionClose), or silence (ActionDrop). Idleness is measured lazily,
-//     when bytes arrive after a gap: no timer runs per flow.
+//     (ActionClose), or silence (ActionDrop). With ActionReset, a sweep
+//     closes the client's socket without a word as the timeout passes (TCP
+//     repair mode, Linux with CAP_NET_ADMIN), so that the kernel answers
+//     the client's next bytes with an RST and acknowledges none of them, as
+//     a middlebox does; elsewhere, and for the other actions, idleness is
+//     measured lazily, when bytes arrive after a gap.
 //   - a peer that resets mid-transfer after N bytes (Config.ResetAfterBytes),
 //     on a fraction of connections chosen by a seeded generator.
 //   - a peer that restarts (Restart: open flows are reset, connects are

@@ -180,6 +180,22 @@ func (f *flow) reap(now int64) uint32 {
 	return f.state.Load()
 }
 
+// forgetSilently forgets the flow if it sat idle beyond the timeout and can
+// close its client socket without a word.
+func (f *flow) forgetSilently(now int64) {
+	if f.state.Load() != stLive || f.up.Load() == nil {
+		return
+	}
+	pol := f.p.idle.Load()
+	if time.Duration(now-f.last.Load()) <= pol.timeout || !silence(f.client) {
+		return
+	}
+	if f.reap(now) == stForgotten+uint32(ActionReset) && f.finish() {
+		_ = f.client.Close() // silenced: no FIN, no RST
+		closeConn(f.up.Load(), false)
+	}
+}
+
 // onForgotten applies the idle action to bytes that reach a forgotten flow.
 // Upstream bytes vanish; the client learns when it next sends.
 func (f *flow) onForgotten(dir Direction, a Action) bool {

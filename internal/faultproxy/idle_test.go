@@ -25,7 +25,9 @@ func idleFlow(t *testing.T, a Action) (*Proxy, *net.TCPConn) {
 	time.Sleep(testGap)
 	_, err := readErr(c, 50*time.Millisecond)
 	require.True(t, isTimeout(err), "the client must learn nothing before it sends: %v", err)
-	require.Equal(t, int64(0), p.Stats().Reaped(), "forgetting is lazy")
+	if a != ActionReset {
+		require.Equal(t, int64(0), p.Stats().Reaped(), "forgetting is lazy")
+	}
 	_, err = c.Write([]byte("after the gap"))
 	require.NoError(t, err)
 	return p, c
@@ -39,6 +41,15 @@ func TestIdleReapReset(t *testing.T) {
 	st := p.Stats()
 	require.Equal(t, int64(1), st.ReapedReset)
 	require.Equal(t, int64(len("before the gap")), st.BytesUp, "nothing forwarded after the gap")
+	if silenceWorks(t) {
+		// As a NAT that forgot the flow: the reset answers the bytes
+		// after the gap and acknowledges none of them.
+		raw, err := c.SyscallConn()
+		require.NoError(t, err)
+		acked := -1
+		require.NoError(t, raw.Control(func(fd uintptr) { acked = bytesAcked(int(fd)) }))
+		require.Equal(t, len("before the gap"), acked, "the bytes after the gap were not acknowledged")
+	}
 }
 
 func TestIdleReapClose(t *testing.T) {

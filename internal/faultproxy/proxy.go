@@ -80,7 +80,39 @@ func Start(cfg Config) (*Proxy, error) {
 	p.mu.Lock()
 	p.serveLocked(ln)
 	p.mu.Unlock()
+	p.wg.Add(1)
+	go p.forgetIdle()
 	return p, nil
+}
+
+// forgetIdle forgets, as their idle timeout passes, the flows whose idle
+// action is ActionReset, the way a NAT or a load balancer does: the
+// client's socket goes without a FIN or an RST, so that its next bytes
+// meet no socket, and the kernel answers them with an RST, acknowledging
+// none. Where the socket cannot go silently (TCP_REPAIR needs
+// CAP_NET_ADMIN), the flow is forgotten when its next bytes arrive, as
+// before: acknowledged, then reset.
+func (p *Proxy) forgetIdle() {
+	defer p.wg.Done()
+	for {
+		pol := p.idle.Load()
+		tick := 50 * time.Millisecond
+		if pol.timeout > 0 {
+			tick = max(pol.timeout/20, 2*time.Millisecond)
+		}
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-time.After(tick):
+		}
+		if pol.timeout <= 0 || pol.action != ActionReset {
+			continue
+		}
+		now := p.now()
+		for _, f := range p.openFlows() {
+			f.forgetSilently(now)
+		}
+	}
 }
 
 // Addr returns the address clients connect to, "127.0.0.1:port". It stays the

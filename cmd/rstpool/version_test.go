@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -75,10 +76,8 @@ func TestVersionOfEveryBuild(t *testing.T) {
 	}
 	goVersion := strings.TrimSpace(output(t, goTool, "env", "GOVERSION"))
 	head, stamped := checkoutHead(t)
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "rstpool")
-	output(t, goTool, "build", "-buildvcs=true", "-o", bin, ".")
-	gobin := filepath.Join(dir, "gobin")
+	bin := builtCommand(t)
+	gobin := filepath.Join(t.TempDir(), "gobin")
 	install := exec.Command(goTool, "install", "-buildvcs=true", ".")
 	install.Env = append(os.Environ(), "GOBIN="+gobin)
 	out, err := install.CombinedOutput()
@@ -103,6 +102,41 @@ func TestVersionOfEveryBuild(t *testing.T) {
 			t.Logf("%s: no revision expected: %s", how, doc)
 		}
 	}
+}
+
+// built is the command built once for the tests that run it as a process.
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+	out  []byte
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// builtCommand returns the path of the command built by "go build
+// -buildvcs=true", or skips the test where there is no go command.
+func builtCommand(t *testing.T) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command on PATH")
+	}
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "rstpool-cmd-"); built.err != nil {
+			return
+		}
+		build := exec.Command(goTool, "build", "-buildvcs=true", "-o", filepath.Join(built.dir, "rstpool"), ".")
+		built.out, built.err = build.CombinedOutput()
+	})
+	require.NoError(t, built.err, string(built.out))
+	return filepath.Join(built.dir, "rstpool")
 }
 
 // checkoutHead returns the commit checked out, and whether the go command

@@ -2,7 +2,9 @@ package demo
 
 import (
 	"bytes"
+	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -61,4 +63,47 @@ func TestTableExplainsItself(t *testing.T) {
 	require.Contains(t, out, "database redis: not reachable")
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	require.Equal(t, Verdict(rep), lines[len(lines)-1], "the verdict is the last line")
+}
+
+// The README's sample output is what WriteTable prints today: the same
+// rows, their meanings, the recipe, and a verdict that agrees with the
+// sample's own counts.
+func TestREADMESample(t *testing.T) {
+	readme, err := os.ReadFile("../../../../README.md")
+	require.NoError(t, err)
+	_, after, ok := strings.Cut(string(readme), "go run ./cmd/rstpool demo\n```\n\n```\n")
+	require.True(t, ok, "the README's demo sample")
+	sample, _, _ := strings.Cut(after, "```")
+	require.NotContains(t, sample, "peer_closed")
+
+	// The table: from its header to the first blank line; a row's label
+	// ends at the first run of two spaces after it began.
+	_, table, _ := strings.Cut(sample, "stock     rstpool\n")
+	table, _, _ = strings.Cut(table, "\n\n")
+	label := regexp.MustCompile(`^( *\S.*?) {2,}\S`)
+	var labels []string
+	for _, line := range strings.Split(table, "\n") {
+		m := label.FindStringSubmatch(line)
+		require.NotNil(t, m, line)
+		labels = append(labels, m[1])
+	}
+	rows := tableRows([]ClientResult{{ErrorsByClass: map[string]int{"reset": 1}}, {}}, httpLabels)
+	var want []string
+	for _, row := range rows[1:] {
+		want = append(want, row[0])
+	}
+	require.Equal(t, want, labels, "the sample's rows")
+
+	var b bytes.Buffer
+	writeMeanings(&b, httpLabels, rows)
+	require.Contains(t, sample, b.String(), "the rows' meanings")
+	require.Contains(t, sample, "  http     "+HTTPRecipe+"\n")
+
+	idem := regexp.MustCompile(`(?m)^  idempotent \(GET, PUT, POST\+key\) +(\d+) +(\d+)$`).FindStringSubmatch(sample)
+	require.NotNil(t, idem)
+	twice := regexp.MustCompile(`(?m)^POSTs the server saw twice +(\d+) +(\d+)$`).FindStringSubmatch(sample)
+	require.NotNil(t, twice)
+	n := func(s string) int { v, err := strconv.Atoi(s); require.NoError(t, err); return v }
+	rep := &Report{Clients: pair(n(idem[1]), n(idem[2]), n(twice[1]), n(twice[2]))}
+	require.True(t, strings.HasSuffix(sample, "\n"+Verdict(rep)+"\n"), "the sample ends with its verdict:\n%s", sample)
 }

@@ -39,11 +39,11 @@ func loadModule(dir string) ([]entry, error) {
 	}
 	var out []entry
 	for _, p := range pkgs {
+		if p.Name == "main" || isInternal(p.PkgPath) {
+			continue // no API; its errors are the build's to report
+		}
 		if len(p.Errors) > 0 {
 			return nil, fmt.Errorf("load %s: %v", p.PkgPath, p.Errors[0])
-		}
-		if p.Name == "main" || isInternal(p.PkgPath) {
-			continue
 		}
 		qual := p.Name
 		if p.PkgPath != root {

@@ -32,20 +32,24 @@ requests a fault hits.
 
 --with postgres,mysql,redis also runs, at the same time and each over its own
 copy of the path, the real drivers against the local servers, stock and wired
-to rstpool as README.md shows:
+to rstpool as README.md and CLIENTS.md show:
   postgres  pgxpool; rstpgx.Configure, calls in rstpgx.Retry
             (postgres@127.0.0.1:5432, database test, trust)
   mysql     database/sql + go-sql-driver/mysql; mysql.RegisterDialContext with
             the Dialer, rstpool.WrapConnector, calls in rstpool.Retry
             (root@127.0.0.1:3306, no password, database test)
   redis     go-redis; Options.Dialer, ConnMaxIdleTime from d.Limits(),
-            MaxRetries -1, calls in rstpool.Retry (127.0.0.1:6379)
+            DialerRetries 1, go-redis's own retries (127.0.0.1:6379)
 Reads, and writes the server counts (INSERT into table rstpool_demo_writes,
 HINCRBY on hash rstpool-demo:RUN; each run deletes its own), so that a write
 applied twice shows. "retries taken" counts the second attempts the demo sees
-(rstpool.Retry's), not a driver's own (go-redis, database/sql). A server that
-does not answer is skipped, and the report says how to start it;
-RSTPOOL_REQUIRE_SERVICES=1 makes that an error.
+(rstpool.Retry's, rstpgx.Retry's), not a driver's own (go-redis, database/sql).
+A server that does not answer is skipped, and the report says how to start
+it; RSTPOOL_REQUIRE_SERVICES=1 makes that an error. The drivers are linked in
+only when the command is built with the tag demodb, so that the default run
+fetches and compiles none:
+  go run -tags demodb ./cmd/rstpool demo --with postgres,mysql,redis
+  go install -tags demodb github.com/rstpool/rstpool/cmd/rstpool@latest
 
 --json prints the report as one JSON document: snake_case keys, and every
 duration a number of milliseconds in a key ending in _ms. Top level:
@@ -93,24 +97,34 @@ func (f *demoFlags) define(fs *flag.FlagSet) {
 	fs.Int64Var(&f.custom.ResetAfter, "reset-after", d.ResetAfter, "request bytes after which a chosen flow is reset")
 	fs.DurationVar(&f.custom.RestartEvery, "restart-every", d.RestartEvery, "mean time between restarts, 0 = none")
 	fs.DurationVar(&f.custom.RestartDown, "restart-down", d.RestartDown, "how long a restart refuses connects")
-	fs.Func("with", "database `legs`, comma-separated: "+strings.Join(demo.DatabaseNames(), ", "), f.addDatabases)
+	fs.Func("with", withUsage(), f.addDatabases)
 	fs.BoolVar(&f.json, "json", false, "print the report as one JSON document on stdout")
 	fs.StringVar(&f.save, "json-out", "", "also write the JSON report to `FILE`")
 }
 
 // addDatabases takes one --with value.
 func (f *demoFlags) addDatabases(s string) error {
-	known := demo.DatabaseNames()
 	for _, name := range strings.Split(s, ",") {
 		switch {
-		case !slices.Contains(known, name):
-			return fmt.Errorf("%q: want %s", name, strings.Join(known, ", "))
+		case !slices.Contains(demo.Known, name):
+			return fmt.Errorf("%q: want %s", name, strings.Join(demo.Known, ", "))
+		case !slices.Contains(demo.DatabaseNames(), name):
+			return fmt.Errorf("%q: %w", name, demo.ErrNotBuiltIn)
 		case slices.Contains(f.cfg.Databases, name):
 			return fmt.Errorf("%q named twice", name)
 		}
 		f.cfg.Databases = append(f.cfg.Databases, name)
 	}
 	return nil
+}
+
+// withUsage is the usage line of --with.
+func withUsage() string {
+	u := "database `legs`, comma-separated: " + strings.Join(demo.Known, ", ")
+	if len(demo.DatabaseNames()) == 0 {
+		u += " (this build has none: build with -tags demodb)"
+	}
+	return u
 }
 
 // check validates the parsed command line, naming the flag at fault, and

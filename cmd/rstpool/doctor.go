@@ -35,7 +35,8 @@ for a usage error.`
 
 func runDoctor(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("doctor", "[--port N] [--json]", doctorAbout, stderr)
-	port := fs.Uint("port", 0, "also inspect the listeners on this TCP `port` (1 to 65535)")
+	var port portFlag
+	fs.Var(&port, "port", "also inspect the listeners on this TCP `port` (1 to 65535)")
 	asJSON := fs.Bool("json", false, "print the findings and the host state as one JSON object (see above)")
 	root := fs.String("root", "/", "directory holding proc/ (for inspecting a copy of another host's /proc)")
 	if st := parseFlags(fs, args); st >= 0 {
@@ -44,8 +45,8 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case fs.NArg() > 0:
 		return usageError(stderr, "doctor", "unexpected argument %q", fs.Arg(0))
-	case *port > 65535:
-		return usageError(stderr, "doctor", "--port %d: must be between 1 and 65535", *port)
+	case port.check("port") != nil:
+		return usageError(stderr, "doctor", "%v", port.check("port"))
 	}
 	if fi, err := os.Stat(filepath.Join(*root, "proc")); *root != "/" && (err != nil || !fi.IsDir()) {
 		return usageError(stderr, "doctor", "--root %s: no proc directory in it", *root)
@@ -53,7 +54,7 @@ func runDoctor(args []string, stdout, stderr io.Writer) int {
 	if err := diag.HostSupported(); err != nil && *root == "/" {
 		return fail(stderr, "doctor", err)
 	}
-	opts := diag.DoctorOptions{Root: *root, Port: uint16(*port)}
+	opts := diag.DoctorOptions{Root: *root, Port: port.port()}
 	if *root == "/" {
 		opts.Backlogs = diag.ListenBacklogs
 	}

@@ -1,11 +1,17 @@
 // The command, in a module of its own so that the drivers of its demo stay
-// out of the core module. It has no replace directives, so that
-// "go install github.com/rstpool/rstpool/cmd/rstpool@latest" works once the
-// requirements below name released versions of the root module and rstpgx;
-// in this repository, go.work resolves both to the working tree.
+// out of the core module. The replace directives make a clone build on its
+// own (GOWORK=off go build, go install ./cmd/rstpool) against the root module
+// and rstpgx of the same checkout. go install ...@VERSION refuses a module
+// whose go.mod has replace directives, so the commit that a cmd/rstpool tag
+// names drops them and requires released versions instead (RELEASING.md).
 module github.com/rstpool/rstpool/cmd/rstpool
 
 go 1.26.0
+
+replace (
+	github.com/rstpool/rstpool => ../..
+	github.com/rstpool/rstpool/rstpgx => ../../rstpgx
+)
 
 require (
 	github.com/go-sql-driver/mysql v1.10.1
@@ -29,4 +35,3 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 )
-

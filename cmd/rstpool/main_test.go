@@ -97,7 +97,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"probe", "127.0.0.1:0"}, "with a port from 1 to 65535"},
 		{[]string{"probe", "127.0.0.1:99999"}, "with a port from 1 to 65535"},
 		{[]string{"doctor", "--port", "70000"}, "--port 70000: must be between 1 and 65535"},
-		{[]string{"doctor", "--port", "-1"}, `invalid value "-1" for flag -port`},
+		{[]string{"doctor", "--port", "-1"}, "--port -1: must be between 1 and 65535"},
 		{[]string{"doctor", "extra"}, `unexpected argument "extra"`},
 		{[]string{"doctor", "--root", "/nonexistent"}, "--root /nonexistent: no proc directory"},
 		{[]string{"watch"}, "--port: required"},

@@ -32,7 +32,8 @@ usage error.`
 
 func runWatch(args []string, stdout, stderr io.Writer) int {
 	fs := newFlags("watch", "--port N [--duration D] [--json]", watchAbout, stderr)
-	port := fs.Uint("port", 0, "TCP `port` to watch (required)")
+	var port portFlag
+	fs.Var(&port, "port", "TCP `port` to watch (required; 1 to 65535)")
 	duration := fs.Duration("duration", 0, "stop after this long (0: until Ctrl-C)")
 	asJSON := fs.Bool("json", false, "print only the summary, as one JSON object (see above)")
 	if st := parseFlags(fs, args); st >= 0 {
@@ -41,17 +42,17 @@ func runWatch(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case fs.NArg() > 0:
 		return usageError(stderr, "watch", "unexpected argument %q", fs.Arg(0))
-	case *port == 0:
+	case !port.given():
 		return usageError(stderr, "watch", "--port: required, the TCP port to watch (1 to 65535)")
-	case *port > 65535:
-		return usageError(stderr, "watch", "--port %d: must be between 1 and 65535", *port)
+	case port.check("port") != nil:
+		return usageError(stderr, "watch", "%v", port.check("port"))
 	case *duration < 0:
 		return usageError(stderr, "watch", "--duration %s: must not be negative (0: until Ctrl-C)", *duration)
 	}
 	if err := diag.HostSupported(); err != nil {
 		return fail(stderr, "watch", err)
 	}
-	capture, err := diag.OpenCapture(uint16(*port))
+	capture, err := diag.OpenCapture(port.port())
 	if err != nil {
 		return fail(stderr, "watch", err)
 	}
@@ -65,7 +66,7 @@ func runWatch(args []string, stdout, stderr io.Writer) int {
 	}
 	var onRST func(diag.RSTEvent)
 	if !*asJSON {
-		fmt.Fprintf(stdout, "watching TCP port %d (Ctrl-C to stop)\n", *port)
+		fmt.Fprintf(stdout, "watching TCP port %d (Ctrl-C to stop)\n", port.port())
 		onRST = func(e diag.RSTEvent) { fmt.Fprintln(stdout, e) }
 	}
 	sum, err := capture.Run(ctx, onRST)

@@ -11,6 +11,7 @@ import (
 	_ "github.com/redis/go-redis/v9"
 	_ "github.com/rstpool/rstpool"
 	_ "github.com/rstpool/rstpool/rstgrpc"
+	_ "github.com/rstpool/rstpool/rstotel"
 	_ "github.com/rstpool/rstpool/rstpgx"
 	_ "github.com/rstpool/rstpool/rstprom"
 	_ "google.golang.org/grpc"

@@ -13,7 +13,7 @@
 //
 //   - It may begin with import lines, which are moved to the file's
 //     imports. Without them, the packages listed in imports below are
-//     imported by their usual names (rstpool, rstpgx, rstgrpc, rstprom, prometheus, http, sql,
+//     imported by their usual names (rstpool, rstpgx, rstgrpc, rstprom, rstotel, prometheus, http, sql,
 //     atomic, slog, pgx, pgxpool, stdlib, mysql, redis, grpc, keepalive,
 //     insecure, and the common standard ones) when the block uses them.
 //   - These placeholders are in scope without being declared: ctx
@@ -64,6 +64,7 @@ var imports = map[string]string{
 	"rstpgx":     "github.com/rstpool/rstpool/rstpgx",
 	"rstgrpc":    "github.com/rstpool/rstpool/rstgrpc",
 	"rstprom":    "github.com/rstpool/rstpool/rstprom",
+	"rstotel":    "github.com/rstpool/rstpool/rstotel",
 	"prometheus": "github.com/prometheus/client_golang/prometheus",
 
 	"pgx":       "github.com/jackc/pgx/v5",

@@ -48,10 +48,10 @@ type Config struct {
 	Faults      Faults        // what the proxy injects
 
 	// Databases names the database legs to run beside the HTTP legs, each
-	// at most once: "postgres", "mysql", "redis" (DatabaseNames). A
-	// database not reachable at its local address is skipped, with the
-	// reason in the report, unless RequireDatabases is set: then Run fails
-	// before it starts.
+	// at most once: "postgres", "mysql", "redis", those registered in this
+	// build (DatabaseNames; see package demodb). A database not reachable
+	// at its local address is skipped, with the reason in the report,
+	// unless RequireDatabases is set: then Run fails before it starts.
 	Databases        []string
 	RequireDatabases bool
 

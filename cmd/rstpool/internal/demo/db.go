@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,70 +14,95 @@ import (
 	"github.com/rstpool/rstpool"
 )
 
-// A database is a server a database leg runs against with its usual Go
+// A Database is a server a database leg runs against with its usual Go
 // client, once stock and once wired to rstpool as README.md shows. The leg
 // sends reads and writes the server counts (an INSERT of the request's id,
-// HINCRBY of its field), so a write applied twice shows.
-type database struct {
-	name   string // as --with names it
-	addr   string // where it listens: its default local address
-	client string // the Go client, for the report
-	start  string // how to start one, for the skip message
+// HINCRBY of its field), so a write applied twice shows. The legs live in
+// package demodb, which registers them: the demo itself needs no driver.
+type Database struct {
+	Name   string // as --with names it: one of Known
+	Addr   string // where it listens: its default local address
+	Client string // the Go client, for the report
+	Start  string // how to start one, for the skip message
+	Recipe string // where the rstpool wiring is documented, for the report
 
-	// open returns the client of the server at addr with a pool of size
+	// Open returns the client of the server at addr with a pool of size
 	// connections: stock when d is nil, else dialing through d. It does
 	// not connect.
-	open func(addr string, d *rstpool.Dialer, size int) (store, error)
-	// retry is how the rstpool client runs one call (rstpool.Retry, or
-	// rstpgx.Retry for pgx).
-	retry retryFunc
+	Open func(addr string, d *rstpool.Dialer, size int) (Store, error)
+	// Retry is how the rstpool client runs one call (rstpool.Retry,
+	// rstpgx.Retry, or Once where the driver retries by itself).
+	Retry RetryFunc
 }
 
-// A retryFunc runs fn, maybe once more; idempotent says whether running it
+// A RetryFunc runs fn, maybe once more; idempotent says whether running it
 // twice is safe.
-type retryFunc func(ctx context.Context, idempotent bool, fn func(context.Context) error) error
+type RetryFunc func(ctx context.Context, idempotent bool, fn func(context.Context) error) error
 
-// once runs fn once: a stock client has no retry but its driver's own.
-func once(ctx context.Context, _ bool, fn func(context.Context) error) error { return fn(ctx) }
+// Once runs fn once: a client with no retry but its driver's own.
+func Once(ctx context.Context, _ bool, fn func(context.Context) error) error { return fn(ctx) }
 
-// A store is one client of a database: a driver's pool.
-type store interface {
-	about() string                 // how the client is set up
-	idle() time.Duration           // its idle limit; 0: none
-	prepare(context.Context) error // creates what the writes need
-	read(ctx context.Context, tag string, id int) error
-	write(ctx context.Context, tag string, id int) error // not idempotent: the server counts it
-	applied(ctx context.Context, tag string) (map[int]int, error)
-	forget(ctx context.Context, tag string) error // deletes the writes of tag
-	close()
+// A Store is one client of a database: a driver's pool.
+type Store interface {
+	About() string                 // how the client is set up
+	Idle() time.Duration           // its idle limit; 0: none
+	Prepare(context.Context) error // creates what the writes need
+	Read(ctx context.Context, tag string, id int) error
+	Write(ctx context.Context, tag string, id int) error // not idempotent: the server counts it
+	Applied(ctx context.Context, tag string) (map[int]int, error)
+	Forget(ctx context.Context, tag string) error // deletes the writes of tag
+	Close()
 }
 
-// databases are the servers --with names, in the order the report lists
-// them.
-var databases = []database{postgresDB, mysqlDB, redisDB}
+// Known are the database legs there are, in the order the report lists
+// them; a build has those that are registered (package demodb, linked in
+// with the build tag demodb).
+var Known = []string{"postgres", "mysql", "redis"}
 
-// DatabaseNames returns the names Config.Databases accepts.
+// databases are the legs registered, in the order of Known.
+var databases []Database
+
+// RegisterDatabase adds a leg. Its name must be one of Known, once.
+func RegisterDatabase(db Database) {
+	i := slices.Index(Known, db.Name)
+	if i < 0 || slices.ContainsFunc(databases, func(d Database) bool { return d.Name == db.Name }) {
+		panic("demo: database leg " + db.Name + " unknown or registered twice")
+	}
+	databases = append(databases, db)
+	slices.SortFunc(databases, func(a, b Database) int {
+		return slices.Index(Known, a.Name) - slices.Index(Known, b.Name)
+	})
+}
+
+// DatabaseNames returns the names Config.Databases accepts in this build.
 func DatabaseNames() []string {
 	var names []string
 	for _, db := range databases {
-		names = append(names, db.name)
+		names = append(names, db.Name)
 	}
 	return names
 }
 
-func lookupDatabase(name string) (database, bool) {
-	i := slices.IndexFunc(databases, func(db database) bool { return db.name == name })
+func lookupDatabase(name string) (Database, bool) {
+	i := slices.IndexFunc(databases, func(db Database) bool { return db.Name == name })
 	if i < 0 {
-		return database{}, false
+		return Database{}, false
 	}
 	return databases[i], true
 }
 
-// checkDatabases reports the first name that is unknown or named twice.
+// ErrNotBuiltIn is the error of a known leg this build lacks.
+var ErrNotBuiltIn = errors.New("the database legs are not in this build: build the command with -tags demodb (go run -tags demodb ./cmd/rstpool demo --with ...)")
+
+// checkDatabases reports the first name that is unknown, not in this
+// build, or named twice.
 func checkDatabases(names []string) error {
 	for i, n := range names {
 		if _, ok := lookupDatabase(n); !ok {
-			return fmt.Errorf("demo: database %q: want one of %s", n, strings.Join(DatabaseNames(), ", "))
+			if slices.Contains(Known, n) {
+				return fmt.Errorf("demo: database %q: %w", n, ErrNotBuiltIn)
+			}
+			return fmt.Errorf("demo: database %q: want one of %s", n, strings.Join(Known, ", "))
 		}
 		if slices.Contains(names[:i], n) {
 			return fmt.Errorf("demo: database %q named twice", n)
@@ -98,9 +124,9 @@ type DBResult struct {
 // A dbLeg is a database about to run: reachable, with a direct client for
 // the tally, or skipped.
 type dbLeg struct {
-	db      database
+	db      Database
 	skipped string
-	admin   store  // a stock client straight to the server
+	admin   Store  // a stock client straight to the server
 	run     string // tags this run's writes
 }
 
@@ -116,32 +142,32 @@ func reachDatabases(ctx context.Context, cfg Config) ([]*dbLeg, error) {
 	for _, name := range cfg.Databases {
 		db, _ := lookupDatabase(name)
 		l := &dbLeg{db: db, run: run}
-		if l.admin, err = db.reach(ctx); err != nil {
+		if l.admin, err = db.Reach(ctx); err != nil {
 			if cfg.RequireDatabases {
 				closeDBLegs(legs)
-				return nil, fmt.Errorf("demo: database %s required but not reachable at %s: %w", name, db.addr, err)
+				return nil, fmt.Errorf("demo: database %s required but not reachable at %s: %w", name, db.Addr, err)
 			}
-			l.skipped = fmt.Sprintf("not reachable at %s (%v): leg skipped; start it (%s)", db.addr, err, db.start)
+			l.skipped = fmt.Sprintf("not reachable at %s (%v): leg skipped; start it (%s)", db.Addr, err, db.Start)
 		}
 		legs = append(legs, l)
 	}
 	return legs, nil
 }
 
-// reach opens a stock client straight to the server, prepares the writes
+// Reach opens a stock client straight to the server, prepares the writes
 // and runs a read.
-func (db database) reach(ctx context.Context) (store, error) {
+func (db Database) Reach(ctx context.Context) (Store, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	s, err := db.open(db.addr, nil, 1)
+	s, err := db.Open(db.Addr, nil, 1)
 	if err != nil {
 		return nil, err
 	}
-	if err = s.prepare(ctx); err == nil {
-		err = s.read(ctx, "reach", 0)
+	if err = s.Prepare(ctx); err == nil {
+		err = s.Read(ctx, "reach", 0)
 	}
 	if err != nil {
-		s.close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -150,7 +176,7 @@ func (db database) reach(ctx context.Context) (store, error) {
 func closeDBLegs(legs []*dbLeg) {
 	for _, l := range legs {
 		if l.admin != nil {
-			l.admin.close()
+			l.admin.Close()
 		}
 	}
 }
@@ -180,7 +206,7 @@ func (l *dbLeg) clients(cfg Config, sched []Burst) ([]*client, error) {
 		c, err := l.client(cfg, sched, name)
 		if err != nil {
 			closeClients(out)
-			return nil, fmt.Errorf("demo: %s %s client: %w", l.db.name, name, err)
+			return nil, fmt.Errorf("demo: %s %s client: %w", l.db.Name, name, err)
 		}
 		out = append(out, c)
 	}
@@ -188,28 +214,28 @@ func (l *dbLeg) clients(cfg Config, sched []Burst) ([]*client, error) {
 }
 
 func (l *dbLeg) client(cfg Config, sched []Burst, name string) (*client, error) {
-	e, err := startEnv(cfg, l.db.addr)
+	e, err := startEnv(cfg, l.db.Addr)
 	if err != nil {
 		return nil, err
 	}
 	var d *rstpool.Dialer
-	retry := retryFunc(once)
+	retry := RetryFunc(Once)
 	if name == "rstpool" {
-		d, retry = &rstpool.Dialer{Chain: dbChain(cfg)}, l.db.retry
+		d, retry = &rstpool.Dialer{Chain: dbChain(cfg)}, l.db.Retry
 	}
-	s, err := l.db.open(e.proxy.Addr(), d, cfg.Concurrency)
+	s, err := l.db.Open(e.proxy.Addr(), d, cfg.Concurrency)
 	if err != nil {
 		e.close()
 		return nil, err
 	}
 	tag := l.run + "-" + name
 	return &client{
-		name: name, about: s.about(), idle: s.idle(), chain: dbChain(cfg), sched: sched, env: e,
+		name: name, about: s.About(), idle: s.Idle(), chain: dbChain(cfg), sched: sched, env: e,
 		send:  dbSender(s, tag, retry),
-		close: s.close,
+		close: s.Close,
 		tally: func(ctx context.Context) (ServerTally, error) {
-			applied, err := l.admin.applied(ctx, tag)
-			_ = l.admin.forget(ctx, tag)
+			applied, err := l.admin.Applied(ctx, tag)
+			_ = l.admin.Forget(ctx, tag)
 			return tallyWrites(applied), err
 		},
 	}, nil
@@ -229,13 +255,13 @@ func dbSchedule(sched []Burst) []Burst {
 
 // dbSender sends reads and writes through s, each call bounded by
 // requestTimeout and run through retry.
-func dbSender(s store, tag string, retry retryFunc) sender {
+func dbSender(s Store, tag string, retry RetryFunc) sender {
 	return func(r Request, attempts *int32) error {
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		defer cancel()
-		op := s.read
+		op := s.Read
 		if r.Kind == KindWrite {
-			op = s.write
+			op = s.Write
 		}
 		return retry(ctx, r.Kind.Idempotent(), func(ctx context.Context) error {
 			atomic.AddInt32(attempts, 1)
@@ -244,9 +270,9 @@ func dbSender(s store, tag string, retry retryFunc) sender {
 	}
 }
 
-// countRows collects the (id, times applied) rows of a store's applied
+// CountRows collects the (id, times applied) rows of a Store's Applied
 // query, from pgx's rows or database/sql's alike.
-func countRows(rows interface {
+func CountRows(rows interface {
 	Next() bool
 	Scan(...any) error
 	Err() error

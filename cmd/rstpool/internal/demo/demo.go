@@ -142,7 +142,7 @@ func startGroups(cfg Config, sched []Burst, dbs []*dbLeg) ([]*group, error) {
 				closeGroups(groups)
 				return nil, err
 			}
-			g = &group{name: l.db.name, clients: dcs}
+			g = &group{name: l.db.Name, clients: dcs}
 		}
 		groups = append(groups, g)
 	}
@@ -229,7 +229,7 @@ func (c *client) result(ctx context.Context) ClientResult {
 // result is the database leg's part of the report; groups[i] holds its
 // clients, nil when it was skipped.
 func (l *dbLeg) result(ctx context.Context, groups []*group, i int) DBResult {
-	res := DBResult{Name: l.db.name, Client: l.db.client, Addr: l.db.addr, Skipped: l.skipped, Clients: []ClientResult{}}
+	res := DBResult{Name: l.db.Name, Client: l.db.Client, Addr: l.db.Addr, Skipped: l.skipped, Clients: []ClientResult{}}
 	if g := groups[i]; g != nil {
 		res.Clients = g.result(ctx)
 	}

@@ -12,13 +12,15 @@
 // rstpgx.Configure), database/sql with go-sql-driver/mysql (stock, and
 // dialing through the Dialer under rstpool.WrapConnector) and go-redis
 // (stock, and with the Dialer). They send reads and writes the server counts,
-// so that a write applied twice shows.
+// so that a write applied twice shows. They live in package demodb, which
+// registers them (RegisterDatabase): this package imports no driver.
 //
 // Run returns a Report: per client, the requests sent, the errors surfaced
 // by class, the retries taken, the non-idempotent requests the server
 // applied twice and the latency percentiles, plus the timeout-chain audit of
-// every client. WriteTable prints it side by side; its JSON form has
-// snake_case keys and durations in milliseconds.
+// every client. WriteTable prints it side by side, says what each row
+// counts, and ends with the Verdict; the JSON form has snake_case keys and
+// durations in milliseconds.
 //
 // Everything but the databases listens on loopback ports chosen by the
 // kernel, and every loop is bounded in count and in time.

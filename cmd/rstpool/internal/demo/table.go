@@ -11,18 +11,25 @@ import (
 )
 
 // WriteTable prints the report as a side-by-side table, one column per
-// client, then the timeout-chain audit of each, then each database leg the
-// same way.
+// client, with what each row means under it, then the timeout-chain audit
+// of each client, then each database leg the same way, the recipes the
+// rstpool columns follow, and last a one-line verdict.
 func WriteTable(w io.Writer, r *Report) error {
 	fmt.Fprintf(w, "hostile path: %s; %d requests per client, seed %d, concurrency %d, idle gaps %s in all\n",
 		r.Chain, r.Requests, r.Seed, r.Concurrency, r.IdleGaps)
 	fmt.Fprintf(w, "faults: %s\n\n", r.Faults)
-	writeRows(w, tableRows(r.Clients, httpLabels))
+	rows := tableRows(r.Clients, httpLabels)
+	writeRows(w, rows)
+	writeMeanings(w, httpLabels, rows)
 	fmt.Fprintln(w, "\ntimeout chain audit:")
 	writeAudit(w, r.Clients)
+	explained := false // the database rows are explained once
 	for _, db := range r.Databases {
-		writeDatabase(w, db)
+		writeDatabase(w, db, !explained)
+		explained = explained || db.Skipped == ""
 	}
+	writeRecipes(w, r)
+	fmt.Fprintf(w, "\n%s\n", Verdict(r))
 	return nil
 }
 
@@ -37,8 +44,9 @@ func writeAudit(w io.Writer, cs []ClientResult) {
 	}
 }
 
-// writeDatabase prints the table of a database leg, or why it was skipped.
-func writeDatabase(w io.Writer, db DBResult) {
+// writeDatabase prints the table of a database leg, with what its rows
+// mean when explain is set, or why it was skipped.
+func writeDatabase(w io.Writer, db DBResult, explain bool) {
 	if db.Skipped != "" {
 		fmt.Fprintf(w, "\ndatabase %s: %s\n", db.Name, db.Skipped)
 		return
@@ -48,7 +56,11 @@ func writeDatabase(w io.Writer, db DBResult) {
 		fmt.Fprintf(w, "  %-8s %s\n", c.Name, c.About)
 	}
 	fmt.Fprintln(w)
-	writeRows(w, tableRows(db.Clients, dbLabels))
+	rows := tableRows(db.Clients, dbLabels)
+	writeRows(w, rows)
+	if explain {
+		writeMeanings(w, dbLabels, rows)
+	}
 	fmt.Fprintln(w, "\ntimeout chain audit:")
 	writeAudit(w, db.Clients)
 }
@@ -61,6 +73,66 @@ var (
 	httpLabels = labels{"  idempotent (GET, PUT, POST+key)", "  non-idempotent (POST)", "POSTs the server saw twice"}
 	dbLabels   = labels{"  reads (idempotent)", "  writes (non-idempotent)", "writes the server applied twice"}
 )
+
+// meanings say what each row of a table counts, by row label; "  class"
+// stands for every class row. The database tables explain only the rows
+// that differ from the HTTP table's.
+var meanings = map[labels][][2]string{
+	httpLabels: {
+		{"requests sent", "requests sent before the run ended, of those in the schedule"},
+		{"ok", "requests answered by the server"},
+		{"errors surfaced", "requests that failed and whose error reached the caller"},
+		{httpLabels.idempotent, "of those, requests safe to send twice: each one an error a retry could have saved"},
+		{httpLabels.nonIdempotent, "of those, POSTs without a key that may have reached the server: no client may resend them"},
+		{"  class", "the error's class (rstpool.Classify)"},
+		{"retries taken", "requests sent again on a new connection after the first failed (stock: net/http's own rule)"},
+		{httpLabels.duplicates, "POSTs without a key the server ran twice: the harm a blind retry does; 0 is right"},
+		{"p50 latency", "half the requests took at most this, retries included (p99: 99 in 100)"},
+		{"proxy: idle flows reaped", "idle connections the load balancer forgot, reset when next used (or closed)"},
+		{"proxy: mid-transfer resets", "connections the path reset halfway through a request"},
+		{"proxy: restarts (flows reset)", "restarts of the load balancer, and the open connections each reset"},
+	},
+	dbLabels: {
+		{dbLabels.idempotent, "of those, reads: safe to run twice"},
+		{dbLabels.nonIdempotent, "of those, writes that may have been applied: rstpool never runs one twice"},
+		{"retries taken", "calls that took a second attempt in rstpool.Retry or rstpgx.Retry (a driver's own retries are not seen)"},
+		{dbLabels.duplicates, "writes the server applied twice: the harm a blind retry does; 0 is right"},
+		{"(other rows)", "as in the HTTP table"},
+	},
+}
+
+// writeMeanings prints what each row of the table means, aligned with the
+// table's first column.
+func writeMeanings(w io.Writer, l labels, rows [][]string) {
+	width := 0
+	for _, row := range rows {
+		width = max(width, utf8.RuneCountInString(row[0]))
+	}
+	fmt.Fprintln(w, "\nwhat the rows count:")
+	for _, m := range meanings[l] {
+		label := m[0]
+		if label == "  class" {
+			label = "  class …"
+		}
+		fmt.Fprintf(w, "%-*s  %s\n", width, label, m[1])
+	}
+}
+
+// HTTPRecipe is where the wiring of the HTTP leg's rstpool client is
+// documented.
+const HTTPRecipe = `rstpool.Transport with a declared Chain: README.md "Adopting it"; what it retries: README.md "What is retried"`
+
+// writeRecipes prints where the wiring of each rstpool column is
+// documented.
+func writeRecipes(w io.Writer, r *Report) {
+	fmt.Fprintln(w, "\nto do the same (the rstpool columns):")
+	fmt.Fprintf(w, "  %-8s %s\n", "http", HTTPRecipe)
+	for _, db := range r.Databases {
+		if d, ok := lookupDatabase(db.Name); ok && db.Skipped == "" {
+			fmt.Fprintf(w, "  %-8s %s\n", db.Name, d.Recipe)
+		}
+	}
+}
 
 // writeRows prints rows with the first column aligned left and the others
 // right.
@@ -117,7 +189,8 @@ func tableRows(cs []ClientResult, l labels) [][]string {
 	add(l.idempotent, func(c ClientResult) string { return itoa(c.IdempotentErrors) })
 	add(l.nonIdempotent, func(c ClientResult) string { return itoa(c.NonIdempotentErrors) })
 	for _, class := range errorClasses(cs) {
-		add("  class "+class, func(c ClientResult) string { return itoa(c.ErrorsByClass[class]) })
+		name := strings.ReplaceAll(class, "_", "-") // the class's own name, as every other surface prints it
+		add("  class "+name, func(c ClientResult) string { return itoa(c.ErrorsByClass[class]) })
 	}
 	add("retries taken", func(c ClientResult) string { return itoa(c.Retries) })
 	add(l.duplicates, func(c ClientResult) string { return itoa(c.Duplicates) })

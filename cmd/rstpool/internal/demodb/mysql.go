@@ -1,4 +1,4 @@
-package demo
+package demodb
 
 import (
 	"context"
@@ -10,17 +10,19 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/rstpool/rstpool"
+	"github.com/rstpool/rstpool/cmd/rstpool/internal/demo"
 )
 
 // mysqlDB is MySQL or MariaDB through database/sql and go-sql-driver/mysql:
 // stock, and dialing through the Dialer (mysql.RegisterDialContext) under
 // rstpool.WrapConnector with each call in rstpool.Retry.
-var mysqlDB = database{
-	name: "mysql", addr: "127.0.0.1:3306", client: "database/sql + go-sql-driver/mysql",
-	start: "user root without a password, database test: start-stop-daemon --start --background --exec /usr/sbin/mariadbd, or " +
+var mysqlDB = demo.Database{
+	Name: "mysql", Addr: "127.0.0.1:3306", Client: "database/sql + go-sql-driver/mysql",
+	Start: "user root without a password, database test: start-stop-daemon --start --background --exec /usr/sbin/mariadbd, or " +
 		"docker run -d -p 3306:3306 -e MARIADB_ALLOW_EMPTY_ROOT_PASSWORD=1 -e MARIADB_DATABASE=test mariadb",
-	open:  openMySQL,
-	retry: rstpool.Retry,
+	Recipe: `CLIENTS.md "database/sql"`,
+	Open:   openMySQL,
+	Retry:  rstpool.Retry,
 }
 
 // mysqlNets numbers the dial functions registered with the driver, whose
@@ -33,7 +35,7 @@ type mysqlStore struct {
 	limit time.Duration
 }
 
-func openMySQL(addr string, d *rstpool.Dialer, size int) (store, error) {
+func openMySQL(addr string, d *rstpool.Dialer, size int) (demo.Store, error) {
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Net, cfg.Addr, cfg.DBName = "root", "tcp", addr, "test"
 	cfg.Timeout = 5 * time.Second
@@ -63,35 +65,35 @@ func openMySQL(addr string, d *rstpool.Dialer, size int) (store, error) {
 	return s, nil
 }
 
-func (s *mysqlStore) about() string       { return s.setup }
-func (s *mysqlStore) idle() time.Duration { return s.limit }
-func (s *mysqlStore) close()              { _ = s.db.Close() }
+func (s *mysqlStore) About() string       { return s.setup }
+func (s *mysqlStore) Idle() time.Duration { return s.limit }
+func (s *mysqlStore) Close()              { _ = s.db.Close() }
 
-func (s *mysqlStore) prepare(ctx context.Context) error {
+func (s *mysqlStore) Prepare(ctx context.Context) error {
 	_, err := s.db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS "+sqlTable+" (tag VARCHAR(64) NOT NULL, id INT NOT NULL, KEY (tag, id))")
 	return err
 }
 
-func (s *mysqlStore) read(ctx context.Context, tag string, id int) error {
+func (s *mysqlStore) Read(ctx context.Context, tag string, id int) error {
 	var n int
 	return s.db.QueryRowContext(ctx, "SELECT count(*) FROM "+sqlTable+" WHERE tag = ? AND id = ?", tag, id).Scan(&n)
 }
 
-func (s *mysqlStore) write(ctx context.Context, tag string, id int) error {
+func (s *mysqlStore) Write(ctx context.Context, tag string, id int) error {
 	_, err := s.db.ExecContext(ctx, "INSERT INTO "+sqlTable+" (tag, id) VALUES (?, ?)", tag, id)
 	return err
 }
 
-func (s *mysqlStore) applied(ctx context.Context, tag string) (map[int]int, error) {
+func (s *mysqlStore) Applied(ctx context.Context, tag string) (map[int]int, error) {
 	rows, err := s.db.QueryContext(ctx, "SELECT id, count(*) FROM "+sqlTable+" WHERE tag = ? GROUP BY id", tag)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	return countRows(rows)
+	return demo.CountRows(rows)
 }
 
-func (s *mysqlStore) forget(ctx context.Context, tag string) error {
+func (s *mysqlStore) Forget(ctx context.Context, tag string) error {
 	_, err := s.db.ExecContext(ctx, "DELETE FROM "+sqlTable+" WHERE tag = ?", tag)
 	return err
 }

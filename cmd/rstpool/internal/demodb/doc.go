@@ -1,0 +1,16 @@
+// Package demodb holds the database legs of the demo (package demo): the
+// real drivers against the local servers, stock and wired to rstpool as
+// README.md and CLIENTS.md show. Importing it registers them. The command
+// links it in only when built with the tag demodb, so that the demo's
+// default run neither fetches nor compiles a driver:
+//
+//	go run -tags demodb ./cmd/rstpool demo --with postgres,mysql,redis
+package demodb
+
+import "github.com/rstpool/rstpool/cmd/rstpool/internal/demo"
+
+func init() {
+	for _, db := range []demo.Database{postgresDB, mysqlDB, redisDB} {
+		demo.RegisterDatabase(db)
+	}
+}

@@ -1,10 +1,24 @@
 // Package rstpool ends "connection reset by peer" on the client side of a
 // service: its HTTP clients, database pools and own TCP protocols.
 //
+// Most users need five names:
+//
+//   - Transport, an http.RoundTripper to put in an http.Client;
+//   - WrapConnector, for database/sql (and the rstpgx module for pgx);
+//   - NewPool, a pool of checked connections for a protocol of your own;
+//   - Retry, to run work once more when its connection failed under it;
+//   - Dialer, under all of them: its zero value applies the defaults, and
+//     its Chain declares the hops between the client and the server.
+//
+// Classify and ConnError explain a failure; Stats and an Observer count
+// and report what happened.
+//
+//	d := &rstpool.Dialer{Chain: rstpool.Chain{rstpool.MustHop("aws-alb")}}
+//	client := &http.Client{Transport: &rstpool.Transport{Dialer: d}}
+//
 // Most resets a client sees are a race it can avoid: a pooled connection sat
 // idle, a hop downstream (the server's keep-alive, a load balancer, a NAT)
-// reaped it, and the client reused it. rstpool is a drop-in dialer and pool
-// that
+// reaped it, and the client reused it. rstpool
 //
 //   - prevents the race: the client's idle timeout is derived from the
 //     declared hops (Chain) and kept below every hop on the client's own
@@ -20,16 +34,6 @@
 //     peer-closed, timeout …) through any chain of wrapped errors, and
 //     ConnError.Cause reads the likely cause from the evidence the
 //     connection kept.
-//
-// Start from a Dialer: its zero value applies the documented defaults.
-//
-//	d := &rstpool.Dialer{Chain: rstpool.Chain{rstpool.MustHop("aws-alb")}}
-//	conn, err := d.DialContext(ctx, "tcp", "api.internal:443")
-//
-// Hand d.DialContext to any client that accepts a dial function, or use
-// the consumers built on it: Transport for net/http, WrapConnector for
-// database/sql, NewPool for protocols without a pool of their own, and the
-// rstpgx module for pgx and pgxpool.
 //
 // # The rules
 //
@@ -48,7 +52,16 @@
 // an error of the server or the application, never a timeout), the caller
 // has not given up, and either nothing of the work left or the work is
 // idempotent. An HTTP request is not retried once a byte of its response
-// arrived. Retries draw from a RetryBudget.
+// arrived. A retry that may add load to a struggling server draws from a
+// RetryBudget; one that repairs work a stale pooled connection lost does
+// not. A retry goes at once only when the work never left; otherwise it
+// waits a short jittered pause, so that a blip of the path has passed.
+//
+// Connects are retried, not work: a refused connect, or one a proxy answers
+// with a reset, is retried with backoff for the Dialer's RefusedRetry. The
+// process keeps, as shared facts, the run of failed connects of each
+// destination; each Dialer decides from its own RefusedRetry when that run
+// makes the destination down for it.
 //
 // ConnError.Written is how many bytes of the piece of work may have left:
 // since the consumer's checkout, else since the dial, never less. Zero

@@ -34,6 +34,6 @@ func ExampleTransport() {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	fmt.Println(string(body), tr.Stats().Work, tr.Stats().Surfaced)
+	fmt.Println(string(body), tr.Stats().Requests, tr.Stats().Surfaced)
 	// Output: hello 1 0
 }

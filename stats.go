@@ -13,8 +13,8 @@ import (
 // RetryStats counts what a consumer (Transport, Pool) did with work that
 // failed. Counters only grow.
 type RetryStats struct {
-	// Work is the pieces of work begun: requests, Do calls.
-	Work int64
+	// Requests is the pieces of work asked for: RoundTrip calls, Do calls.
+	Requests int64
 	// Retried is the work run a second time on a new connection, for any
 	// reason; RetriedNothingWritten and RetriedIdempotent split it.
 	Retried, RetriedNothingWritten, RetriedIdempotent int64
@@ -52,7 +52,7 @@ func (r RetiredStats) Total() int64 { return r.IdleLimit + r.Lifetime + r.Dead()
 func (k *consumer) stats() (RetryStats, RetiredStats) {
 	c := &k.counts
 	s := RetryStats{
-		Work:                  c.work.Load(),
+		Requests:              c.work.Load(),
 		RetriedNothingWritten: c.retried[RetryNothingWritten].Load(),
 		RetriedIdempotent:     c.retried[RetryIdempotent].Load(),
 		RetriedFree:           c.free.Load(),
@@ -123,11 +123,11 @@ func (s TransportStats) String() string {
 	return str
 }
 
-// String formats the counts on one line, as "120 work, 3 retried (1 free),
-// 0 denied, 1 surfaced (reset 1)".
+// String formats the counts on one line, as "120 requests, 3 retried (1
+// nothing-written, 2 idempotent; 1 free), 0 denied, 1 surfaced (reset 1)".
 func (s RetryStats) String() string {
-	str := fmt.Sprintf("%d work, %d retried (%d nothing-written, %d idempotent; %d free), %d denied, %d surfaced",
-		s.Work, s.Retried, s.RetriedNothingWritten, s.RetriedIdempotent, s.RetriedFree, s.Denied, s.Surfaced)
+	str := fmt.Sprintf("%d requests, %d retried (%d nothing-written, %d idempotent; %d free), %d denied, %d surfaced",
+		s.Requests, s.Retried, s.RetriedNothingWritten, s.RetriedIdempotent, s.RetriedFree, s.Denied, s.Surfaced)
 	if len(s.SurfacedBy) > 0 {
 		var parts []string
 		for cl := ClassNone; cl <= ClassOther; cl++ {

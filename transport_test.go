@@ -30,7 +30,7 @@ func TestTransportZeroValueServes(t *testing.T) {
 		resp.Body.Close()
 		require.Equal(t, "ok", string(body))
 	}
-	require.EqualValues(t, 3, tr.Stats().Work)
+	require.EqualValues(t, 3, tr.Stats().Requests)
 	require.Zero(t, tr.Stats().Surfaced)
 	require.Equal(t, DefaultIdleTimeout, tr.rt.IdleConnTimeout)
 	require.NotNil(t, tr.rt.HTTP2)

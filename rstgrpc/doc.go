@@ -5,7 +5,7 @@
 //	d := &rstpool.Dialer{Chain: rstpool.Chain{rstpool.MustHop("aws-alb")}}
 //	opts := rstgrpc.DialOptions(d, keepalive.EnforcementPolicy{}) // the server's policy; zero: grpc-go's default
 //	opts = append(opts, grpc.WithTransportCredentials(creds),
-//		grpc.WithChainUnaryInterceptor(rstgrpc.RetryIdempotent("shop.Catalog", "shop.Cart/Get")))
+//		grpc.WithChainUnaryInterceptor(rstgrpc.RetryMethods("shop.Catalog", "shop.Cart/Get")))
 //	cc, err := grpc.NewClient(target, opts...)
 //
 // # What the channel needs

@@ -31,7 +31,7 @@ func ExampleDialOptions() {
 
 	d := &rstpool.Dialer{Chain: rstpool.Chain{rstpool.MustHop("aws-alb")}}
 	opts := append(rstgrpc.DialOptions(d, keepalive.EnforcementPolicy{}),
-		grpc.WithChainUnaryInterceptor(rstgrpc.RetryIdempotent("grpc.health.v1.Health/Check")),
+		grpc.WithChainUnaryInterceptor(rstgrpc.RetryMethods("grpc.health.v1.Health/Check")),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	cc, err := grpc.NewClient(ln.Addr().String(), opts...)
 	if err != nil {

@@ -73,7 +73,7 @@ func TestResetInFlight(t *testing.T) {
 		cfg: faultproxy.Config{IdleTimeout: lbIdle, IdleAction: faultproxy.ActionReset,
 			ResetAfterBytes: 3000, ResetFraction: 0.3, Seed: 1},
 	}
-	retry := grpc.WithChainUnaryInterceptor(rstgrpc.RetryIdempotent("grpc.health.v1.Health/Check"))
+	retry := grpc.WithChainUnaryInterceptor(rstgrpc.RetryMethods("grpc.health.v1.Health/Check"))
 	recipe := rstgrpc.DialOptions(lbDialer, keepalive.EnforcementPolicy{})
 	opts := [][]grpc.DialOption{nil, recipe, append(recipe[:len(recipe):len(recipe)], retry)}
 	legs := runLegs([]string{"stock", "rstgrpc lb declared", "rstgrpc + RetryIdempotent"}, func(i int) leg {

@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// RetryIdempotent returns a unary client interceptor that runs a call to
+// RetryMethods returns a unary client interceptor that runs a call to
 // one of the named methods a second time when the first attempt failed
 // with codes.Unavailable: its connection failed under it (a reset, a
 // restart) or none could be made. That is rstpool's retry rule for work
@@ -31,7 +31,7 @@ import (
 // response headers have arrived, it also repeats a call whose connection
 // was reset after the server began to answer. Do not give the same methods
 // a retryPolicy as well: the attempts would multiply.
-func RetryIdempotent(methods ...string) grpc.UnaryClientInterceptor {
+func RetryMethods(methods ...string) grpc.UnaryClientInterceptor {
 	names := make([]string, len(methods))
 	for i, m := range methods {
 		names[i] = "/" + strings.TrimPrefix(m, "/")
@@ -63,3 +63,9 @@ var retryPause = rstpool.Backoff{Base: rstpool.RetryBackoff, Jitter: 0.5}
 
 // pause waits out retryPause; it reports false when ctx ended first.
 func pause(ctx context.Context) bool { return retryPause.Sleep(ctx, 0) }
+
+// RetryIdempotent is RetryMethods under its first name.
+//
+// Deprecated: use RetryMethods; rstpool.RetryIdempotent is a RetryReason,
+// not an interceptor.
+func RetryIdempotent(methods ...string) grpc.UnaryClientInterceptor { return RetryMethods(methods...) }

@@ -87,9 +87,9 @@ func TestDialOptionsBadDialer(t *testing.T) {
 	require.ErrorContains(t, err, "Dialer.KeepAliveCount")
 }
 
-func TestRetryIdempotent(t *testing.T) {
+func TestRetryMethods(t *testing.T) {
 	unavailable := status.Error(codes.Unavailable, "connection reset by peer")
-	retry := rstgrpc.RetryIdempotent("pkg.Store/Get", "/pkg.Catalog")
+	retry := rstgrpc.RetryMethods("pkg.Store/Get", "/pkg.Catalog")
 	for _, tc := range []struct {
 		name     string
 		method   string

@@ -156,7 +156,7 @@ func expectStats(r *drive.Run) map[string]float64 {
 		at := func(metric string, pairs ...string) string {
 			return series(metric, append([]string{"rstpool.transport", name}, pairs...)...)
 		}
-		out[at("rstpool.transport.requests")] = float64(s.Work)
+		out[at("rstpool.transport.requests")] = float64(s.Requests)
 		out[at("rstpool.transport.retries_denied")] = float64(s.Denied)
 		out[at("rstpool.transport.idle_limit_changes")] = float64(s.LearnedChanges)
 		for reason, n := range map[rstpool.RetryReason]int64{rstpool.RetryNothingWritten: s.RetriedNothingWritten, rstpool.RetryIdempotent: s.RetriedIdempotent} {

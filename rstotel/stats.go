@@ -69,7 +69,7 @@ func attrs(kv ...attribute.KeyValue) metric.MeasurementOption { return metric.Wi
 
 func (s *statInstruments) reportTransport(o metric.Observer, tl *tally.Tally, name string, t *rstpool.Transport) {
 	st, tr := t.Stats(), keyTransport.String(name)
-	o.ObserveInt64(s.requests, st.Work, attrs(tr))
+	o.ObserveInt64(s.requests, st.Requests, attrs(tr))
 	for _, r := range tally.RetryReasons {
 		o.ObserveInt64(s.retries, r.Value(st), attrs(tr, keyReason.String(r.Reason.String())))
 	}

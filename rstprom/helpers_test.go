@@ -135,7 +135,7 @@ func expectStats(r *drive.Run) map[string]float64 {
 	out := make(map[string]float64)
 	for name, tr := range map[string]*rstpool.Transport{"api": r.Transport, "denying": r.Denying} {
 		s := tr.Stats()
-		out[series("rstpool_transport_requests_total", "transport", name)] = float64(s.Work)
+		out[series("rstpool_transport_requests_total", "transport", name)] = float64(s.Requests)
 		out[series("rstpool_transport_retries_denied_total", "transport", name)] = float64(s.Denied)
 		out[series("rstpool_transport_idle_limit_changes_total", "transport", name)] = float64(s.LearnedChanges)
 		for reason, n := range map[rstpool.RetryReason]int64{rstpool.RetryNothingWritten: s.RetriedNothingWritten, rstpool.RetryIdempotent: s.RetriedIdempotent} {

@@ -60,7 +60,7 @@ func gauge(desc *prometheus.Desc, v float64, labels ...string) prometheus.Metric
 
 func (c *Collector) collectTransport(ch chan<- prometheus.Metric, name string, t *rstpool.Transport) {
 	d, s := &c.stats, t.Stats()
-	ch <- counter(d.requests, float64(s.Work), name)
+	ch <- counter(d.requests, float64(s.Requests), name)
 	for _, r := range tally.RetryReasons {
 		ch <- counter(d.retries, float64(r.Value(s)), name, r.Reason.String())
 	}

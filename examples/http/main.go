@@ -73,7 +73,7 @@ func run(ctx context.Context, w io.Writer, o options) error {
 		}
 	}
 	s := tr.Stats()
-	fmt.Fprintf(w, "requests %d, retries %d, errors %d\n", s.Work, s.Retried, s.Surfaced)
+	fmt.Fprintf(w, "requests %d, retries %d, errors %d\n", s.Requests, s.Retried, s.Surfaced)
 	return nil
 }
 

@@ -51,6 +51,5 @@ func main() {
 		fmt.Printf("GET %s: %s, %d bytes\n", url, resp.Status, n)
 	}
 
-	s := tr.Stats()
-	fmt.Printf("requests %d, retries %d, errors %d\n", s.Requests(), s.Retries(), s.Errors())
+	fmt.Println(tr.Stats()) // transport: 3 requests, 0 retried (…), 0 denied, 0 surfaced
 }

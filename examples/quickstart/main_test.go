@@ -47,7 +47,7 @@ func TestRun(t *testing.T) {
 	stdout, err := cmd.Output()
 	require.NoError(t, err, stderr.String())
 	get := "GET " + srv.URL + ": 200 OK, 5 bytes\n"
-	require.Equal(t, get+get+get+"requests 3, retries 0, errors 0\n", string(stdout))
+	require.Equal(t, get+get+get+"transport: 3 requests, 0 retried (0 nothing-written, 0 idempotent; 0 free), 0 denied, 0 surfaced\n", string(stdout))
 	require.Regexp(t, regexp.MustCompile(`level=DEBUG msg="rstpool dial" source=dialer addr=127\.0\.0\.1:\d+`), stderr.String())
 
 	err = exec.Command(bin).Run()

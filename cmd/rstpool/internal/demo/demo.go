@@ -79,7 +79,7 @@ func httpClients(cfg Config, sched []Burst) ([]*client, error) {
 
 func transportStats(s rstpool.TransportStats) map[string]int64 {
 	return map[string]int64{
-		"requests":                s.Work,
+		"requests":                s.Requests,
 		"retries":                 s.Retried,
 		"retries_nothing_written": s.RetriedNothingWritten,
 		"retries_idempotent":      s.RetriedIdempotent,

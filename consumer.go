@@ -92,30 +92,40 @@ type checkout struct {
 // ping passed, or why it retires) and nil when the connection may be
 // handed out, else the error that retires it.
 func (k *consumer) checkout(ctx context.Context, c checkout) (rule.Verdict, error) {
+	var err error
+	switch v := c.judge(); {
+	case v.Retires():
+		k.retire(v, c)
+		return v, retireErrs[v]
+	case v == rule.Ping:
+		if err = c.ping.ping(ctx); err == nil || ctx.Err() != nil {
+			return v, err // a canceled ping retires nothing
+		}
+		k.retire(rule.RetirePingFailed, c)
+		return rule.RetirePingFailed, err
+	default:
+		return v, nil
+	}
+}
+
+// judge applies the checkout rule to c, peeking where it says so; it
+// neither pings nor counts.
+func (c checkout) judge() rule.Verdict {
 	peek := func() rule.Health { return rule.Unknown }
 	if c.conn != nil {
 		peek = c.conn.health
 	}
 	c.limit.CanPing = c.limit.CanPing && c.ping != nil
-	v := rule.Checkout(c.facts, c.limit, peek)
-	var err error
-	switch {
-	case v.Retires():
-		err = retireErrs[v]
-	case v == rule.Ping:
-		if err = c.ping.ping(ctx); err == nil || ctx.Err() != nil {
-			return v, err // a canceled ping retires nothing
-		}
-		v = rule.RetirePingFailed
-	default:
-		return v, nil
-	}
+	return rule.Checkout(c.facts, c.limit, peek)
+}
+
+// retire counts and reports c closed instead of handed out, for v.
+func (k *consumer) retire(v rule.Verdict, c checkout) {
 	addr := c.addr
 	if addr == "" && c.conn != nil {
 		addr = remote(c.conn.nc)
 	}
-	k.retire(v, c.facts.Idle, addr)
-	return v, err
+	k.retired(v, c.facts.Idle, addr)
 }
 
 // A pinger sends a connection's protocol ping and reads the answer.
@@ -126,8 +136,8 @@ type pingFunc func(context.Context) error
 
 func (f pingFunc) ping(ctx context.Context) error { return f(ctx) }
 
-// retire counts and reports a connection closed instead of handed out.
-func (k *consumer) retire(v rule.Verdict, idle time.Duration, addr string) {
+// retired counts and reports a connection closed instead of handed out.
+func (k *consumer) retired(v rule.Verdict, idle time.Duration, addr string) {
 	k.counts.retired[v].Add(1)
 	if o := k.observer; o != nil {
 		kind := EventRetired

@@ -46,8 +46,15 @@ type Pool struct {
 
 	noDial context.Context // canceled: see acquireSlot
 
+	// Upkeep: the scheduler's fields (queued, due) are guarded by its
+	// mutex; working says a visit or its goroutine runs.
+	queued     int   // index in the scheduler's heap; -1: not queued
+	due        int64 // mono time of the next visit
+	working    atomic.Bool
+	refill     refill // touched by the visit or goroutine that holds working
+	upkeepCtx  context.Context
 	stopUpkeep context.CancelFunc
-	upkeepDone chan struct{}
+	upkeepWG   sync.WaitGroup
 
 	dials, dialErrors, untracked, revoked, rounds atomic.Int64
 }
@@ -64,6 +71,7 @@ type pconn struct {
 	tc      *Conn                    // the tracked conn under it (seen through TLS); nil when no Dialer dialed it
 	created int64                    // mono time of the dial: a slot is redialed in place
 	lastUse int64                    // mono time of its last checkout or ping: puddle's clock is not kept (ReleaseUnused)
+	seen    int64                    // mono time of its last visit by upkeep
 	life    int64                    // its lifetime, jitter applied; 0: none
 	uses    int64                    // checkouts
 	state   atomic.Uint64
@@ -114,7 +122,7 @@ func (p *Pool) dialInto(ctx context.Context, e *pconn) error {
 	}
 	p.dials.Add(1)
 	now := mono()
-	e.nc, e.dialed, e.created, e.lastUse, e.uses, e.life = nc, nc, now, now, 0, 0
+	e.nc, e.dialed, e.created, e.lastUse, e.seen, e.uses, e.life = nc, nc, now, now, now, 0, 0
 	e.tc = Tracked(nc)
 	if e.tc == nil {
 		p.noteUntracked()
@@ -166,7 +174,7 @@ func (p *Pool) Acquire(ctx context.Context) (PooledConn, error) {
 		if err != nil {
 			return PooledConn{}, err
 		}
-		if _, err := p.checkout(ctx, res, p.s.acquireLimits); err == nil {
+		if p.checkout(ctx, res) == nil {
 			return p.handOut(ctx, res)
 		}
 		if try < maxStale {
@@ -177,10 +185,17 @@ func (p *Pool) Acquire(ctx context.Context) (PooledConn, error) {
 	}
 }
 
-// checkout applies the checkout rule under lim, with the connection's own
-// (jittered) lifetime: Acquire's limits or upkeep's.
-func (p *Pool) checkout(ctx context.Context, res *puddle.Resource[*pconn], lim rule.Limits) (rule.Verdict, error) {
-	e, now := res.Value(), mono()
+// checkout applies Acquire's checkout rule to the connection in res.
+func (p *Pool) checkout(ctx context.Context, res *puddle.Resource[*pconn]) error {
+	_, err := p.k.checkout(ctx, p.checkoutOf(res, p.s.acquireLimits, mono()))
+	return err
+}
+
+// checkoutOf is the connection in res at now as the checkout rule sees it,
+// under lim (Acquire's limits or upkeep's) with its own, jittered,
+// lifetime.
+func (p *Pool) checkoutOf(res *puddle.Resource[*pconn], lim rule.Limits, now int64) checkout {
+	e := res.Value()
 	lim.Lifetime = time.Duration(e.life)
 	c := checkout{limit: lim, conn: e.tc}
 	if p.s.ping != nil {
@@ -193,11 +208,7 @@ func (p *Pool) checkout(ctx context.Context, res *puddle.Resource[*pconn], lim r
 		c.facts = e.tc.facts(now, time.Duration(now-max(last, e.tc.lastActive())), e.dialed)
 	}
 	c.facts.Age = time.Duration(now - e.created)
-	v, err := p.k.checkout(ctx, c)
-	if v == rule.Ping && err == nil {
-		e.lastUse = mono()
-	}
-	return v, err
+	return c
 }
 
 func (p *Pool) acquireSlot(ctx context.Context) (*puddle.Resource[*pconn], error) {
@@ -231,10 +242,8 @@ func (p *Pool) acquireFresh(ctx context.Context) (PooledConn, error) {
 	if err != nil {
 		return PooledConn{}, err
 	}
-	if res.Value().uses == 0 {
-		if _, err := p.checkout(ctx, res, p.s.acquireLimits); err == nil {
-			return p.handOut(ctx, res)
-		}
+	if res.Value().uses == 0 && p.checkout(ctx, res) == nil {
+		return p.handOut(ctx, res)
 	}
 	return p.redial(ctx, res)
 }
@@ -267,6 +276,9 @@ func (e *pconn) ping(ctx context.Context) error {
 	}
 	if err == nil {
 		err = e.nc.SetDeadline(time.Time{})
+	}
+	if err == nil {
+		e.lastUse = mono()
 	}
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/jackc/puddle/v2"
 	"github.com/stretchr/testify/require"
@@ -100,9 +101,10 @@ func benchWarmPool(b *testing.B, p *Pool, n int32) {
 	}
 }
 
-// BenchmarkPoolUpkeepRound measures one round of background upkeep over n
-// idle connections (a peek each, no ping due): its cost grows with the
-// idle connections, and one goroutine per pool runs it once per interval.
+// BenchmarkPoolUpkeepRound measures one visit of upkeep to a pool of n
+// idle connections, each due its peek (no ping due): its cost grows with
+// the idle connections; the process's one upkeep makes it once per
+// UpkeepInterval per pool, and no goroutine waits between visits.
 func BenchmarkPoolUpkeepRound(b *testing.B) {
 	addr := benchListen(b)
 	for _, n := range []int32{10, 100, 1000} {
@@ -111,11 +113,11 @@ func BenchmarkPoolUpkeepRound(b *testing.B) {
 			require.NoError(b, err)
 			defer p.Close(context.Background())
 			benchWarmPool(b, p, n)
-			var r refill
+			p.s.upkeepInterval = time.Nanosecond // every connection is due its peek at every visit
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				p.upkeepRound(context.Background(), &r)
+				p.visit(mono())
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/conn")
 			require.Equal(b, n, p.Stats().IdleConns)

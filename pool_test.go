@@ -108,7 +108,7 @@ func TestPoolZeroConfigDefaults(t *testing.T) {
 	require.Equal(t, 6*time.Second, s.idleTimeout, "from the chain")
 	require.Equal(t, time.Hour, s.maxLifetime, "the chain's hard cap")
 	require.Equal(t, 6*time.Minute, s.jitter)
-	require.Equal(t, 1500*time.Millisecond, s.upkeepInterval, "a quarter of the idle timeout")
+	require.Equal(t, 6*time.Second, s.upkeepInterval, "at most the idle timeout")
 }
 
 func TestPoolSizesAndReuse(t *testing.T) {

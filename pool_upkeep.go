@@ -3,84 +3,277 @@ package rstpool
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
+	"github.com/jackc/puddle/v2"
 	"github.com/rstpool/rstpool/internal/rule"
 )
 
-// startUpkeep starts the pool's one background goroutine, unless upkeep is
-// off.
+// upkeep is the process's one background upkeep of pools: a heap of the
+// pools keyed by when each is next due, and one timer set to the earliest.
+// At rest it holds no goroutine: the timer's function runs the pools that
+// are due, one after another, and sets the timer again. A visit peeks and
+// retires inline (microseconds); a ping or a dial runs in a goroutine of
+// the pool's own, so that a slow peer delays no other pool.
+var upkeep scheduler
+
+type scheduler struct {
+	mu    sync.Mutex
+	queue []*Pool // a heap on Pool.due
+	timer *time.Timer
+	at    int64 // mono time the timer is set for; 0: not set
+}
+
+// schedule queues p, or moves it, to be visited at the mono time at.
+func (s *scheduler) schedule(p *Pool, at int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.closing.Load() {
+		return
+	}
+	p.due = at
+	if p.queued < 0 {
+		p.queued = len(s.queue)
+		s.queue = append(s.queue, p)
+	}
+	s.fix(p.queued)
+	if s.at == 0 || at < s.at {
+		s.arm(at)
+	}
+}
+
+// remove takes p off the queue.
+func (s *scheduler) remove(p *Pool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i := p.queued; i >= 0 {
+		s.swap(i, len(s.queue)-1)
+		s.queue = s.queue[:len(s.queue)-1]
+		p.queued = -1
+		if i < len(s.queue) {
+			s.fix(i)
+		}
+	}
+}
+
+// arm sets the timer for at; s.mu is held.
+func (s *scheduler) arm(at int64) {
+	s.at = at
+	d := time.Duration(at - mono())
+	if s.timer == nil {
+		s.timer = time.AfterFunc(d, s.run)
+		return
+	}
+	s.timer.Reset(d)
+}
+
+// run visits the pools that are due, then sets the timer for the next.
+func (s *scheduler) run() {
+	for {
+		s.mu.Lock()
+		now := mono()
+		if len(s.queue) == 0 {
+			s.at = 0
+			s.mu.Unlock()
+			return
+		}
+		p := s.queue[0]
+		if p.due > now {
+			s.arm(p.due)
+			s.mu.Unlock()
+			return
+		}
+		s.swap(0, len(s.queue)-1)
+		s.queue = s.queue[:len(s.queue)-1]
+		p.queued = -1
+		s.down(0)
+		s.mu.Unlock()
+		if next := p.visit(now); next > 0 {
+			s.schedule(p, next)
+		}
+	}
+}
+
+// The heap's operations, on s.queue by Pool.due; s.mu is held.
+
+func (s *scheduler) swap(i, j int) {
+	q := s.queue
+	q[i], q[j] = q[j], q[i]
+	q[i].queued, q[j].queued = i, j
+}
+
+func (s *scheduler) fix(i int) {
+	if !s.up(i) {
+		s.down(i)
+	}
+}
+
+func (s *scheduler) up(i int) bool {
+	moved := false
+	for i > 0 {
+		parent := (i - 1) / 2
+		if s.queue[parent].due <= s.queue[i].due {
+			break
+		}
+		s.swap(i, parent)
+		i, moved = parent, true
+	}
+	return moved
+}
+
+func (s *scheduler) down(i int) {
+	for n := len(s.queue); ; {
+		least, l, r := i, 2*i+1, 2*i+2
+		if l < n && s.queue[l].due < s.queue[least].due {
+			least = l
+		}
+		if r < n && s.queue[r].due < s.queue[least].due {
+			least = r
+		}
+		if least == i {
+			return
+		}
+		s.swap(i, least)
+		i = least
+	}
+}
+
+// startUpkeep queues the pool's first visit, at once (to open MinIdle),
+// unless upkeep is off.
 func (p *Pool) startUpkeep() {
+	p.queued = -1
 	if p.s.upkeepInterval < 0 {
 		return
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p.stopUpkeep, p.upkeepDone = cancel, make(chan struct{})
-	go p.upkeepLoop(ctx)
+	p.upkeepCtx, p.stopUpkeep = context.WithCancel(context.Background())
+	upkeep.schedule(p, mono())
 }
 
-// upkeepLoop runs a round at once (to open MinIdle), then every
-// UpkeepInterval until Close.
-func (p *Pool) upkeepLoop(ctx context.Context) {
-	defer close(p.upkeepDone)
-	t := time.NewTicker(p.s.upkeepInterval)
-	defer t.Stop()
-	var r refill
-	for {
-		p.upkeepRound(ctx, &r)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+// visit is one visit of upkeep to the pool at now: it takes the idle
+// connections (AcquireAllIdle), hands back untouched those with nothing
+// due, peeks at the others and closes those the checkout rule retires,
+// and leaves to a goroutine the pings due (at most UpkeepPings) and the
+// dials MinIdle needs. It returns when the pool is next due; 0 when the
+// pool's goroutine will queue it, or the pool is closing.
+func (p *Pool) visit(now int64) int64 {
+	if p.closing.Load() || !p.working.CompareAndSwap(false, true) {
+		return 0
 	}
-}
-
-// upkeepRound checks every idle connection once, as pgxpool does: it takes
-// them all (AcquireAllIdle), closes those the checkout rule retires (a peek
-// each), hands the others back untouched (ReleaseUnused) but for at most
-// UpkeepPings due a ping, pings those, then refills MinIdle. Its cost is a
-// peek per idle connection plus a bounded number of pings and dials.
-func (p *Pool) upkeepRound(ctx context.Context, r *refill) {
 	p.rounds.Add(1)
-	pings := p.s.upkeepPings
-	lim := p.s.upkeepLimits
+	next := now + int64(p.s.upkeepInterval)
+	var pings []*puddle.Resource[*pconn]
 	for _, res := range p.pp.AcquireAllIdle() {
-		lim.CanPing = p.s.ping != nil && pings > 0
-		switch v, err := p.checkout(ctx, res, lim); {
-		case err != nil:
-			res.Destroy()
-		case v == rule.Ping:
-			pings--
+		e := res.Value()
+		if due := p.dueOf(e); due > now {
+			next = min(next, due)
 			res.ReleaseUnused()
+			continue
+		}
+		c := p.checkoutOf(res, p.s.upkeepLimits, now)
+		e.seen = now
+		switch v := c.judge(); {
+		case v.Retires():
+			p.k.retire(v, c)
+			res.Destroy()
+		case v == rule.Ping && len(pings) < p.s.upkeepPings:
+			pings = append(pings, res)
 		default:
+			next = min(next, p.dueOf(e))
 			res.ReleaseUnused()
 		}
 	}
-	p.refillMinIdle(ctx, r)
+	if len(pings) == 0 && !p.refill.due(p, now) {
+		p.working.Store(false)
+		return next
+	}
+	p.upkeepWG.Add(1)
+	go p.work(pings)
+	return 0
+}
+
+// dueOf returns when something of the idle connection e is next due: its
+// peek (UpkeepInterval after the last visit), its idle limit, its lifetime,
+// its keepalive ping.
+func (p *Pool) dueOf(e *pconn) int64 {
+	last := e.lastUse
+	if e.tc != nil {
+		last = max(last, e.tc.lastActive())
+	}
+	due := e.seen + int64(p.s.upkeepInterval)
+	if p.s.idleTimeout > 0 {
+		due = min(due, last+int64(p.s.idleTimeout))
+	}
+	if e.life > 0 {
+		due = min(due, e.created+e.life)
+	}
+	if p.s.keepAliveInterval > 0 {
+		due = min(due, last+int64(p.s.keepAliveInterval))
+	}
+	return due
+}
+
+// work pings the connections due one and refills MinIdle, then queues the
+// pool's next visit.
+func (p *Pool) work(pings []*puddle.Resource[*pconn]) {
+	defer p.upkeepWG.Done()
+	ctx := p.upkeepCtx
+	for _, res := range pings {
+		e := res.Value()
+		if err := e.ping(ctx); err != nil {
+			if ctx.Err() == nil {
+				p.k.retire(rule.RetirePingFailed, p.checkoutOf(res, p.s.upkeepLimits, mono()))
+			}
+			res.Destroy()
+			continue
+		}
+		res.ReleaseUnused()
+	}
+	p.refill.run(ctx, p)
+	p.working.Store(false)
+	now := mono()
+	upkeep.schedule(p, min(now+int64(p.s.upkeepInterval), p.refill.next(p, now)))
 }
 
 // refill paces the dials that keep MinIdle open: after a failed dial it
 // waits, doubling the pause up to maxRefillBackoff, so that a server that
 // is down or restarting is not hammered.
 type refill struct {
-	notBefore time.Time
+	notBefore int64 // mono time
 	backoff   time.Duration
 }
 
-// maxRefillDials bounds the dials of one upkeep round.
+// maxRefillDials bounds the dials of one visit.
 const maxRefillDials = 4
 
-func (p *Pool) refillMinIdle(ctx context.Context, r *refill) {
-	if p.s.minIdle == 0 || time.Now().Before(r.notBefore) {
-		return
+// need is how many connections MinIdle lacks.
+func (r *refill) need(p *Pool) int32 {
+	if p.s.minIdle == 0 {
+		return 0
 	}
 	st := p.pp.Stat()
-	need := min(p.s.minIdle-st.IdleResources()-st.ConstructingResources(), p.s.maxSize-st.TotalResources(), maxRefillDials)
-	for range need {
+	return min(p.s.minIdle-st.IdleResources()-st.ConstructingResources(), p.s.maxSize-st.TotalResources(), maxRefillDials)
+}
+
+// due reports whether MinIdle lacks connections and no backoff holds.
+func (r *refill) due(p *Pool, now int64) bool { return now >= r.notBefore && r.need(p) > 0 }
+
+// next returns when the refill is next due, or a time far away.
+func (r *refill) next(p *Pool, now int64) int64 {
+	if r.need(p) <= 0 {
+		return now + int64(time.Hour)
+	}
+	return max(r.notBefore, now)
+}
+
+func (r *refill) run(ctx context.Context, p *Pool) {
+	if !r.due(p, mono()) {
+		return
+	}
+	for range r.need(p) {
 		if err := p.dialIdle(ctx); err != nil {
-			r.backoff = min(max(2*r.backoff, p.s.upkeepInterval), maxRefillBackoff)
-			r.notBefore = time.Now().Add(r.backoff)
+			r.backoff = min(max(2*r.backoff, p.s.upkeepInterval/8, 5*time.Millisecond), maxRefillBackoff)
+			r.notBefore = mono() + int64(r.backoff)
 			return
 		}
 		r.backoff = 0
@@ -88,8 +281,7 @@ func (p *Pool) refillMinIdle(ctx context.Context, r *refill) {
 }
 
 // dialIdle opens one connection straight into the idle pool, giving the
-// dial at most the upkeep interval (and at least 100 ms) so that a round
-// stays short.
+// dial at most the upkeep interval (and at least 100 ms).
 func (p *Pool) dialIdle(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, max(p.s.upkeepInterval, 100*time.Millisecond))
 	defer cancel()
@@ -107,8 +299,9 @@ func (p *Pool) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() {
 		p.closing.Store(true)
 		if p.stopUpkeep != nil {
+			upkeep.remove(p)
 			p.stopUpkeep()
-			<-p.upkeepDone
+			p.upkeepWG.Wait()
 		}
 		p.closeErr = p.drain(ctx)
 		p.pp.Close()

@@ -245,7 +245,7 @@ func (t *Transport) idempotent(r *http.Request) bool {
 // evidence of an idle timeout.
 func (t *Transport) learnFrom(a *attempt, dst *destName, err error) {
 	if a.retired > 0 {
-		t.k.retire(rule.RetireIdleLimit, a.retired, dst.String())
+		t.k.retired(rule.RetireIdleLimit, a.retired, dst.String())
 	}
 	if t.learn.floor < 0 {
 		return

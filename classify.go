@@ -88,8 +88,7 @@ var classifiers = [...]func(error) Class{
 }
 
 func classifyConnError(err error) Class {
-	var ce *ConnError
-	if errors.As(err, &ce) && ce.Class != ClassNone {
+	if ce := connErrorOf(err); ce != nil && ce.Class != ClassNone {
 		return ce.Class
 	}
 	return ClassNone

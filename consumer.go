@@ -180,8 +180,7 @@ type decision struct {
 // retry applies the retry rule and the budget to a failure, counts and
 // reports what it decided, and says how long to wait first.
 func (k *consumer) retry(f failure, attempt int) decision {
-	var ce *ConnError
-	errors.As(f.err, &ce)
+	ce := connErrorOf(f.err)
 	rf := rule.Failure{
 		Retried: f.retried, CallerDone: f.callerDone, ConnFailure: f.connFailure, Replayable: f.replayable,
 		NothingLeft: f.nothingLeft, Answered: f.answered, Idempotent: f.idempotent,
@@ -264,8 +263,7 @@ func (k *consumer) report(kind EventKind, reason RetryReason, err error) {
 // causeAndAddr returns the cause and address of the *ConnError in err's
 // chain; addr when it names none.
 func causeAndAddr(err error, addr string) (Cause, string) {
-	var ce *ConnError
-	if errors.As(err, &ce) {
+	if ce := connErrorOf(err); ce != nil {
 		if ce.Addr != "" {
 			addr = ce.Addr
 		}

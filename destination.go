@@ -271,3 +271,8 @@ func (e *downError) Error() string {
 }
 
 func (e *downError) Unwrap() error { return e.err }
+
+// isDown reports whether err's chain holds a *downError.
+func isDown(err error) bool {
+	return walk(err, func(e error) bool { _, ok := e.(*downError); return ok })
+}

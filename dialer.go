@@ -2,7 +2,6 @@ package rstpool
 
 import (
 	"context"
-	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -209,8 +208,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 // refusal (CauseDown), whatever its last failure was.
 func dialError(err error, addr string) *ConnError {
 	e := &ConnError{Op: "dial", Class: Classify(err), Err: err, Addr: addr}
-	var down *downError
-	if errors.As(err, &down) {
+	if isDown(err) {
 		e.Class = ClassRefused
 	}
 	return e

@@ -91,6 +91,42 @@ func round(d time.Duration) time.Duration {
 // Unwrap returns the underlying error.
 func (e *ConnError) Unwrap() error { return e.Err }
 
+// connErrorOf returns the first *ConnError in err's chain, or nil. It is
+// errors.As without the allocation its target costs, for the paths that
+// report every failure.
+func connErrorOf(err error) *ConnError {
+	var found *ConnError
+	walk(err, func(e error) bool {
+		found, _ = e.(*ConnError)
+		return found != nil
+	})
+	return found
+}
+
+// walk calls f on err and every error it wraps, depth first, as errors.Is
+// does, until f returns true; it reports whether f did.
+func walk(err error, f func(error) bool) bool {
+	for err != nil {
+		if f(err) {
+			return true
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if walk(e, f) {
+					return true
+				}
+			}
+			return false
+		default:
+			return false
+		}
+	}
+	return false
+}
+
 // Timeout reports whether the underlying error is a timeout, so that a
 // *ConnError still satisfies callers that test net.Error.
 func (e *ConnError) Timeout() bool {
@@ -172,10 +208,9 @@ func (c Cause) Advice() string {
 // connection used before, means it was closed while idle; any other reset
 // or close happened mid-exchange.
 func (e *ConnError) Cause() Cause {
-	var down *downError
 	switch e.Class {
 	case ClassRefused:
-		if errors.As(e.Err, &down) {
+		if isDown(e.Err) {
 			return CauseDown
 		}
 		return CauseNotListening

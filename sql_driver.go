@@ -284,8 +284,7 @@ func (c *sqlConn) badIfSafe(err error, from mark) error {
 // does not carry it, so that Classify, errors.Is(err, syscall.ECONNRESET)
 // and ConnError.Cause work on it too.
 func (c *sqlConn) explain(err error) error {
-	var ce *ConnError
-	if errors.As(err, &ce) {
+	if connErrorOf(err) != nil {
 		return err
 	}
 	if f := c.tracked.failed(); f != nil {

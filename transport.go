@@ -212,8 +212,8 @@ func callerFirst(ctx context.Context, err error) error {
 // isDialError reports a failed dial: the Dialer already retried a refusal
 // within RefusedRetry, and net/http a dial for a request it retried.
 func isDialError(err error) bool {
-	var ce *ConnError
-	return errors.As(err, &ce) && ce.Op == "dial"
+	ce := connErrorOf(err)
+	return ce != nil && ce.Op == "dial"
 }
 
 // idempotent reports whether r's method is one of RetryMethods or r carries
@@ -264,8 +264,7 @@ func (t *Transport) learnFrom(a *attempt, dst *destName, err error) {
 			t.learn.answered(dst, a.info.IdleTime)
 		}
 	case a.conns > 0:
-		var ce *ConnError
-		if errors.As(err, &ce) {
+		if ce := connErrorOf(err); ce != nil {
 			t.learnFailure(dst, ce)
 		} else {
 			t.learn.noise(dst)
@@ -495,8 +494,11 @@ func (a *attempt) wroteNothing(err error) bool {
 	if a.conn == nil {
 		return false
 	}
-	var ce *ConnError
-	return !a.conn.wroteSince(a.from) || (errors.As(err, &ce) && ce.NothingWritten())
+	if !a.conn.wroteSince(a.from) {
+		return true
+	}
+	ce := connErrorOf(err)
+	return ce != nil && ce.NothingWritten()
 }
 
 // wrap returns err as a *ConnError: the tracked connection's own error when
@@ -504,8 +506,7 @@ func (a *attempt) wroteNothing(err error) bool {
 // it with words of its own: "force closed" on HTTP/2, "server closed idle
 // connection"), counted from the attempt's checkout.
 func (a *attempt) wrap(err error) error {
-	var ce *ConnError
-	if errors.As(err, &ce) || a.conns == 0 {
+	if a.conns == 0 || connErrorOf(err) != nil {
 		return err
 	}
 	c := a.conn

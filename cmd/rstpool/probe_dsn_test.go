@@ -327,3 +327,28 @@ func TestProbeDSNNotes(t *testing.T) {
 	ended.Outlived = 2200 * time.Millisecond
 	require.True(t, swept(ended))
 }
+
+// Ctrl-C prints the bracket measured so far, and exits 1.
+func TestProbeDSNInterrupted(t *testing.T) {
+	needService(t, "PostgreSQL", pgAddr, "pg_ctlcluster 15 main start")
+	var out, errOut syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- run([]string{"probe", "--dsn", "postgres://postgres@" + pgAddr + "/test?sslmode=disable",
+			"--min", "200ms", "--max", "1m"}, &out, &errOut)
+	}()
+	require.Eventually(t, func() bool { return strings.Contains(errOut.String(), "round 1") }, 10*time.Second, 10*time.Millisecond,
+		"a progress line once the sessions idle")
+	time.Sleep(300 * time.Millisecond)
+	self, err := os.FindProcess(os.Getpid())
+	require.NoError(t, err)
+	require.NoError(t, self.Signal(os.Interrupt))
+	select {
+	case st := <-done:
+		require.Equal(t, exitFindings, st)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Ctrl-C did not end the probe")
+	}
+	require.Contains(t, out.String(), "interrupted after ")
+	require.Contains(t, out.String(), "no end seen up to ")
+}

@@ -171,6 +171,9 @@ func (r *rounds) check(ctx context.Context, live []*probeConn) []*probeConn {
 			continue
 		}
 		if err := r.exchange(ctx, p); err != nil {
+			if ctx.Err() != nil {
+				return append(next, p) // interrupted, not ended: the round returns ctx's error
+			}
 			r.ended(ctx, p, idle, endOfSession(err, p.tc))
 			continue
 		}

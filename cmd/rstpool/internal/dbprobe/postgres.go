@@ -41,11 +41,12 @@ func (t *Target) openPostgres(ctx context.Context, d *rstpool.Dialer) (diag.Sess
 	if err != nil {
 		return nil, err
 	}
+	s := &pgSession{c: c}
 	if _, err := c.Exec(ctx, "SELECT 1"); err != nil {
-		c.Close(context.Background())
+		s.Close()
 		return nil, fmt.Errorf("SELECT 1 on %s: %w", t.Addr, err)
 	}
-	return &pgSession{c: c}, nil
+	return s, nil
 }
 
 func (s *pgSession) Tracked() *rstpool.Conn { return rstpgx.Tracked(s.c) }
@@ -100,7 +101,7 @@ func (t *Target) declaredPostgres(ctx context.Context, d *rstpool.Dialer) (Setti
 	if err != nil {
 		return Setting{}, err
 	}
-	defer c.Close(context.Background())
+	defer (&pgSession{c: c}).Close()
 	var v string
 	if c.QueryRow(ctx, "SHOW idle_session_timeout").Scan(&v) != nil {
 		return Setting{}, nil

@@ -86,10 +86,10 @@ drop), "outlived_ms" (the longest idle another connection survived beyond
 dead_at_ms: the server sweeps its idle sessions periodically; 0: none),
 "conns", "elapsed_ms", "interrupted"; with --dsn also "dsn" (password
 hidden), "declared" (the server's own setting, "" when it did not say),
-"declared_ms" (0: none, or not said),
-"farewell" ("" when the server said nothing), "hop" (the hop to declare, as
-Go source; "" when no session ended), "hop_idle_ms" and "client_idle_ms".
-Durations are whole milliseconds.
+"declared_ms" (0: none, or not said), "farewell" ("" when the server said
+nothing), "hop" (the hop to declare, as Go source; "" when no session
+ended), "hop_idle_ms" and "client_idle_ms". Durations are whole
+milliseconds.
 
 Exit status 1 when the probe fails or is interrupted, 2 for a usage error.`
 

@@ -27,6 +27,10 @@ type ProbeConfig struct {
 	// Dialer opens the probe connections (its keepalive settings are
 	// ignored: probes never send keepalives); nil means a zero net.Dialer.
 	Dialer *net.Dialer
+	// Sessions, when set, opens each probe connection in place of a dial
+	// and Proto's exchange: a database driver's login and one statement,
+	// for instance. Proto is then ignored.
+	Sessions *Sessions
 	// Progress, if set, is called with the bracket measured so far when it
 	// changes and at least every second while the probe waits.
 	Progress func(ProbeProgress)
@@ -61,18 +65,30 @@ func (e End) String() string {
 func (e End) MarshalText() ([]byte, error) { return []byte(e.String()), nil }
 
 // ProbeResult is a measured idle timeout: the flow was alive after AliveAt
-// idle and dead after DeadAt (zero: no death seen up to Max).
+// idle and dead after DeadAt (zero: no death seen up to Max). When flows
+// end after different idle times, DeadAt is the shortest seen, AliveAt the
+// longest idle below it that a flow survived, and Outlived the longest
+// idle above it that another flow survived.
 type ProbeResult struct {
-	Addr        string
-	Proto       string // the exchange used
-	Detected    string // why auto chose Proto; empty when --proto named it
-	Mode        string // what each probe connection sent
-	Caveat      string // why the answer may not be the one a used connection meets; empty when it is
-	Min, Max    time.Duration
-	AliveAt     time.Duration
-	DeadAt      time.Duration
-	Estimate    time.Duration // midpoint of the bounds; zero when none died
-	End         End
+	Addr     string
+	Proto    string // the exchange used
+	Detected string // why auto chose Proto; empty when --proto named it
+	Mode     string // what each probe connection sent
+	Caveat   string // why the answer may not be the one a used connection meets; empty when it is
+	Min, Max time.Duration
+	AliveAt  time.Duration
+	DeadAt   time.Duration
+	Estimate time.Duration // midpoint of the bounds; zero when none died
+	End      End
+	// Outlived is the longest idle a flow was seen to survive beyond
+	// DeadAt (zero: none did): the path ends idle flows after different
+	// idle times, as a server that sweeps its idle sessions periodically
+	// does.
+	Outlived time.Duration
+	// Farewell is what the server wrote before closing a session, as the
+	// session read it (Session.Farewell); empty when it said nothing or
+	// the session does not read it.
+	Farewell    string
 	Conns       int // connections used
 	Elapsed     time.Duration
 	Interrupted bool // the context ended before the probe did: the bounds are those measured so far
@@ -96,14 +112,20 @@ func (r ProbeResult) String() string {
 	return s
 }
 
-var errPeerFIN = errors.New("peer closed the connection (FIN)")
+// ErrPeerFIN says that the peer closed the connection (a FIN): a
+// Session's Exchange wraps it when the server ended the session, and the
+// probe reports the end as FIN.
+var ErrPeerFIN = errors.New("peer closed the connection (FIN)")
 
 func (c ProbeConfig) withDefaults() (ProbeConfig, error) {
 	if c.Proto == "" {
 		c.Proto = "auto"
 	}
-	if _, ok := protocols[c.Proto]; !ok && c.Proto != "auto" {
+	if _, ok := protocols[c.Proto]; !ok && c.Proto != "auto" && c.Sessions == nil {
 		return c, fmt.Errorf("probe: unknown protocol %q (want %s)", c.Proto, protoNames)
+	}
+	if c.Sessions != nil && c.Sessions.Open == nil {
+		return c, errors.New("probe: Sessions without Open")
 	}
 	c.Min = cmp0(c.Min, 250*time.Millisecond)
 	c.Max = cmp0(c.Max, 10*time.Minute)
@@ -128,12 +150,20 @@ func cmp0(d, def time.Duration) time.Duration {
 }
 
 // Probe measures the idle timeout of the path to cfg.Addr. It picks the
-// exchange (cfg.Proto, or detection for "auto"), then a first round idles
-// connections for geometrically spaced durations between Min and Max after
-// one exchange each, watching all of them with a non-blocking peek that
-// sees a FIN or RST when it arrives; each is also checked actively when its
-// duration is up, which finds silent drops. A second round refines between
-// the last alive and the first dead duration when they are far apart.
+// exchange (cfg.Sessions, cfg.Proto, or detection for "auto"), then a
+// first round idles connections for geometrically spaced durations between
+// Min and Max after one exchange each, watching all of them with a
+// non-blocking peek that sees a FIN or RST when it arrives; each is also
+// checked actively when its duration is up, which finds silent drops. A
+// round ends once every connection still idling has idled past the
+// shortest end seen. A second round refines between the last alive and the
+// first dead duration when they are far apart.
+//
+// A round starts its connections one after another over min(Min, 1s),
+// at most four opening at once, so that a server that sweeps its idle
+// sessions periodically (PgBouncer three times a second, Redis ten times)
+// meets them at different points of its sweep, and the shortest end seen
+// is close to the timeout itself.
 //
 // When ctx ends first, Probe returns the bracket measured so far with
 // Interrupted set, and ctx's error.
@@ -143,16 +173,21 @@ func Probe(ctx context.Context, cfg ProbeConfig) (ProbeResult, error) {
 		return ProbeResult{}, err
 	}
 	res := ProbeResult{Addr: cfg.Addr, Proto: cfg.Proto, Min: cfg.Min, Max: cfg.Max}
-	if cfg.Proto == "auto" {
+	if cfg.Sessions == nil && cfg.Proto == "auto" {
 		if res.Proto, res.Detected, err = detect(ctx, cfg); err != nil {
 			return res, err
 		}
 	}
-	p := protocols[res.Proto]
-	res.Mode, res.Caveat = p.mode, p.caveat
-	r := &rounds{cfg: cfg, proto: p, start: time.Now()}
-	b, err := r.run(ctx)
-	res.AliveAt, res.DeadAt, res.End, res.Conns, res.Elapsed = b.alive, b.dead, b.end, r.used, time.Since(r.start)
+	s := cfg.Sessions
+	if s == nil {
+		s = protocols[res.Proto].sessions(cfg, res.Proto)
+	}
+	res.Proto, res.Mode, res.Caveat = s.Name, s.Mode, s.Caveat
+	r := &rounds{cfg: cfg, sessions: s, dialer: probeDialer(cfg.Dialer), start: time.Now()}
+	err = r.run(ctx)
+	b := r.bounds()
+	res.AliveAt, res.DeadAt, res.End, res.Outlived = b.alive, b.dead, b.end, b.outlived
+	res.Farewell, res.Conns, res.Elapsed = r.farewell, r.used, time.Since(r.start)
 	if b.end != EndNone {
 		res.Estimate = (b.alive + b.dead) / 2
 	}
@@ -183,10 +218,13 @@ func linear(lo, hi time.Duration, k int) []time.Duration {
 	return out
 }
 
-// bounds are what a round learned.
+// bounds are what the rounds learned: the shortest end seen (dead, end;
+// zero and EndNone when none), the longest idle survived below it (alive)
+// and above it (outlived).
 type bounds struct {
-	alive, dead time.Duration // dead zero: none died
+	alive, dead time.Duration
 	end         End
+	outlived    time.Duration
 }
 
 // tight reports whether the bounds are within 5% (or 20ms) of each other.
@@ -194,26 +232,17 @@ func (b bounds) tight() bool {
 	return b.dead-b.alive <= max(b.dead/20, 20*time.Millisecond)
 }
 
-func (b *bounds) merge(o bounds) {
-	b.alive = max(b.alive, o.alive)
-	if o.end != EndNone && (b.end == EndNone || o.dead < b.dead) {
-		b.dead, b.end = o.dead, o.end
-	}
-	if b.end != EndNone && b.alive > b.dead {
-		b.alive = b.dead // the path is not exactly monotonic; keep the bounds ordered
-	}
-}
-
-// endOf maps a check's error to how the flow ended.
-func endOf(err error) End {
+// endOf maps a check's error to how the flow ended; known is false when
+// the error does not say (a driver's own error for a broken connection).
+func endOf(err error) (e End, known bool) {
 	var ne net.Error
 	switch {
-	case errors.Is(err, errPeerFIN), errors.Is(err, io.EOF):
-		return EndFIN
+	case errors.Is(err, ErrPeerFIN), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return EndFIN, true
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
-		return EndRST
+		return EndRST, true
 	case errors.As(err, &ne) && ne.Timeout():
-		return EndSilent
+		return EndSilent, true
 	}
-	return EndRST
+	return EndRST, false
 }

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/rstpool/rstpool"
 )
 
 // A protocol is what a probe connection sends: one exchange right after
@@ -35,11 +37,66 @@ var protocols = map[string]protocol{
 	"redis": {first: redisPing, again: redisPing, mode: "one RESP PING per connection, and one per check"},
 	"postgres": {first: pgSSLRequest, mode: "one PostgreSQL SSLRequest per connection, no login",
 		caveat: "Before login PostgreSQL applies authentication_timeout (default 1m), not idle_session_timeout; " +
-			"a proxy in between (PgBouncer, a balancer) times this connection as any other." + peeksOnly},
+			"a proxy in between (PgBouncer, a balancer) times this connection as any other. " +
+			"--dsn logs in and measures the timeout a session meets." + peeksOnly},
 	"mysql": {first: mysqlGreeting, mode: "reads the MySQL greeting, no login",
 		caveat: "Before login the server applies connect_timeout (default 10s), not wait_timeout; " +
-			"a proxy in between times this connection as any other." + peeksOnly},
+			"a proxy in between times this connection as any other. " +
+			"--dsn logs in and measures the timeout a session meets." + peeksOnly},
 }
+
+// sessions opens raw connections to cfg.Addr that make p's exchanges.
+func (p protocol) sessions(cfg ProbeConfig, name string) *Sessions {
+	return &Sessions{Name: name, Mode: p.mode, Caveat: p.caveat,
+		Open: func(ctx context.Context, d *rstpool.Dialer) (Session, error) {
+			c, err := d.DialContext(ctx, "tcp", cfg.Addr)
+			if err != nil {
+				return nil, DialError(err)
+			}
+			tc, _ := c.(*rstpool.Conn)
+			s := &rawSession{c: c, tc: tc, br: bufio.NewReader(c), again: p.again}
+			// One exchange first: a pooled connection idles after a request,
+			// and many servers apply their idle timeout only between requests.
+			err = c.SetDeadline(time.Now().Add(cfg.Wait))
+			if err == nil {
+				err = p.first(c, s.br)
+			}
+			if err != nil {
+				c.Close()
+				return nil, &wrapped{msg: "first exchange with " + cfg.Addr + ": " + err.Error(), err: err}
+			}
+			return s, nil
+		}}
+}
+
+// A rawSession is a connection that speaks one of the probe's own
+// exchanges.
+type rawSession struct {
+	c     net.Conn
+	tc    *rstpool.Conn // c, for the peek; nil if the dial returned another type
+	br    *bufio.Reader
+	again func(net.Conn, *bufio.Reader) error
+}
+
+func (s *rawSession) Tracked() *rstpool.Conn { return s.tc }
+
+// Exchange makes the protocol's check, or nothing when it has none (the
+// probe then counts the connection alive on its last peek).
+func (s *rawSession) Exchange(ctx context.Context) error {
+	if s.again == nil {
+		return nil
+	}
+	deadline, _ := ctx.Deadline()
+	if err := s.c.SetDeadline(deadline); err != nil {
+		return err
+	}
+	return s.again(s.c, s.br)
+}
+
+// Farewell reads nothing: no raw exchange says why a server closed.
+func (s *rawSession) Farewell(context.Context) string { return "" }
+
+func (s *rawSession) Close() error { return s.c.Close() }
 
 // protoNames lists the --proto values.
 const protoNames = "auto, tcp, http, redis, postgres or mysql"
@@ -57,7 +114,7 @@ func httpNoop(c net.Conn, br *bufio.Reader) error {
 	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if err == nil && resp.Close {
-		err = errPeerFIN // the server announced it closes: the next check would see EOF
+		err = ErrPeerFIN // the server announced it closes: the next check would see EOF
 	}
 	return err
 }
@@ -141,7 +198,7 @@ func tryProto(ctx context.Context, cfg ProbeConfig, wait time.Duration,
 	try func(net.Conn, *bufio.Reader) (string, error), sniff func(*bufio.Reader) string) (string, error) {
 	c, err := cfg.Dialer.DialContext(ctx, "tcp", cfg.Addr)
 	if err != nil {
-		return "", dialError(err)
+		return "", DialError(err)
 	}
 	defer c.Close()
 	br := bufio.NewReader(c)
@@ -186,10 +243,10 @@ func sniffPostgres(c net.Conn, br *bufio.Reader) (string, error) {
 	return "postgres", nil
 }
 
-// dialError keeps a failed probe dial's error (an rstpool.ConnError) in
+// DialError keeps a failed probe dial's error (an rstpool.ConnError) in
 // the chain but reads as the net error under it: the ConnError's own text
 // only repeats it with a prefix of its own.
-func dialError(err error) error {
+func DialError(err error) error {
 	var ne *net.OpError
 	if errors.As(err, &ne) {
 		return &wrapped{msg: ne.Error(), err: err}

@@ -1,140 +1,143 @@
 package diag
 
 import (
-	"bufio"
 	"context"
 	"net"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rstpool/rstpool"
 )
 
-// rounds runs a probe's rounds and counts the connections they use.
+// openParallel bounds how many sessions a round opens at once.
+const openParallel = 4
+
+// farewellWait bounds the read of a closed session's farewell, while the
+// other sessions wait for their next peek.
+const farewellWait = 500 * time.Millisecond
+
+// rounds runs a probe's rounds, keeps every session they opened (closed
+// once their round ends) for the bounds, and counts them.
 type rounds struct {
 	cfg      ProbeConfig
-	proto    protocol
+	sessions *Sessions
+	dialer   *rstpool.Dialer
 	start    time.Time
+	all      []*probeConn
 	used     int
+	farewell string
 	reported bounds
 	lastAt   time.Time
 }
 
-// run idles a first round of connections geometrically spaced up to Max,
+// run idles a first round of sessions geometrically spaced up to Max,
 // then refines between the last alive and the first dead.
-func (r *rounds) run(ctx context.Context) (bounds, error) {
-	b, err := r.round(ctx, 1, geometric(r.cfg.Min, r.cfg.Max, min(r.cfg.Conns/2, 8)), bounds{})
-	if err != nil || b.end == EndNone || b.tight() || r.cfg.Conns-r.used <= 0 {
-		return b, err
+func (r *rounds) run(ctx context.Context) error {
+	if err := r.round(ctx, 1, geometric(r.cfg.Min, r.cfg.Max, min(r.cfg.Conns/2, 8))); err != nil {
+		return err
 	}
-	b2, err := r.round(ctx, 2, linear(b.alive, b.dead, r.cfg.Conns-r.used), b)
-	b.merge(b2)
-	return b, err
+	b := r.bounds()
+	if b.end == EndNone || b.tight() || r.cfg.Conns-r.used <= 0 {
+		return nil
+	}
+	return r.round(ctx, 2, linear(b.alive, b.dead, r.cfg.Conns-r.used))
 }
 
-// A probeConn is one idling connection of a round and when to check it.
+// A probeConn is one idling session of a round and what was seen of it.
 type probeConn struct {
-	c       net.Conn
-	tc      *rstpool.Conn // c, for the peek; nil if the dial returned another type
-	br      *bufio.Reader
+	s       Session
+	tc      *rstpool.Conn // s.Tracked()
 	idleAt  time.Time     // end of its first exchange
 	checkAt time.Duration // idle duration at which it is checked
-	lastOK  time.Duration // idle duration of its last good peek
+	peeked  time.Duration // idle duration of its last good peek
+	checked time.Duration // idle duration at which its check passed
+	deadAt  time.Duration // idle duration at which its end was seen; zero: none
+	end     End
 }
 
-// round idles one connection per duration and returns the bounds it
-// observed; when ctx ends first, the bounds so far and ctx's error. It
-// closes every connection it opened. base is what earlier rounds found.
-func (r *rounds) round(ctx context.Context, n int, durations []time.Duration, base bounds) (bounds, error) {
+// round idles one session per duration until each has been checked, has
+// ended, or has idled past the shortest end seen; it closes every session
+// it opened. When ctx ends first, it returns ctx's error.
+func (r *rounds) round(ctx context.Context, n int, durations []time.Duration) error {
 	conns, err := r.open(ctx, durations)
+	r.all = append(r.all, conns...)
 	defer func() {
 		for _, p := range conns {
-			p.c.Close()
+			p.s.Close()
 		}
 	}()
-	var b bounds
 	if err != nil {
-		return b, err
+		return err
 	}
 	live := conns
 	for len(live) > 0 {
 		if err := sleepUntilNext(ctx, live); err != nil {
-			b.alive = max(b.alive, longestQuiet(live))
-			return b, err
+			return err
 		}
-		var done bool
-		live, done = checkRound(r.cfg, r.proto, live, &b)
-		r.report(n, base, b, live)
-		if done {
+		live = r.check(ctx, live)
+		r.report(n, live)
+	}
+	return nil
+}
+
+// open opens one session per duration, at most openParallel at once, the
+// i-th of k no sooner than i/k of the round's spread after the first. It
+// returns the sessions opened and, when one failed, the first error.
+func (r *rounds) open(ctx context.Context, durations []time.Duration) ([]*probeConn, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		out      []*probeConn
+		firstErr error
+	)
+	sem := make(chan struct{}, openParallel)
+	start, spread := time.Now(), min(r.cfg.Min, time.Second)
+	for i, idle := range durations {
+		at := start.Add(spread * time.Duration(i) / time.Duration(len(durations)))
+		if sleepCtx(ctx, time.Until(at)) != nil || acquire(ctx, sem) != nil {
 			break
 		}
-	}
-	return b, nil
-}
-
-func (r *rounds) open(ctx context.Context, durations []time.Duration) ([]*probeConn, error) {
-	var out []*probeConn
-	d := probeDialer(r.cfg.Dialer)
-	for _, idle := range durations {
-		c, err := d.DialContext(ctx, "tcp", r.cfg.Addr)
-		if err != nil {
-			return out, dialError(err)
-		}
 		r.used++
-		tc, _ := c.(*rstpool.Conn)
-		p := &probeConn{c: c, tc: tc, br: bufio.NewReader(c), checkAt: idle}
-		out = append(out, p)
-		// One exchange first: a pooled connection idles after a request,
-		// and many servers apply their idle timeout only between requests.
-		if err := exchange(r.cfg, r.proto.first, p); err != nil {
-			return out, &wrapped{msg: "first exchange with " + r.cfg.Addr + ": " + err.Error(), err: err}
-		}
-		p.idleAt = time.Now()
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			s, err := r.sessions.Open(ctx, r.dialer)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil && ctx.Err() == nil {
+					firstErr = err
+				}
+				cancel()
+				return
+			}
+			out = append(out, &probeConn{s: s, tc: s.Tracked(), checkAt: idle, idleAt: time.Now()})
+		}()
 	}
-	return out, nil
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err() // the caller's: ours is cancelled only after an error
+	}
+	return out, firstErr
 }
 
-// report calls Progress with the bracket so far when it changed, and at
-// least every second.
-func (r *rounds) report(n int, base, b bounds, live []*probeConn) {
-	if r.cfg.Progress == nil {
-		return
+func acquire(ctx context.Context, sem chan struct{}) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	m := base
-	m.merge(bounds{alive: max(b.alive, longestQuiet(live)), dead: b.dead, end: b.end})
-	if m.end == r.reported.end && m.dead == r.reported.dead && time.Since(r.lastAt) < time.Second {
-		return
-	}
-	r.reported, r.lastAt = m, time.Now()
-	r.cfg.Progress(ProbeProgress{Round: n, Alive: m.alive, Dead: m.dead, Idling: len(live), Elapsed: time.Since(r.start)})
 }
 
-// longestQuiet is the longest idle time at which a live connection was
-// last seen without an end.
-func longestQuiet(live []*probeConn) time.Duration {
-	var d time.Duration
-	for _, p := range live {
-		d = max(d, p.lastOK)
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
 	}
-	return d
-}
-
-func exchange(cfg ProbeConfig, f func(net.Conn, *bufio.Reader) error, p *probeConn) error {
-	if err := p.c.SetDeadline(time.Now().Add(cfg.Wait)); err != nil {
-		return err
-	}
-	return f(p.c, p.br)
-}
-
-// sleepUntilNext sleeps until the earliest active check or the next peek:
-// peeks come every 2% of the idle time so far, between 2ms and 1s.
-func sleepUntilNext(ctx context.Context, live []*probeConn) error {
-	now := time.Now()
-	oldest := now.Sub(live[0].idleAt)
-	wait := min(max(oldest/50, 2*time.Millisecond), time.Second)
-	for _, p := range live {
-		wait = min(wait, p.checkAt-now.Sub(p.idleAt))
-	}
-	t := time.NewTimer(max(wait, 0))
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
@@ -144,34 +147,140 @@ func sleepUntilNext(ctx context.Context, live []*probeConn) error {
 	}
 }
 
-// checkRound peeks every live connection and checks those whose time has
-// come (with the protocol's exchange, or the peek alone when it has none).
-// It returns the connections still idling, and done when a flow was seen
-// to end.
-func checkRound(cfg ProbeConfig, proto protocol, live []*probeConn, b *bounds) ([]*probeConn, bool) {
+// check peeks every live session and checks those whose time has come. It
+// returns the sessions still idling: those that have not ended, not been
+// checked, and not idled past the shortest end seen (a later end would be
+// longer).
+func (r *rounds) check(ctx context.Context, live []*probeConn) []*probeConn {
 	var next []*probeConn
 	for _, p := range live {
 		idle := time.Since(p.idleAt)
 		if p.tc != nil {
 			if err := peek(p.tc); err != nil {
-				b.alive, b.dead, b.end = max(b.alive, p.lastOK), idle, endOf(err)
-				return nil, true
+				e, _ := endOf(err)
+				r.ended(ctx, p, idle, e)
+				continue
 			}
-			p.lastOK = idle
+			p.peeked = idle
+		}
+		if shortest := r.shortestEnd(); shortest > 0 && idle >= shortest {
+			continue
 		}
 		if idle < p.checkAt {
 			next = append(next, p)
 			continue
 		}
-		if proto.again != nil {
-			if err := exchange(cfg, proto.again, p); err != nil {
-				b.dead, b.end = idle, endOf(err)
-				return nil, true
+		if err := r.exchange(ctx, p); err != nil {
+			if ctx.Err() != nil {
+				return append(next, p) // interrupted, not ended: the round returns ctx's error
 			}
+			r.ended(ctx, p, idle, endOfSession(err, p.tc))
+			continue
 		}
-		b.alive = max(b.alive, idle)
+		p.checked = idle
 	}
-	return next, false
+	return next
+}
+
+func (r *rounds) exchange(ctx context.Context, p *probeConn) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Wait)
+	defer cancel()
+	return p.s.Exchange(ctx)
+}
+
+// ended records that p was seen to end after idle, and what the server
+// said when it ended with a FIN.
+func (r *rounds) ended(ctx context.Context, p *probeConn, idle time.Duration, e End) {
+	p.deadAt, p.end = idle, e
+	if e != EndFIN || r.farewell != "" {
+		return
+	}
+	// The FIN has arrived: whatever the server wrote is there to read.
+	ctx, cancel := context.WithTimeout(ctx, min(r.cfg.Wait, farewellWait))
+	defer cancel()
+	r.farewell = p.s.Farewell(ctx)
+}
+
+// endOfSession maps a failed check to how the flow ended; when the error
+// does not say (a driver's own error for a broken connection), the socket
+// does.
+func endOfSession(err error, tc *rstpool.Conn) End {
+	e, known := endOf(err)
+	if known || tc == nil {
+		return e
+	}
+	switch h, _ := tc.Check(); h {
+	case rstpool.HealthClosed:
+		return EndFIN
+	case rstpool.HealthReset:
+		return EndRST
+	}
+	return e
+}
+
+// shortestEnd is the shortest idle after which a session was seen to end;
+// zero when none was.
+func (r *rounds) shortestEnd() time.Duration {
+	var d time.Duration
+	for _, p := range r.all {
+		if p.end != EndNone && (d == 0 || p.deadAt < d) {
+			d = p.deadAt
+		}
+	}
+	return d
+}
+
+// bounds sums up every session seen: the shortest end, and the longest
+// idle survived below and above it. A peek counts as survival unless the
+// end was silent (a peek does not see a silent drop).
+func (r *rounds) bounds() bounds {
+	var b bounds
+	for _, p := range r.all {
+		if p.end != EndNone && (b.end == EndNone || p.deadAt < b.dead) {
+			b.dead, b.end = p.deadAt, p.end
+		}
+	}
+	for _, p := range r.all {
+		ok := p.checked
+		if b.end != EndSilent {
+			ok = max(ok, p.peeked)
+		}
+		if b.end == EndNone || ok < b.dead {
+			b.alive = max(b.alive, ok)
+		} else {
+			b.outlived = max(b.outlived, ok)
+		}
+	}
+	return b
+}
+
+// report calls Progress with the bracket so far when it changed, and at
+// least every second.
+func (r *rounds) report(n int, live []*probeConn) {
+	if r.cfg.Progress == nil {
+		return
+	}
+	b := r.bounds()
+	if b.end == r.reported.end && b.dead == r.reported.dead && time.Since(r.lastAt) < time.Second {
+		return
+	}
+	r.reported, r.lastAt = b, time.Now()
+	r.cfg.Progress(ProbeProgress{Round: n, Alive: b.alive, Dead: b.dead, Idling: len(live), Elapsed: time.Since(r.start)})
+}
+
+// sleepUntilNext sleeps until the earliest active check or the next peek:
+// peeks come every 1% of the longest idle time so far, between 2ms and 1s.
+func sleepUntilNext(ctx context.Context, live []*probeConn) error {
+	now := time.Now()
+	var oldest time.Duration
+	for _, p := range live {
+		oldest = max(oldest, now.Sub(p.idleAt))
+	}
+	wait := min(max(oldest/100, 2*time.Millisecond), time.Second)
+	for _, p := range live {
+		wait = min(wait, p.checkAt-now.Sub(p.idleAt))
+	}
+	return sleepCtx(ctx, max(wait, time.Millisecond))
 }
 
 // probeDialer dials through rstpool so that the probe peeks with the same
@@ -185,12 +294,17 @@ func probeDialer(nd *net.Dialer) *rstpool.Dialer {
 }
 
 // peek asks the connection's socket, without consuming anything, whether
-// the peer closed (errPeerFIN) or reset it (the reset error); nil when it
-// looks alive or the platform cannot tell.
+// the peer closed (ErrPeerFIN) or reset it (the reset error); nil when it
+// looks alive, or when the check could not tell.
 func peek(c *rstpool.Conn) error {
-	h, err := c.Check()
-	if h == rstpool.HealthClosed {
-		return errPeerFIN
+	switch h, err := c.Check(); h {
+	case rstpool.HealthClosed:
+		return ErrPeerFIN
+	case rstpool.HealthReset:
+		if err == nil {
+			err = syscall.ECONNRESET // the TCP state said so, with data pending
+		}
+		return err
 	}
-	return err // the reset, or why the check failed; nil when it may be alive
+	return nil
 }

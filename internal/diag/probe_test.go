@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -262,4 +263,136 @@ func TestGeometricAndLinear(t *testing.T) {
 	g := geometric(time.Second, 8*time.Second, 4)
 	require.Equal(t, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}, g)
 	require.Equal(t, []time.Duration{2 * time.Second, 3 * time.Second}, linear(time.Second, 4*time.Second, 2))
+}
+
+// sweepServer answers "PING" with "+PONG" and, like PgBouncer's janitor
+// or Redis's cron, closes the connections idle for idle or longer on a
+// sweep every period, after writing "-ERR idle" to each: a connection is
+// closed after between idle and idle + period.
+func sweepServer(t *testing.T, idle, period time.Duration) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var mu sync.Mutex
+	last := map[net.Conn]time.Time{}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			last[c] = time.Now()
+			mu.Unlock()
+			go func() {
+				br := bufio.NewReader(c)
+				for {
+					if _, err := br.ReadString('\n'); err != nil {
+						return
+					}
+					mu.Lock()
+					last[c] = time.Now()
+					mu.Unlock()
+					c.Write([]byte("+PONG\r\n"))
+				}
+			}()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			mu.Lock()
+			for c, at := range last {
+				if time.Since(at) >= idle {
+					c.Write([]byte("-ERR idle\r\n"))
+					c.Close()
+					delete(last, c)
+				}
+			}
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		close(done)
+		wg.Wait()
+		mu.Lock()
+		for c := range last {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return ln.Addr().String()
+}
+
+// A server that sweeps its idle connections periodically closes them
+// after different idle times: the probe staggers its connections over the
+// sweep, watches each until it has idled past the shortest end seen, and
+// reports that shortest, close to the timeout, and how long another
+// connection outlived it.
+func TestProbeSweepingServer(t *testing.T) {
+	addr := sweepServer(t, 500*time.Millisecond, 200*time.Millisecond)
+	cfg := ProbeConfig{Addr: addr, Proto: "redis", Min: 300 * time.Millisecond, Max: 1200 * time.Millisecond, Conns: 16, Wait: time.Second}
+	r, err := Probe(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Log(r, "; outlived ", r.Outlived)
+	require.Equal(t, EndFIN, r.End)
+	require.GreaterOrEqual(t, r.DeadAt, 500*time.Millisecond, r.String())
+	// Connections staggered over 300ms meet the 200ms sweep at phases at
+	// most 2 × 37.5ms apart: the shortest end is within 75ms (15%) of the
+	// timeout, where one phase alone could be 200ms (40%) late.
+	require.LessOrEqual(t, r.Estimate, 575*time.Millisecond, r.String())
+	require.Greater(t, r.Outlived, r.DeadAt, "another connection was seen to outlive the shortest end")
+	require.Empty(t, r.Farewell, "a raw session does not read a farewell")
+}
+
+// farewellSession is a Session of the test's own over a sweepServer
+// connection: it reads the "-ERR" line the server writes before closing.
+type farewellSession struct{ rawSession }
+
+func (s *farewellSession) Farewell(ctx context.Context) string {
+	deadline, _ := ctx.Deadline()
+	_ = s.c.SetReadDeadline(deadline)
+	line, _ := s.br.ReadString('\n')
+	return line
+}
+
+// Sessions of the caller's own go through the same rounds; the first
+// farewell read is reported, and the result names the caller's mode.
+func TestProbeCustomSessions(t *testing.T) {
+	addr := sweepServer(t, 300*time.Millisecond, 20*time.Millisecond)
+	var opened atomic.Int64
+	sessions := &Sessions{Name: "custom", Mode: "PING after connect",
+		Open: func(ctx context.Context, d *rstpool.Dialer) (Session, error) {
+			opened.Add(1)
+			c, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			s := &farewellSession{rawSession{c: c, tc: c.(*rstpool.Conn), br: bufio.NewReader(c), again: redisPing}}
+			return s, redisPing(c, s.br)
+		}}
+	r, err := Probe(context.Background(), ProbeConfig{Addr: addr, Sessions: sessions, Min: 100 * time.Millisecond,
+		Max: 600 * time.Millisecond, Conns: 8, Wait: time.Second})
+	require.NoError(t, err)
+	t.Log(r)
+	require.Equal(t, "custom", r.Proto)
+	require.Equal(t, "PING after connect", r.Mode)
+	require.Equal(t, EndFIN, r.End)
+	require.Equal(t, "-ERR idle\r\n", r.Farewell)
+	require.EqualValues(t, opened.Load(), r.Conns)
+	requireWithin(t, r, 310*time.Millisecond)
+
+	_, err = Probe(context.Background(), ProbeConfig{Addr: addr, Sessions: &Sessions{Name: "none"}})
+	require.ErrorContains(t, err, "Sessions without Open")
 }

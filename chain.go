@@ -225,13 +225,14 @@ var presets = []Hop{
 	// server's idle_in_transaction_session_timeout govern (pgbouncer.ini
 	// documentation).
 	{Name: "pgbouncer-tx", Terminates: true, UpstreamIdleTimeout: 600 * time.Second},
-	// PgBouncer in its default pool_mode=session: client_idle_timeout,
-	// default 0 (off), governs the client's connection, and each client is
-	// linked to one server connection for its whole session: when the server
+	// PgBouncer in its default pool_mode=session: each client is linked to
+	// one server connection for its whole session, and when the server
 	// closes that connection (PostgreSQL idle_session_timeout), PgBouncer
 	// closes the client's. So it does not terminate in Hop's sense; declare
-	// the server behind it. server_idle_timeout applies only to unlinked
-	// server connections.
+	// the server behind it. client_idle_timeout (default 0, off) does not
+	// reach a client that ran a statement, since it stays linked (PgBouncer
+	// 1.18, measured with rstpool probe --dsn); server_idle_timeout applies
+	// only to unlinked server connections.
 	{Name: "pgbouncer"},
 
 	// Hops that pass the client's connection through.

@@ -62,6 +62,7 @@ type Conn struct {
 
 	eof      atomic.Bool                // a Read returned the peer's FIN
 	closed   atomic.Bool                // closed locally
+	leaving  atomic.Bool                // a consumer retired it: its client closes it, goodbye first
 	deadline atomic.Bool                // a caller set a deadline and has not cleared it
 	retired  atomic.Pointer[retirement] // fail the next write: a consumer retired it at handout
 	failure  atomic.Pointer[ConnError]  // the first failure, for drivers that report their own
@@ -330,6 +331,13 @@ func (c *Conn) begin() {
 	}
 	c.pieces.Add(1)
 }
+
+// leave records that a consumer retired the connection instead of handing
+// it out: its client closes it now, and the goodbye it may write first (a
+// pgx Terminate, a MySQL COM_QUIT) goes to the socket unchecked, as without
+// rstpool, instead of failing a check that would only say the peer is
+// gone again.
+func (c *Conn) leave() { c.leaving.Store(true) }
 
 // retire makes the next Write after a quiet spell fail with err and send
 // nothing, once: a consumer that handed out a connection it must not reuse

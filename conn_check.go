@@ -113,7 +113,7 @@ func (c *Conn) checkBeforeWrite() error {
 	if r := c.retired.Swap(nil); r != nil {
 		return c.newError("validate", r.err)
 	}
-	if !c.peek {
+	if !c.peek || c.leaving.Load() {
 		return nil
 	}
 	why := goneErr(c.Check())

@@ -119,11 +119,15 @@ func (c checkout) judge() rule.Verdict {
 	return rule.Checkout(c.facts, c.limit, peek)
 }
 
-// retire counts and reports c closed instead of handed out, for v.
+// retire counts and reports c closed instead of handed out, for v; its
+// client's goodbye goes unchecked.
 func (k *consumer) retire(v rule.Verdict, c checkout) {
 	addr := c.addr
-	if addr == "" && c.conn != nil {
-		addr = remote(c.conn.nc)
+	if c.conn != nil {
+		c.conn.leave()
+		if addr == "" {
+			addr = remote(c.conn.nc)
+		}
 	}
 	k.retired(v, c.facts.Idle, addr)
 }

@@ -59,6 +59,13 @@ type destination struct {
 	lastTry  time.Time     // the latest connect, by any Dialer
 	probing  bool          // a probe connect is under way
 	back     chan struct{} // closed when a connect succeeds: dials waiting to retry go at once
+	reported []report      // the Dialers that reported it down (EventDown), to be told when it is up
+}
+
+// A report is a Dialer's EventDown: it hears of the destination's return.
+type report struct {
+	s     *settings
+	since time.Time
 }
 
 // lookup returns the entry of k, or nil: the fast path of a dial to a
@@ -203,14 +210,33 @@ func (d *destination) refused(now time.Time, err error) time.Time {
 // connected records a connect that succeeded, as a probe or not. It ends a
 // run of refusals; a run that holds resets goes on until the connection
 // answers (see answered).
-func (d *destination) connected(now time.Time) {
+// It returns the Dialers that reported the destination down, to be told.
+func (d *destination) connected(now time.Time) []report {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.probing, d.lastTry = false, now
-	if !d.resets {
-		d.runStart = time.Time{}
-		d.wake()
+	if d.resets {
+		return nil
 	}
+	d.runStart = time.Time{}
+	d.wake()
+	r := d.reported
+	d.reported = nil
+	return r
+}
+
+// reportDown records that the Dialer of s reported the destination down;
+// false when it had already.
+func (d *destination) reportDown(s *settings, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, r := range d.reported {
+		if r.s == s {
+			return false
+		}
+	}
+	d.reported = append(d.reported, report{s: s, since: now})
+	return true
 }
 
 // wake lets the dials waiting to retry go at once.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"net"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -227,9 +225,6 @@ func (s *settings) dial(ctx context.Context, k destKey) (net.Conn, error) {
 		}
 	}
 	c, err := s.connect(ctx, k, dst, probe)
-	if err == nil && s.downs.n.Load() > 0 {
-		s.downs.up(k, s.observer)
-	}
 	if dst == nil && err == nil {
 		return c, nil
 	}
@@ -274,51 +269,15 @@ func (s *settings) settle(dst *destination, probe bool, err error) {
 	now := time.Now()
 	switch {
 	case err == nil:
-		dst.connected(now)
+		for _, r := range dst.connected(now) {
+			r.s.observer.emit(Event{Kind: EventUp, Source: "dialer", Addr: dst.key.addr, Duration: now.Sub(r.since)})
+		}
 		destinations.forget(dst)
 	case probe:
 		dst.refused(now, err)
 		dst.probeFailed()
-	case refusedConnect(err) && dst.downFor(now, s.refusedRetry) && s.downs.down(dst.key, now):
+	case refusedConnect(err) && dst.downFor(now, s.refusedRetry) && dst.reportDown(s, now):
 		s.observer.emit(Event{Kind: EventDown, Source: "dialer", Addr: dst.key.addr, Class: ClassRefused, Cause: CauseNotListening, Err: err})
-	}
-}
-
-// downs are the destinations a Dialer reported down (EventDown), until one
-// of its dials connects again (EventUp): the transitions it saw, each once.
-type downs struct {
-	n  atomic.Int32
-	mu sync.Mutex
-	m  map[destKey]time.Time
-}
-
-// down records k down since now; false when it was already.
-func (d *downs) down(k destKey, now time.Time) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if _, ok := d.m[k]; ok {
-		return false
-	}
-	if d.m == nil {
-		d.m = make(map[destKey]time.Time)
-	}
-	if len(d.m) >= maxDestinations {
-		return false
-	}
-	d.m[k] = now
-	d.n.Store(int32(len(d.m)))
-	return true
-}
-
-// up reports k up again, if it was down.
-func (d *downs) up(k destKey, o Observer) {
-	d.mu.Lock()
-	since, ok := d.m[k]
-	delete(d.m, k)
-	d.n.Store(int32(len(d.m)))
-	d.mu.Unlock()
-	if ok {
-		o.emit(Event{Kind: EventUp, Source: "dialer", Addr: k.addr, Duration: time.Since(since)})
 	}
 }
 

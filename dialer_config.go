@@ -44,7 +44,6 @@ type settings struct {
 	refusedRetry   time.Duration // <= 0: none
 	refusedBackoff Backoff
 	observer       Observer
-	downs          downs // what this Dialer reported down
 }
 
 // settings returns the Dialer's settings, resolved at its first use and

@@ -208,9 +208,9 @@ func (d *destination) refused(now time.Time, err error) time.Time {
 }
 
 // connected records a connect that succeeded, as a probe or not. It ends a
-// run of refusals; a run that holds resets goes on until the connection
+// run of refusals, and returns the Dialers that reported the destination
+// down, to be told; a run that holds resets goes on until the connection
 // answers (see answered).
-// It returns the Dialers that reported the destination down, to be told.
 func (d *destination) connected(now time.Time) []report {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -220,16 +220,23 @@ func (c *Conn) firstAnswer() {
 }
 
 // connectFailure reports whether a failure of class cl is a connect
-// answered by a reset or a close: the connection never carried a byte back
-// and was never handed out twice.
+// answered by a reset or a close: the connection never carried a byte back,
+// was never handed out twice, and did not sit idle before its first work
+// (a pooled connection that waited for work and died meanwhile died idle).
 func (c *Conn) connectFailure(cl Class) bool {
 	switch cl {
 	case ClassReset, ClassPeerClosed, ClassBrokenPipe:
 		sp := c.quiet.Load()
-		return c.nread.Load() == 0 && c.pieces.Load() <= 1 && (sp == nil || sp.at.w == 0)
+		return c.nread.Load() == 0 && c.pieces.Load() <= 1 && (sp == nil || sp.at.w == 0 && sp.length < connectWait)
 	}
 	return false
 }
+
+// connectWait is the longest a new connection may wait for its first work
+// and still, failing then, count as a connect answered by a reset: a
+// client writes right after its connect, while a pool keeps connections
+// it dialed ahead (MinIdle) for far longer.
+const connectWait = 250 * time.Millisecond
 
 // closedBy is the error of an operation on a connection that rstpool closed
 // after a failure: it matches both the failure's cause and net.ErrClosed.

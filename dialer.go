@@ -281,21 +281,6 @@ func (s *settings) settle(dst *destination, probe bool, err error) {
 	}
 }
 
-// waitRetry waits d, or until back is closed (another connect to the
-// destination succeeded), or until ctx is done; it reports false when ctx
-// ended first.
-func waitRetry(ctx context.Context, d time.Duration, back <-chan struct{}) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-	case <-back:
-	}
-	return true
-}
-
 // refusedConnect reports whether a connect was refused: nothing listened,
 // or whatever accepted it reset it at once (a proxy without a healthy
 // upstream, a listen queue overflowing under tcp_abort_on_overflow).

@@ -103,7 +103,12 @@ func (b Backoff) Next(n int) time.Duration {
 func (b Backoff) Sleep(ctx context.Context, n int) bool { return sleepCtx(ctx, b.Next(n)) }
 
 // sleepCtx waits d or until ctx is done; it reports whether it waited d.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
+func sleepCtx(ctx context.Context, d time.Duration) bool { return waitRetry(ctx, d, nil) }
+
+// waitRetry waits d, or until back is closed (another connect to the
+// destination succeeded; nil: never), or until ctx is done; it reports
+// false when ctx ended first.
+func waitRetry(ctx context.Context, d time.Duration, back <-chan struct{}) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
@@ -113,8 +118,9 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	case <-t.C:
-		return true
+	case <-back:
 	}
+	return true
 }
 
 // retrier is the consumer of Retry: one for the process, with the default

@@ -204,7 +204,7 @@ func (c *Conn) fail(op string, err error) error {
 // failed before the peer sent a byte or took one of its first piece of
 // work: a connect answered by a reset, the sibling of a refusal.
 func (c *Conn) noteConnectFailure(err error) {
-	if c.dialed.addr != "" && c.connectFailure(Classify(err)) {
+	if c.dialed.addr != "" && c.connectFailure(Classify(err)) && c.untouched() {
 		now := time.Now()
 		destinations.entry(c.dialed, now).refused(now, err)
 	}
@@ -220,23 +220,38 @@ func (c *Conn) firstAnswer() {
 }
 
 // connectFailure reports whether a failure of class cl is a connect
-// answered by a reset or a close: the connection never carried a byte back,
-// was never handed out twice, and did not sit idle before its first work
-// (a pooled connection that waited for work and died meanwhile died idle).
+// answered by a reset or a close: the peer never sent a byte, the
+// connection was never handed out twice, and it did not sit idle before its
+// first work (a pooled connection that waited for work and died meanwhile
+// died idle).
 func (c *Conn) connectFailure(cl Class) bool {
 	switch cl {
 	case ClassReset, ClassPeerClosed, ClassBrokenPipe:
-		sp := c.quiet.Load()
-		return c.nread.Load() == 0 && c.pieces.Load() <= 1 && (sp == nil || sp.at.w == 0 && sp.length < connectWait)
+	default:
+		return false
 	}
-	return false
+	sp := c.quiet.Load()
+	return c.nread.Load() == 0 && c.pieces.Load() <= 1 && (sp == nil || sp.at.w == 0 && sp.length < connectWait)
+}
+
+// untouched reports whether the peer took no byte of the connection: none
+// acknowledged where the kernel says (a new connection's first bytes are
+// acknowledged at once, by quick ACK), else none written. A connect that
+// failed untouched is a refused connect by another name, and may be tried
+// again as one; a server that read a request and then reset took its
+// bytes, and repeating that could add load.
+func (c *Conn) untouched() bool {
+	if acked, ok := c.bytesAcked(); ok {
+		return acked == 0
+	}
+	return c.nwritten.Load() == 0
 }
 
 // connectWait is the longest a new connection may wait for its first work
 // and still, failing then, count as a connect answered by a reset: a
 // client writes right after its connect, while a pool keeps connections
 // it dialed ahead (MinIdle) for far longer.
-const connectWait = 250 * time.Millisecond
+const connectWait = 100 * time.Millisecond
 
 // closedBy is the error of an operation on a connection that rstpool closed
 // after a failure: it matches both the failure's cause and net.ErrClosed.
@@ -291,6 +306,7 @@ func (c *Conn) errorSince(op string, err error, from mark, reused bool) *ConnErr
 	e.quietDeath = sp != nil && now.r == sp.at.r
 	e.diedIdle = e.quietDeath && (op == "validate" || c.untaken(sp, now))
 	e.connectReset = !reused && c.connectFailure(e.Class)
+	e.untouched = e.connectReset && c.untouched()
 	return e
 }
 

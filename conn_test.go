@@ -150,6 +150,7 @@ func TestReadErrorIsConnErrorAndEOFIsBare(t *testing.T) {
 	require.Equal(t, int64(1), ce.Written)
 	require.False(t, ce.Reused)
 	require.Equal(t, CauseConnectReset, ce.Cause(), "reset before its first answer")
+	require.False(t, ce.untouched, "the server read the byte before it reset: no refusal to try again")
 
 	ln2 := listen(t, func(c net.Conn) { c.Close() })
 	c2 := dialTracked(t, noRetry(), ln2.Addr().String())

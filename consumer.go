@@ -172,6 +172,7 @@ type failure struct {
 	answered    bool
 	idempotent  bool
 	connFailure bool // the consumer's own test; see connFailure
+	waited      bool // the connection sat idle in the consumer's pool before the work
 }
 
 // A decision is what follows a failure.
@@ -190,7 +191,10 @@ func (k *consumer) retry(f failure, attempt int) decision {
 		NothingLeft: f.nothingLeft, Answered: f.answered, Idempotent: f.idempotent,
 	}
 	if ce != nil {
-		rf.Stale, rf.ConnectReset = ce.stale(), ce.connectReset
+		// A connection that waited idle in the pool, even one never
+		// used, and gave nothing back was lost by the path, not refused.
+		rf.Stale = ce.stale() || f.waited && ce.quietDeath
+		rf.ConnectReset = ce.untouched && !f.waited
 	}
 	r := rule.Retry(rf)
 	if r.Reason == rule.None {

@@ -32,7 +32,8 @@ type ConnError struct {
 	readBack     int64 // bytes of the answer read (since the work began or the last quiet spell)
 	quietDeath   bool  // nothing arrived after the last quiet spell
 	diedIdle     bool  // and the peer took nothing sent after it: it was gone while idle
-	connectReset bool  // a new connection failed before the peer sent or took a byte of its first work
+	connectReset bool  // a new connection failed before the peer sent a byte, at its first work
+	untouched    bool  // and the peer took none of its bytes: a refused connect by another name
 }
 
 // Error reads like a net.OpError: "rstpool: CLASS (history): underlying".

@@ -306,13 +306,15 @@ func (p *Pool) Do(ctx context.Context, idempotent bool, fn func(net.Conn) error)
 		return err
 	}
 	var d decision
+	ran := false // an attempt's work may have reached the server
 	for attempt := 0; ; attempt++ {
 		f, err := h.run(fn)
 		if err == nil {
 			p.k.succeeded(d)
 			return nil
 		}
-		f.retried, f.callerDone, f.idempotent = attempt > 0, ctx.Err() != nil, idempotent
+		f.retried, f.callerDone, f.idempotent = ran, ctx.Err() != nil, idempotent
+		ran = ran || !f.nothingLeft
 		if d = p.k.retry(f, attempt); d.reason == RetryNone || attempt >= maxAttempts || !sleepCtx(ctx, d.wait) {
 			p.k.surface(err, p.s.addr)
 			return err
@@ -341,7 +343,8 @@ func (h PooledConn) run(fn func(net.Conn) error) (failure, error) {
 	}()
 	err := fn(h.e.nc)
 	quiet := tc != nil && !tc.movedSince(from)
-	f := failure{err: err, conn: tc, connFailure: connFailure(err), replayable: true, nothingLeft: quiet}
+	f := failure{err: err, conn: tc, connFailure: connFailure(err), replayable: true, nothingLeft: quiet,
+		waited: h.e.uses > 1 || time.Duration(h.e.lastUse-h.e.created) >= connectWait}
 	if err == nil || (quiet && !f.connFailure) {
 		ok = true
 		h.Release()

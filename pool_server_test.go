@@ -132,11 +132,16 @@ func (s *lineServer) answer(c net.Conn, line string) bool {
 		return false
 	}
 	s.killNext.CompareAndSwap(-1, 0)
+	// Decide the close before the answer leaves: a client that read the
+	// answer may set finNext for its next request at once.
+	fin := cmd != "PING" && s.finNext.Add(-1) >= 0
+	if !fin {
+		s.finNext.CompareAndSwap(-1, 0)
+	}
 	_, err := c.Write([]byte(reply + "\n"))
-	if cmd != "PING" && s.finNext.Add(-1) >= 0 {
+	if fin {
 		return false // serve closes it: a FIN
 	}
-	s.finNext.CompareAndSwap(-1, 0)
 	return err == nil
 }
 

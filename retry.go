@@ -42,17 +42,17 @@ func (r RetryReason) String() string {
 }
 
 // RetryBackoff is the longest pause before work runs a second time after a
-// failure that may have reached the server: the pause is drawn between
-// half of it and all of it, so that a blip of the path (a proxy reload, a
+// failure that may have reached the server: the pause is drawn between 60 %
+// of it and all of it, so that a blip of the path (a proxy reload, a
 // flapping link, about 100 ms) has passed, and callers a restart failed
 // together do not come back together. Work whose connection the peer had
 // forgotten while it sat idle (it took none of the work's bytes) goes
 // again at once: the next connection is fine.
 const RetryBackoff = 200 * time.Millisecond
 
-// retryPause is the pause before a retry: RetryBackoff, half of it at
-// least.
-var retryPause = Backoff{Base: RetryBackoff, Cap: RetryBackoff, Jitter: 0.5}
+// retryPause is the pause before a retry: 120 to 200 ms, past a 100 ms
+// blip with room for a timer that fires late.
+var retryPause = Backoff{Base: RetryBackoff, Cap: RetryBackoff, Jitter: 0.4}
 
 // A Backoff spaces attempts. The wait before attempt n (counting from 0)
 // is drawn at random from [(1-Jitter)·d, d], where d is Base·2ⁿ, at most

@@ -128,7 +128,7 @@ func (c *connector) connectReset(ctx context.Context, tc *Conn, attempt int) boo
 	if tc == nil || attempt >= maxAttempts {
 		return false
 	}
-	if f := tc.failed(); f == nil || !f.connectReset {
+	if f := tc.failed(); f == nil || !f.untouched {
 		return false
 	}
 	wait, ok := c.k.wait(rule.Redial, tc, attempt)

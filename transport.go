@@ -149,6 +149,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	a.limit, a.explore = t.learn.limitFor(dst, idem)
 	rt := t.rt
 	var d decision
+	ran := false // an attempt's work may have reached the server
 	for attempt := 0; ; attempt++ {
 		resp, err := a.run(rt, r)
 		if err != nil {
@@ -166,7 +167,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			resp.Request = req // as net/http does
 			return resp, nil
 		}
-		d = t.k.retry(a.failure(r, rb, err, attempt, idem), attempt)
+		d = t.k.retry(a.failure(r, rb, err, ran, idem), attempt)
+		ran = ran || d.reason == RetryIdempotent
 		var r2 *http.Request
 		if d.reason != RetryNone && attempt < maxAttempts {
 			r2, _ = rewind(r, rb)
@@ -181,11 +183,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// failure is what the retry rule needs to know of the attempt, number n,
-// that failed with err.
-func (a *attempt) failure(r *http.Request, rb *replayBody, err error, n int, idempotent bool) failure {
+// failure is what the retry rule needs to know of the attempt that failed
+// with err; ran says an attempt before it may have reached the server.
+func (a *attempt) failure(r *http.Request, rb *replayBody, err error, ran, idempotent bool) failure {
 	return failure{
-		err: err, conn: a.conn, retried: n > 0, callerDone: r.Context().Err() != nil,
+		err: err, conn: a.conn, retried: ran, callerDone: r.Context().Err() != nil, waited: a.info.WasIdle,
 		connFailure: a.conns > 0 && !isDialError(err) && connFailure(err),
 		replayable:  replayable(r, rb), nothingLeft: a.wroteNothing(err), answered: a.answered(), idempotent: idempotent,
 	}

@@ -133,7 +133,7 @@ func shallow(req *http.Request) *http.Request {
 // keeps a copy of what was read, up to a limit, so that a retry can send
 // the whole body again when it fit. net/http closes a body when an attempt
 // fails; the caller's body stays open until the Transport is done with it
-// (finish), so that a body never read can still be sent by a retry. When
+// (finish), so that a retry can send what was read and then the rest. When
 // the request's context ends, the caller's body is closed at once: a body
 // whose producer blocks (an io.Pipe) would otherwise hold net/http's
 // request writer, and RoundTrip, past the context.
@@ -204,9 +204,12 @@ func (b *replayBody) abort() {
 // Close, whoever calls it, closes the body once and ends the abort's
 // registration on the request's context, so that nothing of the request
 // outlives it.
-type handedBody struct{ b *replayBody }
+type handedBody struct {
+	b *replayBody
+	r io.Reader // what was read of it, then the rest
+}
 
-func (h handedBody) Read(p []byte) (int, error) { return h.b.src.Read(p) }
+func (h handedBody) Read(p []byte) (int, error) { return h.r.Read(p) }
 
 func (h handedBody) Close() error {
 	b := h.b
@@ -224,12 +227,12 @@ func (h handedBody) Close() error {
 func (b *replayBody) canReplay() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return (b.eof && !b.over) || (!b.read && !b.srcClosed && !b.handed)
+	return !b.over && (b.eof || !b.srcClosed && !b.handed)
 }
 
 // replay returns a body that sends the whole body again: the copy when all
-// of it was read and fit, else the caller's body itself when none of it was
-// read, which then belongs to the retry (net/http closes it).
+// of it was read and fit; else the copy of what was read, then the rest of
+// the caller's body, which then belongs to the retry (net/http closes it).
 func (b *replayBody) replay() io.ReadCloser {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -237,7 +240,7 @@ func (b *replayBody) replay() io.ReadCloser {
 		return io.NopCloser(bytes.NewReader(b.buf))
 	}
 	b.handed = true
-	return handedBody{b}
+	return handedBody{b: b, r: io.MultiReader(bytes.NewReader(b.buf), b.src)}
 }
 
 // finish ends the Transport's use of the body: the caller's body is closed

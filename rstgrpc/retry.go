@@ -56,10 +56,10 @@ func named(names []string, method string) bool {
 	return false
 }
 
-// retryPause is rstpool's pause before a retry: between half of
+// retryPause is rstpool's pause before a retry: between 60 % of
 // rstpool.RetryBackoff and all of it, so that calls a reset failed
-// together do not come back together.
-var retryPause = rstpool.Backoff{Base: rstpool.RetryBackoff, Jitter: 0.5}
+// together do not come back together, and past a 100 ms blip.
+var retryPause = rstpool.Backoff{Base: rstpool.RetryBackoff, Jitter: 0.4}
 
 // pause waits out retryPause; it reports false when ctx ended first.
 func pause(ctx context.Context) bool { return retryPause.Sleep(ctx, 0) }

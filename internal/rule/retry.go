@@ -31,7 +31,7 @@ type Failure struct {
 	// work.
 	Stale bool
 	// ConnectReset: the work's new connection was reset or closed before
-	// it carried a byte back: whatever accepted it refused it, like a
+	// the peer took or sent a byte: whatever accepted it refused it, like a
 	// refused connect.
 	ConnectReset bool
 }

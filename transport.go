@@ -88,10 +88,10 @@ type Transport struct {
 
 	// MaxBufferedBody is how much of a request body without GetBody the
 	// Transport keeps a copy of as net/http sends it, so that a retry can
-	// send the whole body again. Nothing is read ahead: a larger or
-	// unfinished body is streamed as net/http streams it and is retried
-	// only if none of it was read. Zero: DefaultMaxBufferedBody. Negative:
-	// keep no copy.
+	// send the whole body again: the copy, then what was not read yet.
+	// Nothing is read ahead: a body is streamed as net/http streams it, and
+	// one of which more than this was read is not retried. Zero:
+	// DefaultMaxBufferedBody. Negative: keep no copy.
 	MaxBufferedBody int64
 
 	// ExpectContinueBody is the body size above which requests of known

@@ -307,6 +307,7 @@ func (c *Conn) errorSince(op string, err error, from mark, reused bool) *ConnErr
 	e.diedIdle = e.quietDeath && (op == "validate" || c.untaken(sp, now))
 	e.connectReset = !reused && c.connectFailure(e.Class)
 	e.untouched = e.connectReset && c.untouched()
+	e.dialed = c.dialed
 	return e
 }
 

@@ -164,8 +164,7 @@ func handOut(ctx context.Context, c *Conn, nc net.Conn) {
 // A failure is what a consumer knows of work that failed.
 type failure struct {
 	err         error
-	conn        *Conn // the tracked connection it failed on, when known
-	retried     bool  // it already ran again
+	retried     bool // it already ran again
 	callerDone  bool
 	replayable  bool
 	nothingLeft bool
@@ -194,7 +193,10 @@ func (k *consumer) retry(f failure, attempt int) decision {
 		// A connection that waited idle in the pool, even one never
 		// used, and gave nothing back was lost by the path, not refused.
 		rf.Stale = ce.stale() || f.waited && ce.quietDeath
+		// A new connection whose peer took no byte (reset during its
+		// TLS handshake, say) carried nothing of the work.
 		rf.ConnectReset = ce.untouched && !f.waited
+		rf.NothingLeft = rf.NothingLeft || rf.ConnectReset
 	}
 	r := rule.Retry(rf)
 	if r.Reason == rule.None {
@@ -206,7 +208,11 @@ func (k *consumer) retry(f failure, attempt int) decision {
 		k.report(EventRetryDenied, reason, f.err)
 		return decision{}
 	}
-	wait, ok := k.wait(r.Wait, f.conn, attempt)
+	var dst destKey
+	if ce != nil {
+		dst = ce.dialed
+	}
+	wait, ok := k.wait(r.Wait, dst, attempt)
 	if !ok {
 		return decision{} // the connect's own budget ran out: the destination is down
 	}
@@ -218,22 +224,19 @@ func (k *consumer) retry(f failure, attempt int) decision {
 	return decision{reason: reason, wait: wait, paid: !r.Free}
 }
 
-// wait returns how long to wait before a retry; for a connect reset, the
-// Dialer's backoff, and false once the run of failed connects outlasts its
-// RefusedRetry.
-func (k *consumer) wait(w rule.Wait, c *Conn, attempt int) (time.Duration, bool) {
-	switch w {
-	case rule.Now:
-		return 0, true
-	case rule.Redial:
-		if k.dial == nil || c == nil || k.dial.refusedRetry <= 0 {
-			return retryPause.Next(0), attempt == 0
-		}
-		d := k.dial.refusedBackoff.Next(attempt)
-		dst := destinations.lookup(c.dialed)
-		return d, dst == nil || !time.Now().Add(d).After(dst.runDeadline(k.dial.refusedRetry))
+// wait returns how long to wait before a retry; for a connect reset to
+// the destination to, the Dialer's backoff, and false once the run of
+// failed connects outlasts its RefusedRetry.
+func (k *consumer) wait(w rule.Wait, to destKey, attempt int) (time.Duration, bool) {
+	if w != rule.Redial {
+		return retryPause.Next(0), true
 	}
-	return retryPause.Next(0), true
+	if k.dial == nil || to.addr == "" || k.dial.refusedRetry <= 0 {
+		return retryPause.Next(0), attempt == 0
+	}
+	d := k.dial.refusedBackoff.Next(attempt)
+	dst := destinations.lookup(to)
+	return d, dst == nil || !time.Now().Add(d).After(dst.runDeadline(k.dial.refusedRetry))
 }
 
 // succeeded ends work that a retry saved: a retry paid for gives its token

@@ -168,7 +168,7 @@ func (d *destination) settled() bool {
 
 // downFor reports whether the run under way makes the destination down for
 // a Dialer whose RefusedRetry is budget: its connects have been failing
-// for at least that long, the latest within runGap.
+// for at least that long, the latest within runGap. d.mu is held.
 func (d *destination) downFor(now time.Time, budget time.Duration) bool {
 	return budget > 0 && !d.runStart.IsZero() && now.Sub(d.runLast) <= runGap &&
 		now.Sub(d.runStart) >= budget
@@ -225,11 +225,15 @@ func (d *destination) connected(now time.Time) []report {
 	return r
 }
 
-// reportDown records that the Dialer of s reported the destination down;
-// false when it had already.
+// reportDown records that the Dialer of s reports the destination down,
+// when the run under way makes it down for that Dialer; false when it
+// does not, or when the Dialer had reported it already.
 func (d *destination) reportDown(s *settings, now time.Time) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if !d.downFor(now, s.refusedRetry) {
+		return false
+	}
 	for _, r := range d.reported {
 		if r.s == s {
 			return false

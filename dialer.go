@@ -276,7 +276,7 @@ func (s *settings) settle(dst *destination, probe bool, err error) {
 	case probe:
 		dst.refused(now, err)
 		dst.probeFailed()
-	case refusedConnect(err) && dst.downFor(now, s.refusedRetry) && dst.reportDown(s, now):
+	case refusedConnect(err) && dst.reportDown(s, now):
 		s.observer.emit(Event{Kind: EventDown, Source: "dialer", Addr: dst.key.addr, Class: ClassRefused, Cause: CauseNotListening, Err: err})
 	}
 }

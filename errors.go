@@ -29,11 +29,12 @@ type ConnError struct {
 	Addr    string // the remote address, when known
 
 	// The evidence of how it died, read from the connection when it failed.
-	readBack     int64 // bytes of the answer read (since the work began or the last quiet spell)
-	quietDeath   bool  // nothing arrived after the last quiet spell
-	diedIdle     bool  // and the peer took nothing sent after it: it was gone while idle
-	connectReset bool  // a new connection failed before the peer sent a byte, at its first work
-	untouched    bool  // and the peer took none of its bytes: a refused connect by another name
+	readBack     int64   // bytes of the answer read (since the work began or the last quiet spell)
+	quietDeath   bool    // nothing arrived after the last quiet spell
+	diedIdle     bool    // and the peer took nothing sent after it: it was gone while idle
+	connectReset bool    // a new connection failed before the peer sent a byte, at its first work
+	untouched    bool    // and the peer took none of its bytes: a refused connect by another name
+	dialed       destKey // the address the connection was dialed to
 }
 
 // Error reads like a net.OpError: "rstpool: CLASS (history): underlying".

@@ -343,7 +343,7 @@ func (h PooledConn) run(fn func(net.Conn) error) (failure, error) {
 	}()
 	err := fn(h.e.nc)
 	quiet := tc != nil && !tc.movedSince(from)
-	f := failure{err: err, conn: tc, connFailure: connFailure(err), replayable: true, nothingLeft: quiet,
+	f := failure{err: err, connFailure: connFailure(err), replayable: true, nothingLeft: quiet,
 		waited: h.e.uses > 1 || time.Duration(h.e.lastUse-h.e.created) >= connectWait}
 	if err == nil || (quiet && !f.connFailure) {
 		ok = true

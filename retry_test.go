@@ -50,7 +50,8 @@ func TestRetryReason(t *testing.T) {
 		err  error
 		want RetryReason
 	}{
-		{"no connection", get, &attempt{}, reset, RetryNone},
+		{"no connection, no connection error", get, &attempt{}, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}, RetryNone},
+		{"reset before the connection was handed out (a TLS handshake): its error says so", get, &attempt{}, reset, RetryIdempotent},
 		{"dial error", get, attemptWith(false, false), &ConnError{Op: "dial", Class: ClassRefused, Err: syscall.ECONNREFUSED}, RetryNone},
 		{"caller canceled", get.WithContext(canceled), attemptWith(false, false), reset, RetryNone},
 		{"body gone", unreplayable, attemptWith(true, false), reset, RetryNone},

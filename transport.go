@@ -187,8 +187,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // with err; ran says an attempt before it may have reached the server.
 func (a *attempt) failure(r *http.Request, rb *replayBody, err error, ran, idempotent bool) failure {
 	return failure{
-		err: err, conn: a.conn, retried: ran, callerDone: r.Context().Err() != nil, waited: a.info.WasIdle,
-		connFailure: a.conns > 0 && !isDialError(err) && connFailure(err),
+		err: err, retried: ran, callerDone: r.Context().Err() != nil, waited: a.info.WasIdle,
+		connFailure: (a.conns > 0 || connErrorOf(err) != nil) && !isDialError(err) && connFailure(err),
 		replayable:  replayable(r, rb), nothingLeft: a.wroteNothing(err), answered: a.answered(), idempotent: idempotent,
 	}
 }
@@ -519,7 +519,7 @@ func (a *attempt) wrap(err error) error {
 	switch f := c.failure.Load(); {
 	case e.Class == ClassOther && f != nil:
 		e.Class, e.Err = f.Class, &dueTo{err: err, cause: f.Err}
-		e.Op, e.quietDeath, e.diedIdle, e.connectReset = f.Op, f.quietDeath, f.diedIdle, f.connectReset
+		e.Op, e.quietDeath, e.diedIdle, e.connectReset, e.untouched = f.Op, f.quietDeath, f.diedIdle, f.connectReset, f.untouched
 	case e.Class == ClassOther && c.eof.Load():
 		e.Class = ClassPeerClosed // net/http's "server closed idle connection"
 	}

@@ -45,11 +45,8 @@ HINCRBY on hash rstpool-demo:RUN; each run deletes its own), so that a write
 applied twice shows. "retries taken" counts the second attempts the demo sees
 (rstpool.Retry's, rstpgx.Retry's), not a driver's own (go-redis, database/sql).
 A server that does not answer is skipped, and the report says how to start
-it; RSTPOOL_REQUIRE_SERVICES=1 makes that an error. The drivers are linked in
-only when the command is built with the tag demodb, so that the default run
-fetches and compiles none:
-  go run -tags demodb ./cmd/rstpool demo --with postgres,mysql,redis
-  go install -tags demodb github.com/rstpool/rstpool/cmd/rstpool@latest
+it; RSTPOOL_REQUIRE_SERVICES=1 makes that an error:
+  go run ./cmd/rstpool demo --with postgres,mysql,redis
 
 --json prints the report as one JSON document: snake_case keys, and every
 duration a number of milliseconds in a key ending in _ms. Top level:
@@ -120,11 +117,7 @@ func (f *demoFlags) addDatabases(s string) error {
 
 // withUsage is the usage line of --with.
 func withUsage() string {
-	u := "database `legs`, comma-separated: " + strings.Join(demo.Known, ", ")
-	if len(demo.DatabaseNames()) == 0 {
-		u += " (this build has none: build with -tags demodb)"
-	}
-	return u
+	return "database `legs`, comma-separated: " + strings.Join(demo.Known, ", ")
 }
 
 // check validates the parsed command line, naming the flag at fault, and

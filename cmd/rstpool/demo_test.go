@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -195,26 +194,6 @@ func TestDemoTable(t *testing.T) {
 	require.Regexp(t, `errors surfaced +0 +0`, out)
 	require.Contains(t, out, "what the rows count:")
 	require.True(t, strings.HasSuffix(out, "\nverdict: rstpool surfaced as many idempotent errors as stock (0 vs 0); no POST ran twice.\n"), out)
-}
-
-// The default build links no database driver, so that "go run
-// ./cmd/rstpool demo" fetches and compiles none; -tags demodb links them.
-// Asking the default build for a database leg says how to get one.
-func TestDemoDefaultBuildHasNoDrivers(t *testing.T) {
-	drivers := regexp.MustCompile(`(?m)^(github\.com/jackc/pgx|github\.com/go-sql-driver/mysql|github\.com/redis/go-redis)`)
-	deps := output(t, "go", "list", "-deps", ".")
-	require.NotRegexp(t, drivers, deps)
-	require.Contains(t, deps, "github.com/rstpool/rstpool/cmd/rstpool/internal/demo\n")
-	require.Regexp(t, drivers, output(t, "go", "list", "-tags", "demodb", "-deps", "."))
-
-	cmd := exec.Command(builtCommand(t), "demo", "--with", "postgres")
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	require.ErrorAs(t, err, &ee)
-	require.Equal(t, exitUsage, ee.ExitCode())
-	require.Contains(t, stderr.String(), `rstpool demo: invalid value "postgres" for flag -with: "postgres": the database legs are not in this build: build the command with -tags demodb`)
 }
 
 // Every bad command line fails before any work, with exit status 2 and

@@ -52,7 +52,6 @@ type Wait uint8
 // The waits of a Decision.
 const (
 	Pause  Wait = iota // after a jittered pause: a blip of the path passes first
-	Now                // at once: a stale connection was found dead before the work left
 	Redial             // after the backoff of a refused connect, within its budget
 )
 
@@ -70,20 +69,18 @@ type Decision struct {
 }
 
 // Retry decides whether failed work may run once more, on a new
-// connection, and how. Only a failure found before the work left is sure
-// of its cause; any other may be a blip of the path, which a retry at once
-// would meet again, so it waits the pause.
+// connection, and how. No failure says for sure that the path is fine
+// again: a blip (a proxy reload, a flapping link) closes idle connections
+// as a hop's idle timer does, and a retry at once would meet it again, so
+// every retry waits the pause, or the backoff of a refused connect.
 func Retry(f Failure) Decision {
 	r := reason(f)
 	if r == None {
 		return Decision{}
 	}
 	d := Decision{Reason: r, Wait: Pause, Free: f.Stale}
-	switch {
-	case f.ConnectReset:
+	if f.ConnectReset {
 		d.Wait, d.Free = Redial, true
-	case f.Stale && f.NothingLeft:
-		d.Wait = Now
 	}
 	return d
 }

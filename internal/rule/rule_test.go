@@ -31,10 +31,9 @@ func TestRetry(t *testing.T) {
 }
 
 // How a retry goes, and who pays: a stale connection's work is repaired
-// for free, at once when the check found it dead before the work left,
-// after the pause when it may have left (a blip kills busy and idle
-// connections alike); a new connection reset before its first answer
-// waits as a refused connect does, and may try again while the work is
+// for free, after the pause (a blip closes idle connections as a hop's
+// timer does); a new connection reset before the peer took a byte waits
+// as a refused connect does, and may try again while the work is
 // idempotent or never left.
 func TestRetryDecision(t *testing.T) {
 	idem := Failure{ConnFailure: true, Replayable: true, Idempotent: true}
@@ -46,8 +45,8 @@ func TestRetryDecision(t *testing.T) {
 	}{
 		{"mid-exchange: paid, after the pause", idem, Decision{Reason: Idempotent, Wait: Pause}},
 		{"stale, the work left: free, after the pause", with(func(f *Failure) { f.Stale = true }), Decision{Reason: Idempotent, Wait: Pause, Free: true}},
-		{"stale, found dead before the work left: free, at once", with(func(f *Failure) { f.Stale, f.NothingLeft = true, true }),
-			Decision{Reason: NothingWritten, Wait: Now, Free: true}},
+		{"stale, found dead before the work left: free, after the pause", with(func(f *Failure) { f.Stale, f.NothingLeft = true, true }),
+			Decision{Reason: NothingWritten, Wait: Pause, Free: true}},
 		{"connect reset, nothing left: free, as a redial", with(func(f *Failure) { f.ConnectReset, f.NothingLeft = true, true }),
 			Decision{Reason: NothingWritten, Wait: Redial, Free: true}},
 		{"connect reset, idempotent, again", with(func(f *Failure) { f.ConnectReset, f.Retried = true, true }),

@@ -55,8 +55,8 @@ type Store interface {
 }
 
 // Known are the database legs there are, in the order the report lists
-// them; a build has those that are registered (package demodb, linked in
-// with the build tag demodb).
+// them; a build has those that are registered (package demodb, which the
+// command links in).
 var Known = []string{"postgres", "mysql", "redis"}
 
 // databases are the legs registered, in the order of Known.
@@ -92,7 +92,7 @@ func lookupDatabase(name string) (Database, bool) {
 }
 
 // ErrNotBuiltIn is the error of a known leg this build lacks.
-var ErrNotBuiltIn = errors.New("the database legs are not in this build: build the command with -tags demodb (go run -tags demodb ./cmd/rstpool demo --with ...)")
+var ErrNotBuiltIn = errors.New("the database legs are not in this build: link package demodb into the command")
 
 // checkDatabases reports the first name that is unknown, not in this
 // build, or named twice.

@@ -70,7 +70,7 @@ func TestDatabaseNotBuiltIn(t *testing.T) {
 	require.Empty(t, DatabaseNames())
 	_, err := Run(context.Background(), Config{Databases: []string{"postgres"}})
 	require.ErrorIs(t, err, ErrNotBuiltIn)
-	require.ErrorContains(t, err, "-tags demodb")
+	require.ErrorContains(t, err, "link package demodb")
 	_, err = Run(context.Background(), Config{Databases: []string{"oracle"}})
 	require.False(t, errors.Is(err, ErrNotBuiltIn))
 	require.ErrorContains(t, err, `"oracle": want one of postgres, mysql, redis`)

@@ -1,10 +1,9 @@
 // Package demodb holds the database legs of the demo (package demo): the
 // real drivers against the local servers, stock and wired to rstpool as
-// README.md and CLIENTS.md show. Importing it registers them. The command
-// links it in only when built with the tag demodb, so that the demo's
-// default run neither fetches nor compiles a driver:
+// README.md and CLIENTS.md show. Importing it registers them; the command
+// does:
 //
-//	go run -tags demodb ./cmd/rstpool demo --with postgres,mysql,redis
+//	go run ./cmd/rstpool demo --with postgres,mysql,redis
 package demodb
 
 import "github.com/rstpool/rstpool/cmd/rstpool/internal/demo"

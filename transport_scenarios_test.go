@@ -308,7 +308,7 @@ func TestScenarioMiddleboxReset(t *testing.T) {
 	c := &tsCase{
 		name: "middlebox RST reap", methods: tsAllMethods, body: 64,
 		gap:     gapAround(100*time.Millisecond, 30*time.Millisecond),
-		proxy:   &faultproxy.Config{IdleTimeout: 100 * time.Millisecond, IdleAction: faultproxy.ActionReset},
+		proxy:   &faultproxy.Config{IdleTimeout: 100 * time.Millisecond, IdleAction: faultproxy.ActionReset, IdleWaitsForClient: true},
 		timeout: 5 * time.Second,
 	}
 	stock, ours := c.compare(t, 4, 40)
@@ -376,7 +376,7 @@ func TestScenarioHTTP2MiddleboxReset(t *testing.T) {
 			c := &tsCase{
 				name: tc.name + " middlebox RST reap", methods: tsAllMethods, body: 64, tls: tc.tls, h2c: tc.h2c,
 				gap:     gapAround(100*time.Millisecond, 30*time.Millisecond),
-				proxy:   &faultproxy.Config{IdleTimeout: 100 * time.Millisecond, IdleAction: faultproxy.ActionReset},
+				proxy:   &faultproxy.Config{IdleTimeout: 100 * time.Millisecond, IdleAction: faultproxy.ActionReset, IdleWaitsForClient: true},
 				timeout: 5 * time.Second,
 			}
 			stock, ours := c.compare(t, 4, 25)
@@ -395,7 +395,7 @@ func TestScenarioSilentDropL7(t *testing.T) {
 	c := &tsCase{
 		name: "silent drop (L7, chain declared)", methods: tsAllMethods, body: 64,
 		gap:   gapAround(400*time.Millisecond, 120*time.Millisecond),
-		proxy: &faultproxy.Config{IdleTimeout: 400 * time.Millisecond, IdleAction: faultproxy.ActionDrop},
+		proxy: &faultproxy.Config{IdleTimeout: 400 * time.Millisecond, IdleAction: faultproxy.ActionDrop, IdleWaitsForClient: true},
 		rstpool: func(tr *Transport) {
 			tr.Dialer.Chain = Chain{{Name: "L7 proxy", IdleTimeout: 400 * time.Millisecond}}
 		},

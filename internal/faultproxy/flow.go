@@ -61,6 +61,9 @@ func (f *flow) run() {
 		return
 	}
 	f.up.Store(up)
+	// The flow is idle from here: the upstream dial was the proxy's time,
+	// not the client's.
+	f.last.Store(f.p.now())
 	if f.state.Load() == stDone { // killed while dialing
 		f.shut()
 		return

@@ -26,6 +26,7 @@ func startProxy(t *testing.T, cfg faultproxy.Config) *faultproxy.Proxy {
 func TestPGProxyResetsIdleFlows(t *testing.T) {
 	for _, kind := range []string{"pgxpool", "stdlib"} {
 		t.Run(kind, func(t *testing.T) {
+			t.Parallel() // the two legs share nothing but the server: half the time
 			s := newPGScenario(t, "proxy_"+kind)
 			d := &rstpool.Dialer{Chain: rstpool.Chain{{Name: "lb", IdleTimeout: 300 * time.Millisecond, Middlebox: true}}}
 			sideBySide(t, "proxy resets flows idle > 300ms, PostgreSQL "+kind, kind == "pgxpool", func(t *testing.T, ours bool) *result {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -284,34 +285,70 @@ func gapAround(d, spread time.Duration) func(*rand.Rand) time.Duration {
 
 var tsAllMethods = []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete}
 
+// Timescales. A busy 2-core machine runs a woken goroutine tens of
+// milliseconds late, and a request through the race detector's server and
+// proxy may take longer than that: the scenarios keep every margin the
+// product relies on (an idle limit below a hop's timeout, a quarter of it
+// for a learned limit) well above such delays. A scenario light on the
+// CPU runs in parallel with the others; a heavy one (Blip, UnreadBody)
+// runs alone, so that no scenario's timing is another's load.
+const (
+	tsMiddleboxIdle = 200 * time.Millisecond // a forgetful middlebox's idle timer
+	tsRounds        = 20                     // rounds of a 200 ms scenario: 4 s
+)
+
 // The server's keep-alive closes connections idle 100 ms; the client
-// comes back after 90-110 ms, so its request crosses the server's FIN.
+// comes back after 98-102 ms, so its request crosses the server's FIN.
+// rstpool learns the timeout from the connections that died, unless the
+// evidence contradicts them: on a busy machine the server's own idle
+// timer may run late, and a connection that answers after a gap clearly
+// longer than one that died refutes the deaths (learn only from
+// consistent evidence). Then not learning is right, and the test says so.
 func TestScenarioServerIdleRace(t *testing.T) {
 	t.Parallel()
+	var tr *Transport
 	c := &tsCase{
 		name: "server IdleTimeout race", methods: tsAllMethods, body: 64,
 		gap:     gapAround(100*time.Millisecond, 2*time.Millisecond),
 		server:  func(s *http.Server) { s.IdleTimeout = 100 * time.Millisecond },
+		rstpool: func(t *Transport) { tr = t },
 		timeout: 5 * time.Second,
 	}
 	stock, ours := c.compare(t, 4, 40)
 	require.NotZero(t, stock.errTotal(http.MethodPut, http.MethodPost), "stock net/http did not show the race")
 	requireSafe(t, ours, http.MethodGet, http.MethodPut, http.MethodDelete)
 	requireNeverWorse(t, stock, ours)
-	require.NotEmpty(t, ours.stats.LearnedIdle, "rstpool did not learn the server's idle timeout")
+	if len(ours.stats.LearnedIdle) == 0 {
+		okGap := tr.learnedOKGap()
+		require.GreaterOrEqual(t, okGap, 100*time.Millisecond*9/8,
+			"rstpool did not learn the server's idle timeout, though no connection answered after a gap clearly longer than 100 ms")
+		t.Logf("not learned, rightly: a connection answered after %v idle (the server's 100 ms timer ran late)", okGap)
+	}
 }
 
-// A middlebox forgets flows idle over 100 ms and answers their next bytes
+// learnedOKGap is the longest idle gap after which a reused connection of
+// tr answered, at any destination.
+func (tr *Transport) learnedOKGap() time.Duration {
+	tr.learn.mu.Lock()
+	defer tr.learn.mu.Unlock()
+	var gap time.Duration
+	for _, e := range tr.learn.ev {
+		gap = max(gap, e.okGap)
+	}
+	return gap
+}
+
+// A middlebox forgets flows idle over 200 ms and answers their next bytes
 // with an RST.
 func TestScenarioMiddleboxReset(t *testing.T) {
 	t.Parallel()
 	c := &tsCase{
 		name: "middlebox RST reap", methods: tsAllMethods, body: 64,
-		gap:     gapAround(100*time.Millisecond, 30*time.Millisecond),
-		proxy:   &faultproxy.Config{IdleTimeout: 100 * time.Millisecond, IdleAction: faultproxy.ActionReset},
+		gap:     gapAround(tsMiddleboxIdle, tsMiddleboxIdle*3/10),
+		proxy:   &faultproxy.Config{IdleTimeout: tsMiddleboxIdle, IdleAction: faultproxy.ActionReset, IdleWaitsForClient: true},
 		timeout: 5 * time.Second,
 	}
-	stock, ours := c.compare(t, 4, 40)
+	stock, ours := c.compare(t, 4, tsRounds)
 	require.NotZero(t, stock.errTotal(http.MethodPut, http.MethodPost), "stock net/http did not show the reset")
 	requireSafe(t, ours, http.MethodGet, http.MethodPut, http.MethodDelete)
 	requireNeverWorse(t, stock, ours)
@@ -342,16 +379,16 @@ func TestScenarioRestart(t *testing.T) {
 }
 
 // The server answers 413 at once and closes while the client still sends
-// a 1 MiB body: the kernel resets the connection (cause 3).
+// a 1 MiB body: the kernel resets the connection (cause 3). Heavy on the
+// CPU (100 MiB through the race detector per client): it runs alone.
 func TestScenarioUnreadBody(t *testing.T) {
-	t.Parallel()
 	c := &tsCase{
 		name: "close with unread data (1 MiB PUT)", methods: []string{http.MethodPut}, body: 1 << 20,
 		gap: gapAround(10*time.Millisecond, 2*time.Millisecond),
 		proxy: &faultproxy.Config{
 			EarlyResponse: []byte("HTTP/1.1 413 Request Entity Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
 		},
-		timeout: 5 * time.Second,
+		timeout: 10 * time.Second,
 	}
 	stock, ours := c.compare(t, 4, 25)
 	// Stock net/http often reads the 413 before its write fails and then
@@ -364,7 +401,7 @@ func TestScenarioUnreadBody(t *testing.T) {
 }
 
 // HTTP/2 over TLS and h2c through a middlebox that resets flows idle over
-// 100 ms.
+// 200 ms.
 func TestScenarioHTTP2MiddleboxReset(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -375,11 +412,11 @@ func TestScenarioHTTP2MiddleboxReset(t *testing.T) {
 			t.Parallel()
 			c := &tsCase{
 				name: tc.name + " middlebox RST reap", methods: tsAllMethods, body: 64, tls: tc.tls, h2c: tc.h2c,
-				gap:     gapAround(100*time.Millisecond, 30*time.Millisecond),
-				proxy:   &faultproxy.Config{IdleTimeout: 100 * time.Millisecond, IdleAction: faultproxy.ActionReset},
+				gap:     gapAround(tsMiddleboxIdle, tsMiddleboxIdle*3/10),
+				proxy:   &faultproxy.Config{IdleTimeout: tsMiddleboxIdle, IdleAction: faultproxy.ActionReset, IdleWaitsForClient: true},
 				timeout: 5 * time.Second,
 			}
-			stock, ours := c.compare(t, 4, 25)
+			stock, ours := c.compare(t, 4, tsRounds)
 			require.NotZero(t, stock.errTotal(tsAllMethods...), "stock net/http did not show the reset")
 			requireSafe(t, ours, http.MethodGet, http.MethodPut, http.MethodDelete)
 			requireNeverWorse(t, stock, ours)
@@ -387,19 +424,21 @@ func TestScenarioHTTP2MiddleboxReset(t *testing.T) {
 	}
 }
 
-// An L7 proxy silently drops flows idle over 100 ms: its kernel acknowledges
+// An L7 proxy silently drops flows idle over 400 ms: its kernel acknowledges
 // the request, so only an idle limit below the hop's avoids the hang. The
-// chain declares the hop.
+// chain declares the hop. A dropped request hangs until Client.Timeout,
+// which leaves a loaded machine's slowest answers (a second and more
+// through the race detector) room.
 func TestScenarioSilentDropL7(t *testing.T) {
 	t.Parallel()
 	c := &tsCase{
 		name: "silent drop (L7, chain declared)", methods: tsAllMethods, body: 64,
 		gap:   gapAround(400*time.Millisecond, 120*time.Millisecond),
-		proxy: &faultproxy.Config{IdleTimeout: 400 * time.Millisecond, IdleAction: faultproxy.ActionDrop},
+		proxy: &faultproxy.Config{IdleTimeout: 400 * time.Millisecond, IdleAction: faultproxy.ActionDrop, IdleWaitsForClient: true},
 		rstpool: func(tr *Transport) {
 			tr.Dialer.Chain = Chain{{Name: "L7 proxy", IdleTimeout: 400 * time.Millisecond}}
 		},
-		timeout: 800 * time.Millisecond,
+		timeout: 2 * time.Second,
 	}
 	stock, ours := c.compare(t, 4, 20)
 	require.NotZero(t, stock.errTotal(http.MethodGet), "stock net/http did not hang on a dropped flow")
@@ -408,23 +447,23 @@ func TestScenarioSilentDropL7(t *testing.T) {
 	require.Zero(t, ours.errTotal(http.MethodPost))
 }
 
-// A blip: every flow is reset (or closed) for 100 ms every 2-4 s, a proxy
-// reload or a flapping link, under 1,000 requests per method. Idempotent
-// requests survive through rstpool, and no cell is worse than stock.
+// A blip: every flow is reset (or closed) for 100 ms every 1-1.5 s, a
+// proxy reload or a flapping link, under 600 requests per method.
+// Idempotent requests survive through rstpool, and no cell is worse than
+// stock. Heavy on the CPU (8 workers every 12 ms per client): each runs
+// alone.
 func TestScenarioBlip(t *testing.T) {
-	t.Parallel()
 	for _, action := range []faultproxy.Action{faultproxy.ActionReset, faultproxy.ActionClose} {
 		t.Run(action.String(), func(t *testing.T) {
-			t.Parallel()
 			c := &tsCase{
-				name: "blip (" + action.String() + " every flow 100 ms every 2-4 s)", methods: tsAllMethods, body: 64,
+				name: "blip (" + action.String() + " every flow 100 ms every 1-1.5 s)", methods: tsAllMethods, body: 64,
 				gap:   gapAround(12*time.Millisecond, 4*time.Millisecond),
 				proxy: &faultproxy.Config{},
 				during: func(p *faultproxy.Proxy, done <-chan struct{}) {
 					rng := rand.New(rand.NewPCG(3, 0))
 					for {
 						select {
-						case <-time.After(2*time.Second + time.Duration(rng.Int64N(int64(2*time.Second)))):
+						case <-time.After(time.Second + time.Duration(rng.Int64N(int64(500*time.Millisecond)))):
 							p.Blip(100*time.Millisecond, action)
 						case <-done:
 							return
@@ -433,7 +472,7 @@ func TestScenarioBlip(t *testing.T) {
 				},
 				timeout: 5 * time.Second,
 			}
-			stock, ours := c.compare(t, 8, 500)
+			stock, ours := c.compare(t, 8, 300)
 			require.NotZero(t, stock.errTotal(tsAllMethods...), "stock net/http did not see the blips")
 			requireSafe(t, ours, http.MethodGet, http.MethodPut, http.MethodDelete)
 			requireNeverWorse(t, stock, ours)
@@ -442,10 +481,21 @@ func TestScenarioBlip(t *testing.T) {
 }
 
 // requireNeverWorse asserts that rstpool surfaced no more errors than
-// stock for any method.
+// stock in total, and in each method's cell no more than a count that
+// chance explains: the two clients meet the same faults at slightly
+// different moments, so two equal rates give counts that differ by about
+// the square root of their sum. A cell where rstpool is worse by more
+// than three times that (a one-sided chance of about 1 in 700 when the
+// rates are equal; rstpool's is lower) fails. Idempotent cells are held
+// to zero by requireSafe.
 func requireNeverWorse(t *testing.T, stock, ours *tsSide) {
 	t.Helper()
+	var st, ou int
 	for m := range ours.sent {
-		require.LessOrEqual(t, ours.errs[m], stock.errs[m], "%s: rstpool surfaced more errors than stock:\n%s", m, strings.Join(ours.all, "\n"))
+		st, ou = st+stock.errs[m], ou+ours.errs[m]
+		chance := 3 * math.Sqrt(float64(stock.errs[m]+ours.errs[m]))
+		require.LessOrEqual(t, float64(ours.errs[m]), float64(stock.errs[m])+chance,
+			"%s: rstpool surfaced more errors than stock (%d vs %d), beyond chance:\n%s", m, ours.errs[m], stock.errs[m], strings.Join(ours.all, "\n"))
 	}
+	require.LessOrEqual(t, ou, st, "rstpool surfaced more errors than stock in total:\n%s", strings.Join(ours.all, "\n"))
 }

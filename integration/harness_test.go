@@ -138,6 +138,7 @@ func record(name string, stock, ours *result) {
 }
 
 func TestMain(m *testing.M) {
+	keepInheritedFDs()
 	code := m.Run()
 	if len(table) > 0 {
 		sort.Strings(table)

@@ -167,6 +167,7 @@ func dialerIf(ours bool, d *rstpool.Dialer) *rstpool.Dialer {
 func TestPGIdleSessionTimeout(t *testing.T) {
 	for _, kind := range []string{"pgxpool", "stdlib"} {
 		t.Run(kind, func(t *testing.T) {
+			t.Parallel() // the two legs share nothing but the server: half the time
 			s := newPGScenario(t, "idle_"+kind, "idle_session_timeout = '500ms'")
 			// The chain declares the server's idle timeout: rstpool retires
 			// connections at 3/4 of it.

@@ -76,6 +76,16 @@ type Config struct {
 	IdleTimeout time.Duration
 	IdleAction  Action
 
+	// IdleWaitsForClient, when true, counts as idle only the time a flow
+	// waits for the client: bytes from the upstream are always forwarded
+	// and refresh the flow, so an answer slower than IdleTimeout (a server
+	// that thinks, a loaded machine) is delivered, as an L7 proxy's
+	// keep-alive timeout, which runs between requests, would deliver it.
+	// The client's next bytes after IdleTimeout without a byte either way
+	// still meet IdleAction. False: a flow idle longer than IdleTimeout is
+	// forgotten whichever side speaks next, and a late answer vanishes.
+	IdleWaitsForClient bool
+
 	// ResetAfterBytes, when positive, makes the proxy forward exactly that many
 	// bytes (counted in ResetDirection) on a chosen flow, then RST the client
 	// and close the upstream. ResetFraction is the share of flows chosen, in

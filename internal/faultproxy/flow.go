@@ -61,6 +61,9 @@ func (f *flow) run() {
 		return
 	}
 	f.up.Store(up)
+	// The flow is idle from here: the upstream dial was the proxy's time,
+	// not the client's.
+	f.last.Store(f.p.now())
 	if f.state.Load() == stDone { // killed while dialing
 		f.shut()
 		return
@@ -151,7 +154,7 @@ func (f *flow) onData(dir Direction, dst *net.TCPConn, b []byte) bool {
 		f.p.stats.bytesDropped.Add(int64(len(b)))
 		return true
 	}
-	if s := f.reap(now); s != stLive {
+	if s := f.reapFor(dir, now); s != stLive {
 		f.p.stats.bytesDropped.Add(int64(len(b)))
 		return f.onForgotten(dir, Action(s-stForgotten))
 	}
@@ -159,6 +162,15 @@ func (f *flow) onData(dir Direction, dst *net.TCPConn, b []byte) bool {
 		return f.onEarly(b)
 	}
 	return f.forward(dir, dst, b, now)
+}
+
+// reapFor is reap for bytes (or an end) coming from dir: with
+// Config.IdleWaitsForClient, the upstream's never find the flow forgotten.
+func (f *flow) reapFor(dir Direction, now int64) uint32 {
+	if dir == Down && f.p.cfg.IdleWaitsForClient {
+		return f.state.Load()
+	}
+	return f.reap(now)
 }
 
 // reap forgets a live flow idle longer than the idle timeout, and returns the
@@ -309,7 +321,7 @@ func (f *flow) onEnd(dir Direction, dst *net.TCPConn, err error) {
 	if f.state.Load() == stDone {
 		return
 	}
-	s := f.reap(f.p.now())
+	s := f.reapFor(dir, f.p.now())
 	quiet := s != stLive || f.p.blackHole.Load()
 	switch {
 	case quiet && dir == Down: // the upstream's goodbye goes nowhere

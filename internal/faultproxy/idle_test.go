@@ -100,3 +100,46 @@ func TestSetIdleTimeoutAtRunTime(t *testing.T) {
 	require.True(t, isReset(err), "want ECONNRESET, got %v", err)
 	require.Equal(t, int64(1), p.Stats().ReapedReset)
 }
+
+// slowEcho answers each read after testGap, longer than testIdle: a server
+// that thinks.
+func slowEcho(c *net.TCPConn) {
+	buf := make([]byte, 1024)
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			return
+		}
+		time.Sleep(testGap)
+		if _, err := c.Write(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+// An answer slower than the idle timeout vanishes by default (the flow
+// was idle when it came), and is delivered with IdleWaitsForClient, where
+// the client's bytes after a gap still meet the idle action.
+func TestIdleWaitsForClient(t *testing.T) {
+	for _, waits := range []bool{false, true} {
+		up := startServer(t, slowEcho)
+		p := startProxy(t, Config{IdleTimeout: testIdle, IdleWaitsForClient: waits}, up.addr())
+		c := dial(t, p.Addr())
+		_, err := c.Write([]byte("slow question"))
+		require.NoError(t, err)
+		got, err := readErr(c, testGap+time.Second)
+		if !waits {
+			require.True(t, isTimeout(err), "the late answer must vanish: %q, %v", got, err)
+			require.Equal(t, int64(1), p.Stats().ReapedReset)
+			continue
+		}
+		require.Equal(t, "slow question", string(got), "the late answer must pass: %v", err)
+		require.Zero(t, p.Stats().Reaped(), "answering is not idling")
+		time.Sleep(testGap)
+		_, err = c.Write([]byte("after the gap"))
+		require.NoError(t, err)
+		_, err = readErr(c, 2*time.Second)
+		require.True(t, isReset(err), "the client's bytes after a gap are reset: %v", err)
+		require.Equal(t, int64(1), p.Stats().ReapedReset)
+	}
+}

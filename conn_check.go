@@ -111,7 +111,9 @@ func (c *Conn) checkBeforeWrite() error {
 		return nil // the Write reports net.ErrClosed itself
 	}
 	if r := c.retired.Swap(nil); r != nil {
-		return c.newError("validate", r.err)
+		e := c.newError("validate", r.err)
+		c.failure.CompareAndSwap(nil, e) // the streams its client then closes say why
+		return e
 	}
 	if !c.peek || c.leaving.Load() {
 		return nil

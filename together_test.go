@@ -28,7 +28,6 @@ import (
 
 	"github.com/rstpool/rstpool/internal/faultproxy"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 )
 
 // The mechanisms together: each test is one row of "The mechanisms hold
@@ -352,20 +351,6 @@ func TestRefusedDestinationsExpire(t *testing.T) {
 		require.Nil(t, destinations.lookup(k), "expired")
 	}
 	require.LessOrEqual(t, destinations.n.Load(), before)
-}
-
-// forgetSilently closes c without a FIN or an RST (TCP_REPAIR): the peer's
-// next bytes reach no socket and the kernel answers them with an RST,
-// acknowledging none, as after a middlebox or a host forgot the flow.
-func forgetSilently(t *testing.T, c net.Conn) {
-	raw, err := c.(*net.TCPConn).SyscallConn()
-	require.NoError(t, err)
-	var serr error
-	require.NoError(t, raw.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_TCP, unix.TCP_REPAIR, 1) }))
-	if serr != nil {
-		t.Skipf("TCP_REPAIR needs CAP_NET_ADMIN: %v", serr)
-	}
-	_ = c.Close()
 }
 
 // Row 10, and the evidence of causes: a connection the peer forgot while it

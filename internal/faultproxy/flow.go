@@ -30,6 +30,7 @@ type flow struct {
 	up     atomic.Pointer[net.TCPConn] // nil until dialed
 	state  atomic.Uint32
 	last   atomic.Int64 // p.now() when bytes were last forwarded
+	asked  atomic.Bool  // the last bytes forwarded were the client's: the flow waits for the upstream
 
 	resetAfter int64        // 0: no mid-transfer reset
 	counted    atomic.Int64 // bytes counted towards resetAfter
@@ -193,9 +194,13 @@ func (f *flow) reap(now int64) uint32 {
 }
 
 // forgetSilently forgets the flow if it sat idle beyond the timeout and can
-// close its client socket without a word.
+// close its client socket without a word. With Config.IdleWaitsForClient, a
+// flow whose client spoke last waits for an answer: it is not idle.
 func (f *flow) forgetSilently(now int64) {
 	if f.state.Load() != stLive || f.up.Load() == nil {
+		return
+	}
+	if f.p.cfg.IdleWaitsForClient && f.asked.Load() {
 		return
 	}
 	pol := f.p.idle.Load()
@@ -299,6 +304,7 @@ func (f *flow) forward(dir Direction, dst *net.TCPConn, b []byte, now int64) boo
 		}
 		f.countForwarded(dir, len(b))
 		f.last.Store(now)
+		f.asked.Store(dir == Up)
 	}
 	if cut {
 		f.kill(true, false, &f.p.stats.midResets)

@@ -124,6 +124,7 @@ func (c *Conn) checkBeforeWrite() error {
 	}
 	e := c.newError("validate", why)
 	c.failure.CompareAndSwap(nil, e)
+	c.noteConnectFailure(why) // a new connection closed before its first work: a connect reset
 	return e
 }
 

@@ -172,6 +172,10 @@ type failure struct {
 	idempotent  bool
 	connFailure bool // the consumer's own test; see connFailure
 	waited      bool // the connection sat idle in the consumer's pool before the work
+	// othersLeft: steps of the work before the failing connection's may
+	// have sent bytes (Retry around several steps): a connect reset of
+	// the last step then says nothing of the work.
+	othersLeft bool
 }
 
 // A decision is what follows a failure.
@@ -195,7 +199,7 @@ func (k *consumer) retry(f failure, attempt int) decision {
 		rf.Stale = ce.stale() || f.waited && ce.quietDeath
 		// A new connection whose peer took no byte (reset during its
 		// TLS handshake, say) carried nothing of the work.
-		rf.ConnectReset = ce.untouched && !f.waited
+		rf.ConnectReset = ce.untouched && !f.waited && !f.othersLeft
 		rf.NothingLeft = rf.NothingLeft || rf.ConnectReset
 	}
 	r := rule.Retry(rf)
@@ -236,7 +240,10 @@ func (k *consumer) wait(w rule.Wait, to destKey, attempt int) (time.Duration, bo
 	}
 	d := k.dial.refusedBackoff.Next(attempt)
 	dst := destinations.lookup(to)
-	return d, dst == nil || !time.Now().Add(d).After(dst.runDeadline(k.dial.refusedRetry))
+	if dst == nil {
+		return d, attempt == 0 // no run of failed connects to bound the retries: once
+	}
+	return d, !time.Now().Add(d).After(dst.runDeadline(k.dial.refusedRetry))
 }
 
 // succeeded ends work that a retry saved: a retry paid for gives its token

@@ -172,6 +172,7 @@ func Retry(ctx context.Context, idempotent bool, fn func(context.Context) error)
 	d := retrier.retry(failure{
 		err: err, callerDone: ctx.Err() != nil, connFailure: connFailure(err),
 		replayable: true, nothingLeft: w.nothingLeft(), idempotent: idempotent,
+		othersLeft: !w.onlyUntouchedLeft(),
 	}, 0)
 	if d.reason == RetryNone || !sleepCtx(ctx, d.wait) {
 		return err
@@ -251,6 +252,26 @@ func (w *work) note(c *Conn, nc net.Conn) {
 		}
 	}
 	w.conns = append(w.conns, handed{c: c, w0: c.nwritten.Load()})
+}
+
+// onlyUntouchedLeft reports whether every step was seen and no byte of the
+// work left but on connections whose peer took none (a connect reset): a
+// retry then repeats nothing the server saw.
+func (w *work) onlyUntouchedLeft() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.seen == 0 || w.blind {
+		return false
+	}
+	for _, h := range w.conns {
+		if h.c.nwritten.Load() == h.w0 {
+			continue
+		}
+		if f := h.c.failed(); f == nil || !f.untouched {
+			return false
+		}
+	}
+	return true
 }
 
 // nothingLeft reports whether the work provably sent no byte: a step was

@@ -581,3 +581,78 @@ func TestRetrySeesAStepThroughAStockClient(t *testing.T) {
 	require.Equal(t, 1, runs)
 	require.Equal(t, int64(1), posts.Load(), "the POST went through a stock client: it left, so nothing runs twice")
 }
+
+// closeAtOnce listens and closes every connection it accepts, counting
+// them: a proxy with no upstream, a server shedding load.
+func closeAtOnce(t *testing.T) (addr string, accepted *atomic.Int64) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	accepted = new(atomic.Int64)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	return ln.Addr().String(), accepted
+}
+
+// Row 1, as the soak met it: a POST through a stock client, then a
+// Pool.Do on a new connection the server closed before its first byte. The
+// connect failure of the last step says nothing of the POST: the work runs
+// once.
+func TestRetryAroundAStepAndAConnectFailureRunsOnce(t *testing.T) {
+	var posts atomic.Int64
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { posts.Add(1) }))
+	defer api.Close()
+	addr, _ := closeAtOnce(t)
+	pool, err := NewPool(PoolConfig{Addr: addr, Dialer: &Dialer{RefusedRetry: 30 * time.Millisecond}})
+	require.NoError(t, err)
+	defer pool.Close(context.Background())
+	stock := &http.Client{Transport: &http.Transport{}, Timeout: 4 * time.Second}
+	runs := 0
+	err = Retry(context.Background(), false, func(ctx context.Context) error {
+		runs++
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, api.URL, strings.NewReader("charge"))
+		resp, err := stock.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return pool.Do(ctx, false, func(c net.Conn) error {
+			time.Sleep(15 * time.Millisecond) // past PeekAfter: the check finds the FIN
+			_, err := io.WriteString(c, "INCR x\n")
+			return err
+		})
+	})
+	require.Error(t, err)
+	require.Equal(t, 1, runs)
+	require.Equal(t, int64(1), posts.Load(), "the POST left: nothing runs twice")
+}
+
+// A destination that accepts and closes every connection at once fails
+// the way a refusing one does: Pool.Do redials it within RefusedRetry, not
+// until the caller's context ends.
+func TestConnectsClosedAtOnceEndWithinRefusedRetry(t *testing.T) {
+	addr, accepted := closeAtOnce(t)
+	pool, err := NewPool(PoolConfig{Addr: addr, Dialer: &Dialer{RefusedRetry: 30 * time.Millisecond}})
+	require.NoError(t, err)
+	defer pool.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = pool.Do(ctx, true, func(c net.Conn) error {
+		time.Sleep(15 * time.Millisecond)
+		_, err := io.WriteString(c, "GET x\n")
+		return err
+	})
+	require.Error(t, err)
+	require.NotErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, time.Since(start), time.Second, "the run of failed connects outlasts RefusedRetry (30 ms) long before the caller's 4 s")
+	require.LessOrEqual(t, accepted.Load(), int64(10))
+}

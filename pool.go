@@ -17,6 +17,13 @@ import (
 // ErrPoolClosed is returned by Acquire and Do once Close has begun.
 var ErrPoolClosed = errors.New("rstpool: pool is closed")
 
+// noDial is a canceled context: see acquireSlot. Every pool shares it.
+var noDial = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
 // maxStale is how many idle connections one Acquire inspects and discards
 // before it dials a fresh one in the slot of the last: after a server
 // restart every idle connection is dead, and trying them all would cost a
@@ -35,26 +42,23 @@ type Pool struct {
 	k  consumer
 
 	closing   atomic.Bool
-	closeOnce sync.Once
-	closed    chan struct{}
+	closeOnce sync.Once // its later callers wait for the first
 	closeErr  error
 
 	// open holds every open connection, idle or held: puddle lists only
-	// idle ones, and Close must revoke the held ones.
-	mu   sync.Mutex
-	open map[*pconn]struct{}
-
-	noDial context.Context // canceled: see acquireSlot
+	// idle ones, and Close must revoke the held ones. mu also orders the
+	// start of upkeep's goroutine against Close.
+	mu       sync.Mutex
+	open     map[*pconn]struct{}
+	stopWork context.CancelFunc // ends the pings and dials of upkeep's goroutine; nil: none runs
 
 	// Upkeep: the scheduler's fields (queued, due) are guarded by its
 	// mutex; working says a visit or its goroutine runs.
-	queued     int   // index in the scheduler's heap; -1: not queued
-	due        int64 // mono time of the next visit
-	working    atomic.Bool
-	refill     refill // touched by the visit or goroutine that holds working
-	upkeepCtx  context.Context
-	stopUpkeep context.CancelFunc
-	upkeepWG   sync.WaitGroup
+	queued   int   // index in the scheduler's heap; -1: not queued
+	due      int64 // mono time of the next visit
+	working  atomic.Bool
+	refill   refill // touched by the visit or goroutine that holds working
+	upkeepWG sync.WaitGroup
 
 	dials, dialErrors, untracked, revoked, rounds atomic.Int64
 }
@@ -85,11 +89,8 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pool{s: s, closed: make(chan struct{}), open: map[*pconn]struct{}{}}
+	p := &Pool{s: s, open: map[*pconn]struct{}{}}
 	p.k.init("pool", s.observer, s.dialer, cfg.RetryBudget)
-	var cancel context.CancelFunc
-	p.noDial, cancel = context.WithCancel(context.Background())
-	cancel()
 	p.pp, err = puddle.NewPool(&puddle.Config[*pconn]{Constructor: p.construct, Destructor: p.destruct, MaxSize: s.maxSize})
 	if err != nil {
 		return nil, fmt.Errorf("rstpool: %w", err)
@@ -223,7 +224,7 @@ func (p *Pool) acquireSlot(ctx context.Context) (*puddle.Resource[*pconn], error
 		// left, TryAcquire dials in the background with the context it
 		// is given: noDial is canceled, so construct declines at once
 		// (TestTryAcquireDialsNothing pins this).
-		if res, err := p.pp.TryAcquire(p.noDial); err == nil {
+		if res, err := p.pp.TryAcquire(noDial); err == nil {
 			return res, nil
 		}
 	}

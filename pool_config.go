@@ -40,6 +40,11 @@ const (
 	DefaultUpkeepPings = 32
 )
 
+// zeroDialer is the Dialer of pools configured without one. A zero
+// Dialer's settings are the same for every pool, so they share one copy
+// of them: with 10,000 pools, a copy each would cost 6 MB.
+var zeroDialer Dialer
+
 // maxRefillBackoff caps the pause between refills of MinIdle while dials
 // fail: the server is down, and a pool must not hammer it.
 const maxRefillBackoff = 30 * time.Second
@@ -75,7 +80,11 @@ type PoolConfig struct {
 	MaxSize int32
 
 	// MinIdle is how many idle connections upkeep keeps open, dialing with
-	// backoff while dials fail. Zero: none. At most MaxSize.
+	// backoff while dials fail. Zero: none. At most MaxSize. A connection
+	// kept open and never used reaches IdleTimeout and is replaced: one
+	// dial per IdleTimeout, about 70 µs of the client's CPU on loopback
+	// (1.5 % of a core for 10,000 pools at the default limit). A Ping with
+	// KeepAliveInterval keeps it instead, for a round trip.
 	MinIdle int32
 
 	// IdleTimeout is the longest a connection may stay in the pool
@@ -210,7 +219,7 @@ func (s *poolSettings) limits() {
 func (cfg *PoolConfig) dialSettings(s *poolSettings) error {
 	d := cfg.Dialer
 	if d == nil {
-		d = &Dialer{}
+		d = &zeroDialer
 	}
 	ds, err := d.settings()
 	if err != nil {
@@ -233,11 +242,11 @@ func (cfg *PoolConfig) dialSettings(s *poolSettings) error {
 	if cfg.Addr == "" {
 		return configErr("PoolConfig.Addr", "is required when Dial is nil")
 	}
-	network := cfg.Network
+	network, addr := cfg.Network, cfg.Addr // not cfg: the closure would keep a copy of it all
 	if network == "" {
 		network = "tcp"
 	}
-	s.dial = func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, network, cfg.Addr) }
+	s.dial = func(ctx context.Context) (net.Conn, error) { return d.DialContext(ctx, network, addr) }
 	return nil
 }
 

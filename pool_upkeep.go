@@ -146,7 +146,6 @@ func (p *Pool) startUpkeep() {
 	if p.s.upkeepInterval < 0 {
 		return
 	}
-	p.upkeepCtx, p.stopUpkeep = context.WithCancel(context.Background())
 	upkeep.schedule(p, mono())
 }
 
@@ -187,9 +186,40 @@ func (p *Pool) visit(now int64) int64 {
 		p.working.Store(false)
 		return next
 	}
-	p.upkeepWG.Add(1)
-	go p.work(pings)
+	ctx, ok := p.startWork()
+	if !ok {
+		for _, res := range pings {
+			res.ReleaseUnused()
+		}
+		return 0
+	}
+	go p.work(ctx, pings)
 	return 0
+}
+
+// startWork readies the context of upkeep's goroutine, unless Close has
+// begun. Close sets closing before it takes mu, so either it sees the
+// goroutine (and cancels and waits for it) or the goroutine never starts.
+// The context lives only as long as the goroutine: an idle pool holds
+// none.
+func (p *Pool) startWork() (context.Context, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closing.Load() {
+		return nil, false
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.stopWork = cancel
+	p.upkeepWG.Add(1)
+	return ctx, true
+}
+
+// endWork cancels the goroutine's context and forgets it.
+func (p *Pool) endWork() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopWork()
+	p.stopWork = nil
 }
 
 // dueOf returns when something of the idle connection e is next due: its
@@ -215,9 +245,8 @@ func (p *Pool) dueOf(e *pconn) int64 {
 
 // work pings the connections due one and refills MinIdle, then queues the
 // pool's next visit.
-func (p *Pool) work(pings []*puddle.Resource[*pconn]) {
+func (p *Pool) work(ctx context.Context, pings []*puddle.Resource[*pconn]) {
 	defer p.upkeepWG.Done()
-	ctx := p.upkeepCtx
 	for _, res := range pings {
 		e := res.Value()
 		if err := e.ping(ctx); err != nil {
@@ -230,6 +259,7 @@ func (p *Pool) work(pings []*puddle.Resource[*pconn]) {
 		res.ReleaseUnused()
 	}
 	p.refill.run(ctx, p)
+	p.endWork()
 	p.working.Store(false)
 	now := mono()
 	upkeep.schedule(p, min(now+int64(p.s.upkeepInterval), p.refill.next(p, now)))
@@ -298,16 +328,16 @@ func (p *Pool) dialIdle(ctx context.Context) error {
 func (p *Pool) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() {
 		p.closing.Store(true)
-		if p.stopUpkeep != nil {
-			upkeep.remove(p)
-			p.stopUpkeep()
-			p.upkeepWG.Wait()
+		upkeep.remove(p)
+		p.mu.Lock()
+		if p.stopWork != nil {
+			p.stopWork()
 		}
+		p.mu.Unlock()
+		p.upkeepWG.Wait()
 		p.closeErr = p.drain(ctx)
 		p.pp.Close()
-		close(p.closed)
 	})
-	<-p.closed
 	return p.closeErr
 }
 

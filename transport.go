@@ -303,7 +303,7 @@ func (t *Transport) init() error {
 func (t *Transport) build() error {
 	t.dialer = t.Dialer
 	if t.dialer == nil {
-		t.dialer = &Dialer{}
+		t.dialer = &zeroDialer
 	}
 	s, err := t.dialer.settings()
 	if err != nil {

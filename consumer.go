@@ -198,9 +198,13 @@ func (k *consumer) retry(f failure, attempt int) decision {
 		// used, and gave nothing back was lost by the path, not refused.
 		rf.Stale = ce.stale() || f.waited && ce.quietDeath
 		// A new connection whose peer took no byte (reset during its
-		// TLS handshake, say) carried nothing of the work.
-		rf.ConnectReset = ce.untouched && !f.waited && !f.othersLeft
-		rf.NothingLeft = rf.NothingLeft || rf.ConnectReset
+		// TLS handshake, say) carried nothing of the work. One reset
+		// before its first answer after its peer took bytes (a proxy that
+		// accepts and resets) is a refused connect too for idempotent
+		// work, which a repeat cannot harm.
+		connect := !f.waited && !f.othersLeft
+		rf.ConnectReset = connect && (ce.untouched || f.idempotent && ce.connectReset)
+		rf.NothingLeft = rf.NothingLeft || connect && ce.untouched
 	}
 	r := rule.Retry(rf)
 	if r.Reason == rule.None {
@@ -238,11 +242,13 @@ func (k *consumer) wait(w rule.Wait, to destKey, attempt int) (time.Duration, bo
 	if k.dial == nil || to.addr == "" || k.dial.refusedRetry <= 0 {
 		return retryPause.Next(0), attempt == 0
 	}
-	d := k.dial.refusedBackoff.Next(attempt)
 	dst := destinations.lookup(to)
 	if dst == nil {
-		return d, attempt == 0 // no run of failed connects to bound the retries: once
+		// No run of failed connects bounds the retries (the peer took
+		// bytes, or answered since): once, past a blip.
+		return retryPause.Next(0), attempt == 0
 	}
+	d := k.dial.refusedBackoff.Next(attempt)
 	return d, !time.Now().Add(d).After(dst.runDeadline(k.dial.refusedRetry))
 }
 

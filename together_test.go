@@ -274,6 +274,75 @@ func TestConnectResetsAreRetriedLikeRefusals(t *testing.T) {
 	require.Zero(t, ourFailed[http.MethodGet]+ourFailed[http.MethodPut], "idempotent work rides through")
 }
 
+// readThenReset resets, while resetting, each connection it accepts once
+// a byte of the request arrived: a proxy that takes a request, finds no
+// healthy upstream and resets (toxiproxy's reset_peer).
+type readThenReset struct {
+	net.Listener
+	resetting atomic.Bool
+	resets    atomic.Int64
+}
+
+func (l *readThenReset) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || !l.resetting.Load() {
+			return c, err
+		}
+		go func() {
+			_, _ = c.Read(make([]byte, 1))
+			_ = c.(*net.TCPConn).SetLinger(0)
+			_ = c.Close()
+			l.resets.Add(1)
+		}()
+	}
+}
+
+// Row 5 with row 2: a burst of idempotent requests on new connections that
+// a proxy takes and resets during a blip is more than the retry budget's
+// burst (10); each is a connect answered by a reset, retried once past the
+// blip, and no budget pays. Stock surfaces the burst.
+func TestConnectResetBurstRidesThroughABlip(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ln := &readThenReset{Listener: inner}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	addr := inner.Addr().String()
+	forgetDestination(t, addr)
+	run := func(rt http.RoundTripper) (failed int) {
+		ln.resetting.Store(true)
+		time.AfterFunc(100*time.Millisecond, func() { ln.resetting.Store(false) })
+		var n atomic.Int64
+		var wg sync.WaitGroup
+		for range 30 {
+			wg.Go(func() {
+				req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+				resp, err := rt.RoundTrip(req)
+				if err != nil {
+					n.Add(1)
+					return
+				}
+				resp.Body.Close()
+			})
+		}
+		wg.Wait()
+		time.Sleep(150 * time.Millisecond)
+		return int(n.Load())
+	}
+	stock := &http.Transport{DisableKeepAlives: true}
+	ours := &Transport{Base: &http.Transport{DisableKeepAlives: true}}
+	stockFailed, ourFailed := run(stock), run(ours)
+	st := ours.Stats()
+	t.Logf("stock %d of 30 failed, rstpool %d (retried %d, free %d, denied %d); resets %d", stockFailed, ourFailed, st.Retried, st.RetriedFree, st.Denied, ln.resets.Load())
+	require.Greater(t, stockFailed, DefaultRetryBurst, "the burst is larger than the budget's")
+	require.Zero(t, ourFailed, "idempotent work rides through the blip")
+	require.Zero(t, st.Denied)
+}
+
 // Row 7: a server that refuses "Expect: 100-continue" with 417 gets the
 // upload again without it, and one that never sends 100 Continue costs
 // the wait once, not per upload.

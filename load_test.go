@@ -30,6 +30,12 @@ import (
 // connections as soon as their first bytes arrive (a TLS ClientHello, say),
 // and relays the others.
 func resetFirst(t *testing.T, upstream string, n int32) (addr string, accepted *atomic.Int32) {
+	return endFirst(t, upstream, n, true)
+}
+
+// endFirst is resetFirst, ending the first n connections with a FIN when
+// reset is false (a proxy reloading, a server shedding load).
+func endFirst(t *testing.T, upstream string, n int32, reset bool) (addr string, accepted *atomic.Int32) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -44,7 +50,9 @@ func resetFirst(t *testing.T, upstream string, n int32) (addr string, accepted *
 			if accepted.Add(1) <= n {
 				go func() {
 					_, _ = c.Read(make([]byte, 1))
-					_ = c.(*net.TCPConn).SetLinger(0)
+					if reset {
+						_ = c.(*net.TCPConn).SetLinger(0)
+					}
 					_ = c.Close()
 				}()
 				continue
@@ -67,20 +75,24 @@ func relay(c net.Conn, upstream string) {
 	_, _ = io.Copy(c, u)
 }
 
-// A request whose new connection is reset during its TLS handshake never
-// left the client: the Transport retries it like a refused connect. On a
+// A request whose new connection is reset (or closed, FIN: a bare EOF)
+// during its TLS handshake never left the client: the Transport retries it like a refused connect. On a
 // busy machine a middlebox's idle timer, or a server restarting, resets
 // handshakes; TestScenarioHTTP2MiddleboxReset met it at 100 ms timescales.
 func TestTLSHandshakeResetIsRetried(t *testing.T) {
-	for _, h2 := range []bool{false, true} {
-		t.Run(map[bool]string{false: "http1", true: "h2"}[h2], func(t *testing.T) {
+	for _, c := range []struct {
+		h2, reset bool
+	}{{false, true}, {true, true}, {false, false}, {true, false}} {
+		h2 := c.h2
+		name := map[bool]string{false: "http1", true: "h2"}[h2] + map[bool]string{true: "/reset", false: "/fin"}[c.reset]
+		t.Run(name, func(t *testing.T) {
 			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				_, _ = io.WriteString(w, "ok")
 			}))
 			srv.EnableHTTP2 = h2
 			srv.StartTLS()
 			t.Cleanup(srv.Close)
-			addr, accepted := resetFirst(t, srv.Listener.Addr().String(), 1)
+			addr, accepted := endFirst(t, srv.Listener.Addr().String(), 1, c.reset)
 			forgetDestination(t, addr)
 			base := srv.Client().Transport.(*http.Transport).Clone()
 			base.ForceAttemptHTTP2 = h2

@@ -119,11 +119,12 @@ func watchRefusals(addr string) func() portWatch {
 		tick := time.NewTicker(every)
 		defer tick.Stop()
 		last := time.Now()
-		for {
+		for stopped := false; ; {
 			select {
 			case <-stop:
-				done <- w
-				return
+				// One last look: on a busy machine a look at a table of
+				// thousands of sockets can outlast the watch.
+				stopped = true
 			case <-tick.C:
 			}
 			on, queue := true, 0
@@ -139,6 +140,10 @@ func watchRefusals(addr string) func() portWatch {
 				w.refused += now.Sub(last) // a late tick still counts the time since the last look
 			}
 			last = now
+			if stopped {
+				done <- w
+				return
+			}
 		}
 	}()
 	return func() portWatch { close(stop); return <-done }

@@ -20,9 +20,9 @@ lock=/tmp/rstpool-services.lock
 
 run() { # name dir pattern [lock]
 	if [ -n "${4:-}" ]; then
-		(cd "$2" && flock -s "$lock" go test -run '^$' -bench "$3" -count "$count" .) >"$out/$1.txt"
+		(cd "$2" && flock -s "$lock" go test -run '^$' -bench "$3" -count "$count" -timeout 30m .) >"$out/$1.txt"
 	else
-		(cd "$2" && go test -run '^$' -bench "$3" -count "$count" .) >"$out/$1.txt"
+		(cd "$2" && go test -run '^$' -bench "$3" -count "$count" -timeout 30m .) >"$out/$1.txt"
 	fi
 }
 run core . 'BenchmarkCheck$|BenchmarkWrite$|BenchmarkRoundTrip$|BenchmarkGET$|BenchmarkPOST$|BenchmarkGETHTTP2$|BenchmarkPoolAcquireRelease$|BenchmarkPoolUpkeepRound$|BenchmarkWrapConnector$'

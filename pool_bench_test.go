@@ -2,6 +2,7 @@ package rstpool
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net"
 	"runtime"
@@ -28,7 +29,9 @@ func benchListen(b *testing.B) string {
 }
 
 // BenchmarkPoolAcquireRelease compares Acquire+Release on a warm pool with
-// raw puddle holding the same tracked connections:
+// raw puddle holding the same tracked connections, and with database/sql's
+// pool (DB.Conn and Conn.Close) over a trivial driver on plain loopback
+// connections:
 //
 //	go test -run '^$' -bench PoolAcquireRelease -count 10 > pool.txt
 //	benchstat -col /pool pool.txt
@@ -64,6 +67,34 @@ func BenchmarkPoolAcquireRelease(b *testing.B) {
 				h.Release()
 			})
 		})
+		b.Run("mode="+mode+"/pool=sql", func(b *testing.B) {
+			srv := sqltListen(b)
+			db := sql.OpenDB(&sqltConnector{addr: srv.addr(), shape: "basic"})
+			defer db.Close()
+			db.SetMaxOpenConns(int(size))
+			db.SetMaxIdleConns(int(size))
+			benchWarmSQL(b, db, int(size))
+			benchLoop(b, mode, func() {
+				c, err := db.Conn(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = c.Close()
+			})
+		})
+	}
+}
+
+// benchWarmSQL opens n connections in db and returns them to its pool.
+func benchWarmSQL(b *testing.B, db *sql.DB, n int) {
+	cs := make([]*sql.Conn, n)
+	for i := range cs {
+		c, err := db.Conn(context.Background())
+		require.NoError(b, err)
+		cs[i] = c
+	}
+	for _, c := range cs {
+		require.NoError(b, c.Close())
 	}
 }
 

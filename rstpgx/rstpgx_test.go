@@ -27,10 +27,20 @@ func pgURL() string {
 // server is down unless RSTPOOL_REQUIRE_SERVICES=1.
 func newPool(t testing.TB, app string, d *rstpool.Dialer, size int32) *pgxpool.Pool {
 	t.Helper()
+	return newPoolWith(t, app, d, size, nil)
+}
+
+// newPoolWith is newPool with tweak (when not nil) applied to the config
+// before Configure.
+func newPoolWith(t testing.TB, app string, d *rstpool.Dialer, size int32, tweak func(*pgxpool.Config)) *pgxpool.Pool {
+	t.Helper()
 	cfg, err := pgxpool.ParseConfig(pgURL())
 	require.NoError(t, err)
 	cfg.ConnConfig.RuntimeParams["application_name"] = app
 	cfg.MaxConns = size
+	if tweak != nil {
+		tweak(cfg)
+	}
 	if d != nil {
 		Configure(cfg, d)
 	}

@@ -175,8 +175,8 @@ func (p *Pool) Acquire(ctx context.Context) (PooledConn, error) {
 		if err != nil {
 			return PooledConn{}, err
 		}
-		if p.checkout(ctx, res) == nil {
-			return p.handOut(ctx, res)
+		if now, ok := p.checkout(ctx, res); ok {
+			return p.handOut(ctx, res, now)
 		}
 		if try < maxStale {
 			res.Destroy()
@@ -187,9 +187,13 @@ func (p *Pool) Acquire(ctx context.Context) (PooledConn, error) {
 }
 
 // checkout applies Acquire's checkout rule to the connection in res.
-func (p *Pool) checkout(ctx context.Context, res *puddle.Resource[*pconn]) error {
-	_, err := p.k.checkout(ctx, p.checkoutOf(res, p.s.acquireLimits, mono()))
-	return err
+func (p *Pool) checkout(ctx context.Context, res *puddle.Resource[*pconn]) (int64, bool) {
+	now := mono()
+	v, err := p.k.checkout(ctx, p.checkoutOf(res, p.s.acquireLimits, now))
+	if v == rule.Ping {
+		now = mono()
+	}
+	return now, err == nil
 }
 
 // checkoutOf is the connection in res at now as the checkout rule sees it,
@@ -243,8 +247,10 @@ func (p *Pool) acquireFresh(ctx context.Context) (PooledConn, error) {
 	if err != nil {
 		return PooledConn{}, err
 	}
-	if res.Value().uses == 0 && p.checkout(ctx, res) == nil {
-		return p.handOut(ctx, res)
+	if res.Value().uses == 0 {
+		if now, ok := p.checkout(ctx, res); ok {
+			return p.handOut(ctx, res, now)
+		}
 	}
 	return p.redial(ctx, res)
 }
@@ -257,7 +263,7 @@ func (p *Pool) redial(ctx context.Context, res *puddle.Resource[*pconn]) (Pooled
 		res.Destroy()
 		return PooledConn{}, err
 	}
-	return p.handOut(ctx, res)
+	return p.handOut(ctx, res, mono())
 }
 
 // ping runs the configured Ping on e within PingTimeout, and within ctx:
@@ -369,7 +375,7 @@ const (
 // handOut gives res to the caller under a new checkout number, unless the
 // pool began closing meanwhile. The checkout starts the caller's piece of
 // work: the tracked connection counts Written from here, after any ping.
-func (p *Pool) handOut(ctx context.Context, res *puddle.Resource[*pconn]) (PooledConn, error) {
+func (p *Pool) handOut(ctx context.Context, res *puddle.Resource[*pconn], now int64) (PooledConn, error) {
 	if p.closing.Load() {
 		res.Release()
 		return PooledConn{}, ErrPoolClosed
@@ -378,7 +384,7 @@ func (p *Pool) handOut(ctx context.Context, res *puddle.Resource[*pconn]) (Poole
 	if e.res == nil {
 		e.res = res // puddle keeps one Resource per value
 	}
-	e.lastUse = mono()
+	e.lastUse = now
 	e.uses++
 	handOut(ctx, e.tc, e.nc)
 	// From (n, returned) to (n+1, out) in one locked add, no load first.

@@ -196,8 +196,8 @@ func (c *sqlConn) checkout(ctx context.Context) error {
 		facts: c.tracked.facts(now, time.Duration(now-c.tracked.lastActive()), c.tracked),
 		limit: c.conn.lim, conn: c.tracked,
 	}
-	if p, ok := c.inner.(driver.Pinger); ok {
-		ck.ping, ck.limit.CanPing = pingFunc(p.Ping), true
+	if _, ok := c.inner.(driver.Pinger); ok {
+		ck.ping, ck.limit.CanPing = driverPing{c}, true
 	}
 	if _, err := c.conn.k.checkout(ctx, ck); err != nil {
 		if ctx.Err() != nil {
@@ -224,3 +224,10 @@ func (c *sqlConn) Close() error { return c.inner.Close() }
 
 // Unwrap returns the driver's connection, for sql.Conn.Raw users.
 func (c *sqlConn) Unwrap() driver.Conn { return c.inner }
+
+// driverPing pings through the driver's connection; as a pinger it holds
+// one pointer-shaped value, so handing it over allocates nothing where a
+// method value would.
+type driverPing struct{ c *sqlConn }
+
+func (p driverPing) ping(ctx context.Context) error { return p.c.inner.(driver.Pinger).Ping(ctx) }

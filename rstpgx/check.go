@@ -53,10 +53,11 @@ func checkout(ctx context.Context, k *rstpool.Consumer, c *pgx.Conn) error {
 // fatal is the error that fails an acquire rather than retiring one
 // connection: the caller gave up, or the Dialer's settings cannot work.
 func fatal(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
 	var ce *rstpool.ConfigError
 	switch {
-	case err == nil:
-		return nil
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case errors.As(err, &ce):

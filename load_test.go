@@ -26,15 +26,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// resetFirst listens in front of upstream: it resets the first n
-// connections as soon as their first bytes arrive (a TLS ClientHello, say),
-// and relays the others.
-func resetFirst(t *testing.T, upstream string, n int32) (addr string, accepted *atomic.Int32) {
-	return endFirst(t, upstream, n, true)
-}
-
-// endFirst is resetFirst, ending the first n connections with a FIN when
-// reset is false (a proxy reloading, a server shedding load).
+// endFirst listens in front of upstream: it ends the first n connections
+// as soon as their first bytes arrive (a TLS ClientHello, say) with a
+// reset, or with a FIN when reset is false (a proxy reloading, a server
+// shedding load), and relays the others.
 func endFirst(t *testing.T, upstream string, n int32, reset bool) (addr string, accepted *atomic.Int32) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -176,6 +176,9 @@ type failure struct {
 	// have sent bytes (Retry around several steps): a connect reset of
 	// the last step then says nothing of the work.
 	othersLeft bool
+	// handshake: a TLS handshake on the work's new connection failed
+	// before a byte of the work left: a connect reset by another name.
+	handshake bool
 }
 
 // A decision is what follows a failure.
@@ -205,6 +208,9 @@ func (k *consumer) retry(f failure, attempt int) decision {
 		connect := !f.waited && !f.othersLeft
 		rf.ConnectReset = connect && (ce.untouched || f.idempotent && ce.connectReset)
 		rf.NothingLeft = rf.NothingLeft || connect && ce.untouched
+	}
+	if f.handshake {
+		rf.ConnectReset, rf.NothingLeft = true, true
 	}
 	r := rule.Retry(rf)
 	if r.Reason == rule.None {

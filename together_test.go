@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -724,4 +725,60 @@ func TestConnectsClosedAtOnceEndWithinRefusedRetry(t *testing.T) {
 	require.NotErrorIs(t, err, context.DeadlineExceeded)
 	require.Less(t, time.Since(start), time.Second, "the run of failed connects outlasts RefusedRetry (30 ms) long before the caller's 4 s")
 	require.LessOrEqual(t, accepted.Load(), int64(10))
+}
+
+// Row 5 over TLS: a blip that ends every flow with a FIN as it carries a
+// byte (a proxy reloading) closes new connections during their TLS
+// handshake, and net/http returns a bare EOF. The request never left: it
+// is a connect answered by a close, retried past the blip.
+func TestHTTP2TLSBlipOfFINsRidesThrough(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(100 * time.Millisecond) // requests in flight when the blip comes
+		_, _ = io.WriteString(w, "ok")
+	}))
+	srv.EnableHTTP2 = true
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	defer srv.Close()
+	p, err := faultproxy.Start(faultproxy.Config{Upstream: srv.Listener.Addr().String()})
+	require.NoError(t, err)
+	defer p.Close()
+	forgetDestination(t, p.Addr())
+	run := func(rt http.RoundTripper) int {
+		c := &http.Client{Transport: rt, Timeout: 10 * time.Second}
+		get := func() error {
+			resp, err := c.Get("https://" + p.Addr() + "/")
+			if err != nil {
+				return err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			return resp.Body.Close()
+		}
+		require.NoError(t, get())
+		var failed atomic.Int64
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Go(func() {
+				time.Sleep(time.Duration(i) * 10 * time.Millisecond)
+				if get() != nil {
+					failed.Add(1)
+				}
+			})
+		}
+		time.Sleep(60 * time.Millisecond)
+		p.Blip(120*time.Millisecond, faultproxy.ActionClose)
+		wg.Wait()
+		time.Sleep(200 * time.Millisecond)
+		return int(failed.Load())
+	}
+	base := srv.Client().Transport.(*http.Transport).Clone()
+	base.ForceAttemptHTTP2 = true
+	stock := base.Clone()
+	ours := &Transport{Base: base}
+	defer stock.CloseIdleConnections()
+	defer ours.CloseIdleConnections()
+	stockFailed, ourFailed := run(stock), run(ours)
+	t.Logf("stock %d of 20 failed, rstpool %d (%s)", stockFailed, ourFailed, ours.Stats())
+	require.Positive(t, stockFailed, "stock met the blip")
+	require.Zero(t, ourFailed, "idempotent work rides through the blip")
 }

@@ -2,6 +2,7 @@ package rstpool
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -186,10 +187,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // failure is what the retry rule needs to know of the attempt that failed
 // with err; ran says an attempt before it may have reached the server.
 func (a *attempt) failure(r *http.Request, rb *replayBody, err error, ran, idempotent bool) failure {
+	shook := a.conns == 0 && a.shook.Load() // the connection failed before net/http handed it out
 	return failure{
 		err: err, retried: ran, callerDone: r.Context().Err() != nil, waited: a.info.WasIdle,
-		connFailure: (a.conns > 0 || connErrorOf(err) != nil) && !isDialError(err) && connFailure(err),
-		replayable:  replayable(r, rb), nothingLeft: a.wroteNothing(err), answered: a.answered(), idempotent: idempotent,
+		connFailure: (a.conns > 0 || shook || connErrorOf(err) != nil) && !isDialError(err) && connFailure(err),
+		replayable:  replayable(r, rb), nothingLeft: shook || a.wroteNothing(err), answered: a.answered(), idempotent: idempotent,
+		handshake: shook,
 	}
 }
 
@@ -394,6 +397,7 @@ type attempt struct {
 	waited100 atomic.Int64 // mono time the wait for 100 Continue began; 0: none
 	got100    atomic.Bool
 	wrote     atomic.Int64 // mono time the request was written
+	shook     atomic.Bool  // a TLS handshake for the attempt failed: the request never left
 
 	// limit is the idle limit learned for the request's destination, zero
 	// when none; explore, when not zero, lets a connection idle at least
@@ -420,6 +424,7 @@ func (a *attempt) newTrace() *httptrace.ClientTrace {
 	return &httptrace.ClientTrace{
 		GotConn: a.onGotConn, GotFirstResponseByte: a.onFirstByte,
 		Wait100Continue: a.onWait100, Got100Continue: a.onGot100, WroteRequest: a.onWrote,
+		TLSHandshakeDone: a.onHandshake,
 	}
 }
 
@@ -427,9 +432,18 @@ func (a *attempt) onFirstByte()                       { a.firstByte.Store(true) 
 func (a *attempt) onWait100()                         { a.waited100.Store(mono()) }
 func (a *attempt) onGot100()                          { a.got100.Store(true) }
 func (a *attempt) onWrote(httptrace.WroteRequestInfo) { a.wrote.Store(mono()) }
-func getAttempt() *attempt                            { return attempts.Get().(*attempt) }
-func (a *attempt) answered() bool                     { return a.firstByte.Load() }
-func putAttempt(a *attempt)                           { a.reset(); a.limit, a.explore = 0, 0; attempts.Put(a) }
+
+// onHandshake records a TLS handshake that failed under the attempt: a new
+// connection reset or closed before its first answer, with nothing of the
+// request sent.
+func (a *attempt) onHandshake(_ tls.ConnectionState, err error) {
+	if err != nil && connFailure(err) {
+		a.shook.Store(true)
+	}
+}
+func getAttempt() *attempt        { return attempts.Get().(*attempt) }
+func (a *attempt) answered() bool { return a.firstByte.Load() }
+func putAttempt(a *attempt)       { a.reset(); a.limit, a.explore = 0, 0; attempts.Put(a) }
 
 func (a *attempt) reset() {
 	a.ctx, a.conn, a.info, a.conns, a.from, a.prevConn, a.explored, a.retired = nil, nil, httptrace.GotConnInfo{}, 0, mark{}, nil, false, 0
@@ -437,6 +451,7 @@ func (a *attempt) reset() {
 	a.waited100.Store(0)
 	a.got100.Store(false)
 	a.wrote.Store(0)
+	a.shook.Store(false)
 }
 
 // run sends r through rt, tracing the connection it gets.

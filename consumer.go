@@ -190,7 +190,7 @@ type decision struct {
 
 // retry applies the retry rule and the budget to a failure, counts and
 // reports what it decided, and says how long to wait first.
-func (k *consumer) retry(f failure, attempt int) decision {
+func (k *consumer) retry(ctx context.Context, f failure, attempt int) decision {
 	ce := connErrorOf(f.err)
 	rf := rule.Failure{
 		Retried: f.retried, CallerDone: f.callerDone, ConnFailure: f.connFailure, Replayable: f.replayable,
@@ -217,10 +217,15 @@ func (k *consumer) retry(f failure, attempt int) decision {
 		return decision{}
 	}
 	reason := RetryReason(r.Reason)
-	if !r.Free && !k.budget.withdraw() {
-		k.counts.denied.Add(1)
-		k.report(EventRetryDenied, reason, f.err)
-		return decision{}
+	var waited time.Duration
+	if !r.Free {
+		start := time.Now()
+		if !k.budget.withdrawWait(ctx, budgetWait) {
+			k.counts.denied.Add(1)
+			k.report(EventRetryDenied, reason, f.err)
+			return decision{}
+		}
+		waited = time.Since(start)
 	}
 	var dst destKey
 	if ce != nil {
@@ -228,8 +233,12 @@ func (k *consumer) retry(f failure, attempt int) decision {
 	}
 	wait, ok := k.wait(r.Wait, dst, attempt)
 	if !ok {
+		if !r.Free {
+			k.budget.refund()
+		}
 		return decision{} // the connect's own budget ran out: the destination is down
 	}
+	wait = max(wait-waited, 0) // the wait for a token counts towards the pause
 	k.counts.retried[reason].Add(1)
 	if r.Free {
 		k.counts.free.Add(1)
@@ -329,8 +338,11 @@ const (
 // load to a struggling server: a token bucket that holds Burst tokens,
 // gains Ratio of a token with every piece of work and loses one with every
 // such retry; a retry that succeeds gives its token back. A retry the rule
-// allows but the budget cannot pay for is not taken: the failure reaches
-// the caller, counted and reported (EventRetryDenied). Over any stretch of
+// allows but the budget cannot pay for at once waits up to a second for a
+// token that a succeeding retry gives back, so that the failures of one
+// blip are retried at most Burst at a time; if none comes back, the
+// retry is not taken: the failure reaches the caller, counted and
+// reported (EventRetryDenied). Over any stretch of
 // N requests, at most Burst + Ratio × N paid retries fail.
 //
 // A budget bounds load, not repair: a retry of work that a stale reused
@@ -364,6 +376,8 @@ func (b RetryBudget) check(field string) error {
 // bucket of the defaults; a request costs one atomic load while the bucket
 // is full.
 type budget struct {
+	mu     sync.Mutex
+	freed  chan struct{} // closed by a refund; nil while no retry waits
 	lack   atomic.Int64
 	gain   int64 // per request; 0: the default
 	size   int64 // 0: the default
@@ -400,12 +414,58 @@ func (bg *budget) deposit() {
 	}
 }
 
-// refund gives back the token of a retry that succeeded.
+// refund gives back the token of a retry that succeeded, to a retry
+// waiting for one first.
 func (bg *budget) refund() {
 	for {
 		l := bg.lack.Load()
 		if l <= 0 || bg.lack.CompareAndSwap(l, max(l-1000, 0)) {
-			return
+			break
+		}
+	}
+	bg.mu.Lock()
+	if bg.freed != nil {
+		close(bg.freed)
+		bg.freed = nil
+	}
+	bg.mu.Unlock()
+}
+
+// budgetWait is how long a retry the budget cannot pay for at once waits
+// for a token that a retry which succeeded gives back. The failures of one
+// blip come together, more of them than the burst; the retries that repair
+// them refund their tokens a pause and an exchange later, so the others
+// follow them, never more than the burst at a time, and none while retries
+// keep failing.
+const budgetWait = time.Second
+
+// withdrawWait takes a token for a retry, waiting up to d, and within ctx,
+// for one to come back; false when none did.
+func (bg *budget) withdrawWait(ctx context.Context, d time.Duration) bool {
+	if bg.withdraw() {
+		return true
+	}
+	if bg.closed || d <= 0 || ctx == nil {
+		return false
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		bg.mu.Lock()
+		if bg.freed == nil {
+			bg.freed = make(chan struct{})
+		}
+		freed := bg.freed
+		bg.mu.Unlock()
+		if bg.withdraw() {
+			return true
+		}
+		select {
+		case <-freed:
+		case <-timer.C:
+			return false
+		case <-ctx.Done():
+			return false
 		}
 	}
 }

@@ -169,7 +169,7 @@ func Retry(ctx context.Context, idempotent bool, fn func(context.Context) error)
 	if err == nil {
 		return nil
 	}
-	d := retrier.retry(failure{
+	d := retrier.retry(ctx, failure{
 		err: err, callerDone: ctx.Err() != nil, connFailure: connFailure(err),
 		replayable: true, nothingLeft: w.nothingLeft(), idempotent: idempotent,
 		othersLeft: !w.onlyUntouchedLeft(),

@@ -782,3 +782,68 @@ func TestHTTP2TLSBlipOfFINsRidesThrough(t *testing.T) {
 	require.Positive(t, stockFailed, "stock met the blip")
 	require.Zero(t, ourFailed, "idempotent work rides through the blip")
 }
+
+// Row 5 with row 2, mid-exchange: a blip that closes every flow while 24
+// idempotent exchanges are in flight fails them all at once, more than
+// the retry budget's burst (10). The retries that repair the first ten
+// give their tokens back, and the others follow them, ten at a time:
+// nothing surfaces, and no more than the burst is ever retried at once.
+func TestBlipMidExchangeBurstIsRetriedWithinTheBudget(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					if _, err := r.ReadString('\n'); err != nil {
+						return
+					}
+					time.Sleep(60 * time.Millisecond) // in flight when the blip comes
+					if _, err := io.WriteString(c, "ok\n"); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	p, err := faultproxy.Start(faultproxy.Config{Upstream: ln.Addr().String()})
+	require.NoError(t, err)
+	defer p.Close()
+	forgetDestination(t, p.Addr())
+	pool, err := NewPool(PoolConfig{Addr: p.Addr(), MaxSize: 48, UpkeepInterval: -1})
+	require.NoError(t, err)
+	defer pool.Close(context.Background())
+	const n = 24
+	poolWarm(t, pool, n)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			err := pool.Do(context.Background(), true, func(c net.Conn) error {
+				if _, err := io.WriteString(c, "get\n"); err != nil {
+					return err
+				}
+				_, err := bufio.NewReader(c).ReadString('\n')
+				return err
+			})
+			if err != nil {
+				failed.Add(1)
+			}
+		})
+	}
+	time.Sleep(25 * time.Millisecond)
+	p.Blip(50*time.Millisecond, faultproxy.ActionClose)
+	wg.Wait()
+	st := pool.Stats()
+	t.Logf("%d of %d failed; %s", failed.Load(), n, st)
+	require.GreaterOrEqual(t, st.Retried, int64(DefaultRetryBurst+1), "the blip failed more exchanges than the burst")
+	require.Zero(t, failed.Load(), "idempotent work rides through the blip")
+	require.Zero(t, st.Denied)
+}

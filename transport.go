@@ -168,7 +168,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			resp.Request = req // as net/http does
 			return resp, nil
 		}
-		d = t.k.retry(a.failure(r, rb, err, ran, idem), attempt)
+		d = t.k.retry(r.Context(), a.failure(r, rb, err, ran, idem), attempt)
 		ran = ran || d.reason == RetryIdempotent
 		var r2 *http.Request
 		if d.reason != RetryNone && attempt < maxAttempts {

@@ -84,7 +84,7 @@ rstpool_retries_denied_total{destination=%[2]q,reason="idempotent",service="chec
 # HELP rstpool_transport_requests_total Calls to the Transport's RoundTrip.
 # TYPE rstpool_transport_requests_total counter
 rstpool_transport_requests_total{service="checkout",transport="api"} 6
-rstpool_transport_requests_total{service="checkout",transport="denying"} 1
+rstpool_transport_requests_total{service="checkout",transport="denying"} 2
 # HELP rstpool_pool_max_conns The Pool's MaxSize.
 # TYPE rstpool_pool_max_conns gauge
 rstpool_pool_max_conns{pool="lines",service="checkout"} 1

@@ -58,7 +58,12 @@ func (r *Run) driveTransports(ctx context.Context, t testing.TB) {
 	expect(t, "GET reset twice (retried once)", request(ctx, r.Transport, http.MethodGet, at+"/reset"), rstpool.ClassReset)
 	expect(t, "POST reset (never retried)", request(ctx, r.Transport, http.MethodPost, at+"/reset"), rstpool.ClassReset)
 	expect(t, "GET a closed port", request(ctx, r.Transport, http.MethodGet, "http://"+r.ClosedAddr+"/"), rstpool.ClassRefused)
-	expect(t, "GET reset, retry denied", request(ctx, r.Denying, http.MethodGet, at+"/reset"), rstpool.ClassReset)
+	// A new connection reset before its first answer is a connect reset,
+	// retried free of any budget: the denial needs a reused one, and a PUT
+	// (net/http sends a GET again on its own after a reused connection
+	// failed).
+	expect(t, "PUT on a new connection", request(ctx, r.Denying, http.MethodPut, at+"/reset-reused"), rstpool.ClassNone)
+	expect(t, "PUT reset on a reused connection, retry denied", request(ctx, r.Denying, http.MethodPut, at+"/reset-reused"), rstpool.ClassReset)
 }
 
 // line sends cmd and expects "ok".

@@ -202,12 +202,11 @@ func (k *consumer) retry(ctx context.Context, f failure, attempt int) decision {
 		rf.Stale = ce.stale() || f.waited && ce.quietDeath
 		// A new connection whose peer took no byte (reset during its
 		// TLS handshake, say) carried nothing of the work. One reset
-		// before its first answer after its peer took bytes (a proxy that
-		// accepts and resets) is a refused connect too for idempotent
-		// work, which a repeat cannot harm.
-		connect := !f.waited && !f.othersLeft
-		rf.ConnectReset = connect && (ce.untouched || f.idempotent && ce.connectReset)
-		rf.NothingLeft = rf.NothingLeft || connect && ce.untouched
+		// after its peer took the request (a proxy that accepts and
+		// resets, or a server that fails every request) may have loaded
+		// the server: its retry is paid for, as any other.
+		rf.ConnectReset = ce.untouched && !f.waited && !f.othersLeft
+		rf.NothingLeft = rf.NothingLeft || rf.ConnectReset
 	}
 	if f.handshake {
 		rf.ConnectReset, rf.NothingLeft = true, true
@@ -339,9 +338,9 @@ const (
 // gains Ratio of a token with every piece of work and loses one with every
 // such retry; a retry that succeeds gives its token back. A retry the rule
 // allows but the budget cannot pay for at once waits up to a second for a
-// token that a succeeding retry gives back, so that the failures of one
-// blip are retried at most Burst at a time; if none comes back, the
-// retry is not taken: the failure reaches the caller, counted and
+// token that a succeeding retry gives back (while the bucket was full
+// within the last second), so that the failures of one blip are retried at
+// most Burst at a time; if none comes back, the retry is not taken: the failure reaches the caller, counted and
 // reported (EventRetryDenied). Over any stretch of
 // N requests, at most Burst + Ratio × N paid retries fail.
 //
@@ -378,6 +377,7 @@ func (b RetryBudget) check(field string) error {
 type budget struct {
 	mu     sync.Mutex
 	freed  chan struct{} // closed by a refund; nil while no retry waits
+	fullAt atomic.Int64  // mono time a withdrawal last found the bucket full
 	lack   atomic.Int64
 	gain   int64 // per request; 0: the default
 	size   int64 // 0: the default
@@ -431,24 +431,27 @@ func (bg *budget) refund() {
 	bg.mu.Unlock()
 }
 
-// budgetWait is how long a retry the budget cannot pay for at once waits
-// for a token that a retry which succeeded gives back. The failures of one
-// blip come together, more of them than the burst; the retries that repair
-// them refund their tokens a pause and an exchange later, so the others
-// follow them, never more than the burst at a time, and none while retries
-// keep failing.
+// budgetWait is how long after the bucket was last full a retry it cannot
+// pay for at once waits for a token that a retry which succeeded gives
+// back. The failures of one blip come together, more of them than the
+// burst; the retries that repair them refund their tokens a pause and an
+// exchange later, and the others follow, never more than the burst at a
+// time. Once the bucket has been short for longer (a server that fails
+// every request), a retry it cannot pay for is denied at once.
 const budgetWait = time.Second
 
-// withdrawWait takes a token for a retry, waiting up to d, and within ctx,
-// for one to come back; false when none did.
+// withdrawWait takes a token for a retry, waiting, within ctx and up to d
+// after the bucket was last full, for one to come back; false when none
+// did.
 func (bg *budget) withdrawWait(ctx context.Context, d time.Duration) bool {
 	if bg.withdraw() {
 		return true
 	}
-	if bg.closed || d <= 0 || ctx == nil {
+	left := time.Duration(bg.fullAt.Load() + int64(d) - mono())
+	if bg.closed || left <= 0 || ctx == nil {
 		return false
 	}
-	timer := time.NewTimer(d)
+	timer := time.NewTimer(left)
 	defer timer.Stop()
 	for {
 		bg.mu.Lock()
@@ -478,6 +481,9 @@ func (bg *budget) withdraw() bool {
 	_, size := bg.params()
 	for {
 		l := bg.lack.Load()
+		if l == 0 {
+			bg.fullAt.Store(mono())
+		}
 		if l+1000 > size {
 			return false
 		}

@@ -301,8 +301,8 @@ func (l *readThenReset) Accept() (net.Conn, error) {
 
 // Row 5 with row 2: a burst of idempotent requests on new connections that
 // a proxy takes and resets during a blip is more than the retry budget's
-// burst (10); each is a connect answered by a reset, retried once past the
-// blip, and no budget pays. Stock surfaces the burst.
+// burst (10). The retries past the blip succeed and give their tokens back,
+// and the others follow them: nothing surfaces. Stock surfaces the burst.
 func TestConnectResetBurstRidesThroughABlip(t *testing.T) {
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

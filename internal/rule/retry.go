@@ -31,10 +31,8 @@ type Failure struct {
 	// work.
 	Stale bool
 	// ConnectReset: the work's new connection was reset or closed before
-	// its first answer, the peer having taken no byte (or the work being
-	// idempotent, which makes a repeat safe whatever it took): whatever
-	// accepted it refused it, like a refused connect (a proxy without a
-	// healthy upstream, a listener closing with connections in its queue).
+	// the peer took or sent a byte: whatever accepted it refused it, like a
+	// refused connect.
 	ConnectReset bool
 }
 

@@ -91,7 +91,7 @@ type checkout struct {
 // and reports a retirement. It returns the verdict (Keep, or Ping when a
 // ping passed, or why it retires) and nil when the connection may be
 // handed out, else the error that retires it.
-func (k *consumer) checkout(ctx context.Context, c checkout) (rule.Verdict, error) {
+func (k *consumer) checkout(ctx context.Context, c *checkout) (rule.Verdict, error) {
 	var err error
 	switch v := c.judge(); {
 	case v.Retires():
@@ -110,18 +110,19 @@ func (k *consumer) checkout(ctx context.Context, c checkout) (rule.Verdict, erro
 
 // judge applies the checkout rule to c, peeking where it says so; it
 // neither pings nor counts.
-func (c checkout) judge() rule.Verdict {
+func (c *checkout) judge() rule.Verdict {
 	peek := func() rule.Health { return rule.Unknown }
 	if c.conn != nil {
 		peek = c.conn.health
 	}
-	c.limit.CanPing = c.limit.CanPing && c.ping != nil
-	return rule.Checkout(c.facts, c.limit, peek)
+	lim := c.limit
+	lim.CanPing = lim.CanPing && c.ping != nil
+	return rule.Checkout(c.facts, lim, peek)
 }
 
 // retire counts and reports c closed instead of handed out, for v; its
 // client's goodbye goes unchecked.
-func (k *consumer) retire(v rule.Verdict, c checkout) {
+func (k *consumer) retire(v rule.Verdict, c *checkout) {
 	addr := c.addr
 	if c.conn != nil {
 		c.conn.leave()
@@ -591,7 +592,7 @@ func (c *Consumer) Checkout(ctx context.Context, nc net.Conn, ping func(context.
 	if ping != nil {
 		ck.ping = pingFunc(ping)
 	}
-	_, err := c.k.checkout(ctx, ck)
+	_, err := c.k.checkout(ctx, &ck)
 	if err == nil {
 		handOut(ctx, tc, nc)
 	}

@@ -189,7 +189,8 @@ func (p *Pool) Acquire(ctx context.Context) (PooledConn, error) {
 // checkout applies Acquire's checkout rule to the connection in res.
 func (p *Pool) checkout(ctx context.Context, res *puddle.Resource[*pconn]) (int64, bool) {
 	now := mono()
-	v, err := p.k.checkout(ctx, p.checkoutOf(res, p.s.acquireLimits, now))
+	c := p.checkoutOf(res, p.s.acquireLimits, now)
+	v, err := p.k.checkout(ctx, &c)
 	if v == rule.Ping {
 		now = mono()
 	}

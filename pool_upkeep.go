@@ -173,7 +173,7 @@ func (p *Pool) visit(now int64) int64 {
 		e.seen = now
 		switch v := c.judge(); {
 		case v.Retires():
-			p.k.retire(v, c)
+			p.k.retire(v, &c)
 			res.Destroy()
 		case v == rule.Ping && len(pings) < p.s.upkeepPings:
 			pings = append(pings, res)
@@ -251,7 +251,8 @@ func (p *Pool) work(ctx context.Context, pings []*puddle.Resource[*pconn]) {
 		e := res.Value()
 		if err := e.ping(ctx); err != nil {
 			if ctx.Err() == nil {
-				p.k.retire(rule.RetirePingFailed, p.checkoutOf(res, p.s.upkeepLimits, mono()))
+				c := p.checkoutOf(res, p.s.upkeepLimits, mono())
+				p.k.retire(rule.RetirePingFailed, &c)
 			}
 			res.Destroy()
 			continue

@@ -199,7 +199,7 @@ func (c *sqlConn) checkout(ctx context.Context) error {
 	if _, ok := c.inner.(driver.Pinger); ok {
 		ck.ping, ck.limit.CanPing = driverPing{c}, true
 	}
-	if _, err := c.conn.k.checkout(ctx, ck); err != nil {
+	if _, err := c.conn.k.checkout(ctx, &ck); err != nil {
 		if ctx.Err() != nil {
 			return err
 		}

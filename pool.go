@@ -189,7 +189,8 @@ func (p *Pool) Acquire(ctx context.Context) (PooledConn, error) {
 // checkout applies Acquire's checkout rule to the connection in res.
 func (p *Pool) checkout(ctx context.Context, res *puddle.Resource[*pconn]) (int64, bool) {
 	now := mono()
-	c := p.checkoutOf(res, p.s.acquireLimits, now)
+	var c checkout
+	p.checkoutOf(&c, res, &p.s.acquireLimits, now)
 	v, err := p.k.checkout(ctx, &c)
 	if v == rule.Ping {
 		now = mono()
@@ -197,13 +198,15 @@ func (p *Pool) checkout(ctx context.Context, res *puddle.Resource[*pconn]) (int6
 	return now, err == nil
 }
 
-// checkoutOf is the connection in res at now as the checkout rule sees it,
-// under lim (Acquire's limits or upkeep's) with its own, jittered,
-// lifetime.
-func (p *Pool) checkoutOf(res *puddle.Resource[*pconn], lim rule.Limits, now int64) checkout {
+// checkoutOf fills c with the connection in res at now as the checkout
+// rule sees it, under lim (Acquire's limits or upkeep's) with its own,
+// jittered, lifetime. It fills rather than returns: the record is copied
+// on every Acquire otherwise.
+func (p *Pool) checkoutOf(c *checkout, res *puddle.Resource[*pconn], lim *rule.Limits, now int64) {
 	e := res.Value()
-	lim.Lifetime = time.Duration(e.life)
-	c := checkout{limit: lim, conn: e.tc}
+	c.limit = *lim
+	c.limit.Lifetime = time.Duration(e.life)
+	c.conn = e.tc
 	if p.s.ping != nil {
 		c.ping = e
 	}
@@ -214,7 +217,6 @@ func (p *Pool) checkoutOf(res *puddle.Resource[*pconn], lim rule.Limits, now int
 		c.facts = e.tc.facts(now, time.Duration(now-max(last, e.tc.lastActive())), e.dialed)
 	}
 	c.facts.Age = time.Duration(now - e.created)
-	return c
 }
 
 func (p *Pool) acquireSlot(ctx context.Context) (*puddle.Resource[*pconn], error) {

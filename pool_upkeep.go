@@ -169,7 +169,8 @@ func (p *Pool) visit(now int64) int64 {
 			res.ReleaseUnused()
 			continue
 		}
-		c := p.checkoutOf(res, p.s.upkeepLimits, now)
+		var c checkout
+		p.checkoutOf(&c, res, &p.s.upkeepLimits, now)
 		e.seen = now
 		switch v := c.judge(); {
 		case v.Retires():
@@ -251,7 +252,8 @@ func (p *Pool) work(ctx context.Context, pings []*puddle.Resource[*pconn]) {
 		e := res.Value()
 		if err := e.ping(ctx); err != nil {
 			if ctx.Err() == nil {
-				c := p.checkoutOf(res, p.s.upkeepLimits, mono())
+				var c checkout
+				p.checkoutOf(&c, res, &p.s.upkeepLimits, mono())
 				p.k.retire(rule.RetirePingFailed, &c)
 			}
 			res.Destroy()

@@ -112,13 +112,26 @@ func waitRetry(ctx context.Context, d time.Duration, back <-chan struct{}) bool 
 	if d <= 0 {
 		return ctx.Err() == nil
 	}
+	end := time.Now().Add(d)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
 	case <-t.C:
+		return true
 	case <-back:
+	}
+	// The destination is back: go at a random point of what is left of
+	// the wait, so that the dials woken together do not land together in
+	// its listen queue.
+	if left := time.Until(end); left > 0 {
+		t.Reset(rand.N(left))
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
 	}
 	return true
 }

@@ -338,11 +338,11 @@ const (
 // load to a struggling server: a token bucket that holds Burst tokens,
 // gains Ratio of a token with every piece of work and loses one with every
 // such retry; a retry that succeeds gives its token back. A retry the rule
-// allows but the budget cannot pay for at once waits up to a second for a
-// token that a succeeding retry gives back (while the bucket was full
-// within the last second), so that the failures of one blip are retried at
-// most Burst at a time; if none comes back, the retry is not taken: the failure reaches the caller, counted and
-// reported (EventRetryDenied). Over any stretch of
+// allows but the budget cannot pay for at once waits for a token that a
+// succeeding retry gives back, up to a second after the bucket was last
+// full, so that the failures of one blip are retried at most Burst at a
+// time; if none comes back, the retry is not taken: the failure reaches
+// the caller, counted and reported (EventRetryDenied). Over any stretch of
 // N requests, at most Burst + Ratio × N paid retries fail.
 //
 // A budget bounds load, not repair: a retry of work that a stale reused

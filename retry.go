@@ -105,9 +105,9 @@ func (b Backoff) Sleep(ctx context.Context, n int) bool { return sleepCtx(ctx, b
 // sleepCtx waits d or until ctx is done; it reports whether it waited d.
 func sleepCtx(ctx context.Context, d time.Duration) bool { return waitRetry(ctx, d, nil) }
 
-// waitRetry waits d, or until back is closed (another connect to the
-// destination succeeded; nil: never), or until ctx is done; it reports
-// false when ctx ended first.
+// waitRetry waits d, or until ctx is done; when back is closed first
+// (another connect to the destination succeeded; nil: never), it goes at a
+// random point of what is left of d. It reports false when ctx ended first.
 func waitRetry(ctx context.Context, d time.Duration, back <-chan struct{}) bool {
 	if d <= 0 {
 		return ctx.Err() == nil

@@ -204,9 +204,12 @@ func TestHealthCheckerBesideAServiceDuringARestart(t *testing.T) {
 
 // acceptThenReset wraps ln: while resetting is set, it accepts connections
 // and resets them at once, as a proxy with no healthy upstream or a listen
-// queue overflowing under tcp_abort_on_overflow does.
+// queue overflowing under tcp_abort_on_overflow does; with readFirst, once
+// a byte of the request arrived, as a proxy that takes a request and finds
+// no healthy upstream does (toxiproxy's reset_peer).
 type acceptThenReset struct {
 	net.Listener
+	readFirst bool
 	resetting atomic.Bool
 	resets    atomic.Int64
 }
@@ -217,10 +220,37 @@ func (l *acceptThenReset) Accept() (net.Conn, error) {
 		if err != nil || !l.resetting.Load() {
 			return c, err
 		}
-		_ = c.(*net.TCPConn).SetLinger(0)
-		_ = c.Close()
-		l.resets.Add(1)
+		reset := func() {
+			_ = c.(*net.TCPConn).SetLinger(0)
+			_ = c.Close()
+			l.resets.Add(1)
+		}
+		if !l.readFirst {
+			reset()
+			continue
+		}
+		go func() {
+			_, _ = c.Read(make([]byte, 1))
+			reset()
+		}()
 	}
+}
+
+// serveResetting runs an HTTP server behind an acceptThenReset listener
+// and returns the listener and its address, forgotten by the destination
+// table.
+func serveResetting(t *testing.T, readFirst bool) (*acceptThenReset, string) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ln := &acceptThenReset{Listener: inner, readFirst: readFirst}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	addr := inner.Addr().String()
+	forgetDestination(t, addr)
+	return ln, addr
 }
 
 // Row 5: a blip of 100 ms during which connects are answered by a reset:
@@ -229,16 +259,7 @@ func (l *acceptThenReset) Accept() (net.Conn, error) {
 // listening kernel took before the reset is retried once, after the pause,
 // past the blip. Idempotent work surfaces nothing; stock surfaces it all.
 func TestConnectResetsAreRetriedLikeRefusals(t *testing.T) {
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ln := &acceptThenReset{Listener: inner}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-	})}
-	go srv.Serve(ln)
-	defer srv.Close()
-	addr := inner.Addr().String()
-	forgetDestination(t, addr)
+	ln, addr := serveResetting(t, false)
 
 	run := func(rt http.RoundTripper) (failed map[string]int) {
 		failed = map[string]int{}
@@ -275,45 +296,12 @@ func TestConnectResetsAreRetriedLikeRefusals(t *testing.T) {
 	require.Zero(t, ourFailed[http.MethodGet]+ourFailed[http.MethodPut], "idempotent work rides through")
 }
 
-// readThenReset resets, while resetting, each connection it accepts once
-// a byte of the request arrived: a proxy that takes a request, finds no
-// healthy upstream and resets (toxiproxy's reset_peer).
-type readThenReset struct {
-	net.Listener
-	resetting atomic.Bool
-	resets    atomic.Int64
-}
-
-func (l *readThenReset) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil || !l.resetting.Load() {
-			return c, err
-		}
-		go func() {
-			_, _ = c.Read(make([]byte, 1))
-			_ = c.(*net.TCPConn).SetLinger(0)
-			_ = c.Close()
-			l.resets.Add(1)
-		}()
-	}
-}
-
 // Row 5 with row 2: a burst of idempotent requests on new connections that
 // a proxy takes and resets during a blip is more than the retry budget's
 // burst (10). The retries past the blip succeed and give their tokens back,
 // and the others follow them: nothing surfaces. Stock surfaces the burst.
 func TestConnectResetBurstRidesThroughABlip(t *testing.T) {
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ln := &readThenReset{Listener: inner}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-	})}
-	go srv.Serve(ln)
-	defer srv.Close()
-	addr := inner.Addr().String()
-	forgetDestination(t, addr)
+	ln, addr := serveResetting(t, true)
 	run := func(rt http.RoundTripper) (failed int) {
 		ln.resetting.Store(true)
 		time.AfterFunc(100*time.Millisecond, func() { ln.resetting.Store(false) })

@@ -122,10 +122,9 @@ func (c *Conn) checkBeforeWrite() error {
 	if why == nil || (why == ErrPeerClosed && c.eof.Load()) {
 		return nil
 	}
-	e := c.newError("validate", why)
-	c.failure.CompareAndSwap(nil, e)
-	c.noteConnectFailure(why) // a new connection closed before its first work: a connect reset
-	return e
+	// Remembered as the peer's failure; a new connection closed before its
+	// first work counts as a connect reset.
+	return c.fail("validate", why)
 }
 
 // goneErr returns why a Check's outcome says the peer is gone, or nil when

@@ -254,13 +254,13 @@ func (k *consumer) wait(w rule.Wait, to destKey, attempt int) (time.Duration, bo
 	if w != rule.Redial {
 		return retryPause.Next(0), true
 	}
-	if k.dial == nil || to.addr == "" || k.dial.refusedRetry <= 0 {
-		return retryPause.Next(0), attempt == 0
+	var dst *destination
+	if k.dial != nil && to.addr != "" && k.dial.refusedRetry > 0 {
+		dst = destinations.lookup(to)
 	}
-	dst := destinations.lookup(to)
 	if dst == nil {
-		// No run of failed connects bounds the retries (the peer took
-		// bytes, or answered since): once, past a blip.
+		// No RefusedRetry, or no run of failed connects, bounds the
+		// retries: once, past a blip.
 		return retryPause.Next(0), attempt == 0
 	}
 	d := k.dial.refusedBackoff.Next(attempt)

@@ -271,32 +271,27 @@ func (w *work) note(c *Conn, nc net.Conn) {
 // work left but on connections whose peer took none (a connect reset): a
 // retry then repeats nothing the server saw.
 func (w *work) onlyUntouchedLeft() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.seen == 0 || w.blind {
-		return false
-	}
-	for _, h := range w.conns {
-		if h.c.nwritten.Load() == h.w0 {
-			continue
-		}
-		if f := h.c.failed(); f == nil || !f.untouched {
-			return false
-		}
-	}
-	return true
+	return w.leftNothingBut(func(c *Conn) bool {
+		f := c.failed()
+		return f != nil && f.untouched
+	})
 }
 
 // nothingLeft reports whether the work provably sent no byte: a step was
 // seen, every step's connection could be counted, and none wrote.
-func (w *work) nothingLeft() bool {
+func (w *work) nothingLeft() bool { return w.leftNothingBut(nil) }
+
+// leftNothingBut reports whether a step was seen, every step's connection
+// could be counted, and none wrote but those that spared says carried
+// nothing of the work (nil: none).
+func (w *work) leftNothingBut(spared func(*Conn) bool) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.seen == 0 || w.blind {
 		return false // the client is not one Retry sees, or a connection cannot be counted
 	}
 	for _, h := range w.conns {
-		if h.c.nwritten.Load() != h.w0 {
+		if h.c.nwritten.Load() != h.w0 && (spared == nil || !spared(h.c)) {
 			return false
 		}
 	}

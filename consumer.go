@@ -217,19 +217,19 @@ func (k *consumer) retry(ctx context.Context, f failure, attempt int) decision {
 		return decision{}
 	}
 	reason := RetryReason(r.Reason)
+	var dst destKey
+	if ce != nil {
+		dst = ce.dialed
+	}
 	var waited time.Duration
 	if !r.Free {
 		start := time.Now()
-		if !k.budget.withdrawWait(ctx, budgetWait) {
+		if !k.budget.withdrawWait(ctx, budgetWait, k.runHold(dst)) {
 			k.counts.denied.Add(1)
 			k.report(EventRetryDenied, reason, f.err)
 			return decision{}
 		}
 		waited = time.Since(start)
-	}
-	var dst destKey
-	if ce != nil {
-		dst = ce.dialed
 	}
 	wait, ok := k.wait(r.Wait, dst, attempt)
 	if !ok {
@@ -245,6 +245,23 @@ func (k *consumer) retry(ctx context.Context, f failure, attempt int) decision {
 	}
 	k.report(EventRetry, reason, f.err)
 	return decision{reason: reason, wait: wait, paid: !r.Free}
+}
+
+// runHold returns when the Dialer gives up the run of failed connects to
+// to under way (refused, or reset before a byte came back), or nil when no
+// RefusedRetry bounds one. Until then the paid retries of a restart wait in
+// the Dialer for the destination's return, holding their tokens, and a
+// retry that found the bucket empty waits for those tokens with them.
+func (k *consumer) runHold(to destKey) func() time.Time {
+	if k.dial == nil || to.addr == "" || k.dial.refusedRetry <= 0 {
+		return nil
+	}
+	return func() time.Time {
+		if d := destinations.lookup(to); d != nil {
+			return d.runDeadline(k.dial.refusedRetry)
+		}
+		return time.Time{}
+	}
 }
 
 // wait returns how long to wait before a retry; for a connect reset to
@@ -340,8 +357,10 @@ const (
 // such retry; a retry that succeeds gives its token back. A retry the rule
 // allows but the budget cannot pay for at once waits for a token that a
 // succeeding retry gives back, up to a second after the bucket was last
-// full, so that the failures of one blip are retried at most Burst at a
-// time; if none comes back, the retry is not taken: the failure reaches
+// full (or, while connects to the destination fail, as long as the
+// Dialer's RefusedRetry keeps the paid retries waiting for its return),
+// so that the failures of one blip or restart are retried at most Burst
+// at a time; if none comes back, the retry is not taken: the failure reaches
 // the caller, counted and reported (EventRetryDenied). Over any stretch of
 // N requests, at most Burst + Ratio × N paid retries fail.
 //
@@ -443,16 +462,28 @@ const budgetWait = time.Second
 
 // withdrawWait takes a token for a retry, waiting, within ctx and up to d
 // after the bucket was last full, for one to come back; false when none
-// did.
-func (bg *budget) withdrawWait(ctx context.Context, d time.Duration) bool {
+// did. While hold (nil: none) gives a later time, the tokens are held by
+// retries waiting out a destination's failed connects, and it waits on
+// until then.
+func (bg *budget) withdrawWait(ctx context.Context, d time.Duration, hold func() time.Time) bool {
 	if bg.withdraw() {
 		return true
 	}
-	left := time.Duration(bg.fullAt.Load() + int64(d) - mono())
-	if bg.closed || left <= 0 || ctx == nil {
+	if bg.closed || ctx == nil {
 		return false
 	}
-	timer := time.NewTimer(left)
+	left := func() time.Duration {
+		l := time.Duration(bg.fullAt.Load() + int64(d) - mono())
+		if hold != nil {
+			l = max(l, time.Until(hold()))
+		}
+		return l
+	}
+	l := left()
+	if l <= 0 {
+		return false
+	}
+	timer := time.NewTimer(l)
 	defer timer.Stop()
 	for {
 		bg.mu.Lock()
@@ -467,6 +498,11 @@ func (bg *budget) withdrawWait(ctx context.Context, d time.Duration) bool {
 		select {
 		case <-freed:
 		case <-timer.C:
+			// A run of failed connects may have begun since.
+			if l := left(); l > 0 {
+				timer.Reset(l)
+				continue
+			}
 			return false
 		case <-ctx.Done():
 			return false

@@ -776,7 +776,10 @@ func TestHTTP2TLSBlipOfFINsRidesThrough(t *testing.T) {
 // the retry budget's burst (10). The retries that repair the first ten
 // give their tokens back, and the others follow them, ten at a time:
 // nothing surfaces, and no more than the burst is ever retried at once.
-func TestBlipMidExchangeBurstIsRetriedWithinTheBudget(t *testing.T) {
+// midExchangeBurst runs n Pool exchanges at once through a fault proxy to
+// a server that holds each 60 ms, applies fault while they are in flight,
+// and returns how many failed and the Pool's figures.
+func midExchangeBurst(t *testing.T, n int, fault func(*faultproxy.Proxy)) (int64, PoolStats) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
@@ -793,7 +796,7 @@ func TestBlipMidExchangeBurstIsRetriedWithinTheBudget(t *testing.T) {
 					if _, err := r.ReadString('\n'); err != nil {
 						return
 					}
-					time.Sleep(60 * time.Millisecond) // in flight when the blip comes
+					time.Sleep(60 * time.Millisecond) // in flight when the fault comes
 					if _, err := io.WriteString(c, "ok\n"); err != nil {
 						return
 					}
@@ -805,10 +808,9 @@ func TestBlipMidExchangeBurstIsRetriedWithinTheBudget(t *testing.T) {
 	require.NoError(t, err)
 	defer p.Close()
 	forgetDestination(t, p.Addr())
-	pool, err := NewPool(PoolConfig{Addr: p.Addr(), MaxSize: 48, UpkeepInterval: -1})
+	pool, err := NewPool(PoolConfig{Addr: p.Addr(), MaxSize: int32(2 * n), UpkeepInterval: -1})
 	require.NoError(t, err)
 	defer pool.Close(context.Background())
-	const n = 24
 	poolWarm(t, pool, n)
 	var failed atomic.Int64
 	var wg sync.WaitGroup
@@ -823,15 +825,35 @@ func TestBlipMidExchangeBurstIsRetriedWithinTheBudget(t *testing.T) {
 			})
 			if err != nil {
 				failed.Add(1)
+				t.Log(err)
 			}
 		})
 	}
 	time.Sleep(25 * time.Millisecond)
-	p.Blip(50*time.Millisecond, faultproxy.ActionClose)
+	fault(p)
 	wg.Wait()
 	st := pool.Stats()
 	t.Logf("%d of %d failed; %s", failed.Load(), n, st)
+	return failed.Load(), st
+}
+
+func TestBlipMidExchangeBurstIsRetriedWithinTheBudget(t *testing.T) {
+	failed, st := midExchangeBurst(t, 24, func(p *faultproxy.Proxy) { p.Blip(50*time.Millisecond, faultproxy.ActionClose) })
 	require.GreaterOrEqual(t, st.Retried, int64(DefaultRetryBurst+1), "the blip failed more exchanges than the burst")
-	require.Zero(t, failed.Load(), "idempotent work rides through the blip")
+	require.Zero(t, failed, "idempotent work rides through the blip")
+	require.Zero(t, st.Denied)
+}
+
+// A restart that cuts more exchanges than the budget's burst and lasts
+// longer than budgetWait, but less than RefusedRetry: the retries the
+// bucket paid for wait out the refusals in the Dialer, holding their
+// tokens, and the others wait for those tokens as long (issue 16, rows 2
+// and 3 together).
+func TestRestartMidExchangeBurstRidesThroughWithinRefusedRetry(t *testing.T) {
+	failed, st := midExchangeBurst(t, 24, func(p *faultproxy.Proxy) {
+		require.NoError(t, <-p.Restart(budgetWait+300*time.Millisecond))
+	})
+	require.GreaterOrEqual(t, st.Retried, int64(DefaultRetryBurst+1), "the restart failed more exchanges than the burst")
+	require.Zero(t, failed, "idempotent work rides through a restart shorter than RefusedRetry")
 	require.Zero(t, st.Denied)
 }

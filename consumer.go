@@ -208,7 +208,9 @@ func (k *consumer) retry(ctx context.Context, f failure, attempt int) decision {
 		// the server: its retry is paid for, as any other.
 		rf.ConnectReset = ce.untouched && !f.waited && !f.othersLeft
 		rf.NothingLeft = rf.NothingLeft || rf.ConnectReset
+		rf.ResetOnArrival = ce.connectReset && !ce.untouched && !f.waited
 	}
+	rf.Retries = attempt
 	if f.handshake {
 		rf.ConnectReset, rf.NothingLeft = true, true
 	}

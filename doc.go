@@ -47,7 +47,7 @@
 // connection a caller holds (a transaction, a LISTEN, a WebSocket) is never
 // retired, however long it stays quiet.
 //
-// Work is retried at most once, on a new connection, when its connection
+// Work is retried once, on a new connection, when its connection
 // failed (a reset, a broken pipe, an end of stream, a refused connect; never
 // an error of the server or the application, never a timeout), the caller
 // has not given up, and either nothing of the work left or the work is
@@ -56,6 +56,9 @@
 // RetryBudget; one that repairs work a stale pooled connection lost does
 // not. A retry goes at once only when the work never left; otherwise it
 // waits a short jittered pause, so that a blip of the path has passed.
+// Idempotent work whose retry meets the blip again (its new connection
+// taken and reset before a byte came back) waits one more pause and runs a
+// third time.
 //
 // Connects are retried, not work: a refused connect, or one a proxy answers
 // with a reset, is retried with backoff for the Dialer's RefusedRetry. The

@@ -306,8 +306,10 @@ func (e *pconn) ping(ctx context.Context) error {
 // idempotent: the retry rule every rstpool consumer applies (see Retry).
 // Nothing is known to have been sent only on a tracked connection (one a
 // Dialer dialed, under TLS or not): on another, only idempotent work is
-// retried. Do never retries an error of fn's own, never more than once, and
-// not once ctx is done; the retry's error, if it fails too, is returned.
+// retried. Do never retries an error of fn's own, nor once ctx is done,
+// and retries once, but for a retry whose new connection the peer took
+// and reset before a byte came back (a blip still under way: idempotent
+// work gets one more pause); the last retry's error is returned.
 func (p *Pool) Do(ctx context.Context, idempotent bool, fn func(net.Conn) error) error {
 	p.k.begin()
 	h, err := p.Acquire(ctx)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/rstpool/rstpool/internal/rule"
 )
 
 // lsIncr returns a Do function for "INCR key" that counts its calls.
@@ -61,22 +63,26 @@ func TestDoRetriesAtMostOnce(t *testing.T) {
 	calls := 0
 	err := p.Do(context.Background(), true, lsIncr("get", &calls))
 	require.ErrorIs(t, err, syscall.ECONNRESET)
-	require.Equal(t, 2, calls, "one attempt and one retry, never a third")
-	require.Equal(t, 2, srv.count("get"))
+	require.Equal(t, 1+rule.MaxOnArrival, calls, "one attempt, one retry, one more when the retry was reset on arrival, never a fourth")
+	require.Equal(t, 1+rule.MaxOnArrival, srv.count("get"))
 }
 
 // A fresh connection reset before any answer: idempotent work runs once
-// more (a blip on the path), and only once.
-func TestDoRetriesAFreshConnOnce(t *testing.T) {
+// more (a blip on the path), and once again when that retry's connection
+// too is reset on arrival (the blip is still under way), no more.
+func TestDoRetriesAFreshConnResetOnArrivalTwice(t *testing.T) {
 	srv := lsStart(t)
 	p := poolFor(t, srv, PoolConfig{MaxSize: 1})
 	srv.killNext.Store(2) // the first two requests are reset
 	calls := 0
-	err := p.Do(context.Background(), true, lsIncr("get", &calls))
-	require.ErrorIs(t, err, syscall.ECONNRESET)
-	require.Equal(t, 2, calls)
-	st := p.Stats()
-	require.Equal(t, int64(1), st.Retried)
+	require.NoError(t, p.Do(context.Background(), true, lsIncr("get", &calls)))
+	require.Equal(t, 3, calls)
+	require.Equal(t, int64(2), p.Stats().Retried)
+
+	srv.killNext.Store(int32(1 + rule.MaxOnArrival))
+	calls = 0
+	require.ErrorIs(t, p.Do(context.Background(), true, lsIncr("get", &calls)), syscall.ECONNRESET)
+	require.Equal(t, 1+rule.MaxOnArrival, calls)
 }
 
 func TestDoRetriesNonIdempotentWorkThatNeverLeft(t *testing.T) {

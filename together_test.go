@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/rstpool/rstpool/internal/faultproxy"
+	"github.com/rstpool/rstpool/internal/rule"
 	"github.com/stretchr/testify/require"
 )
 
@@ -330,6 +331,43 @@ func TestConnectResetBurstRidesThroughABlip(t *testing.T) {
 	require.Greater(t, stockFailed, DefaultRetryBurst, "the burst is larger than the budget's")
 	require.Zero(t, ourFailed, "idempotent work rides through the blip")
 	require.Zero(t, st.Denied)
+}
+
+// Row 5: a proxy takes requests on new connections and resets them for
+// longer than the retry's pause (toxiproxy's reset_peer for a blip of
+// 230 ms): an idempotent request's retry meets the blip again on arrival
+// and gets one more pause, past it. Stock surfaces every request.
+func TestRetryResetOnArrivalWaitsOutTheBlip(t *testing.T) {
+	ln, addr := serveResetting(t, true)
+	run := func(rt http.RoundTripper) (failed int) {
+		ln.resetting.Store(true)
+		time.AfterFunc(230*time.Millisecond, func() { ln.resetting.Store(false) })
+		var n atomic.Int64
+		var wg sync.WaitGroup
+		for range 4 { // both retries of each within the budget's burst
+			wg.Go(func() {
+				req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+				resp, err := rt.RoundTrip(req)
+				if err != nil {
+					t.Log(err)
+					n.Add(1)
+					return
+				}
+				resp.Body.Close()
+			})
+		}
+		wg.Wait()
+		time.Sleep(250 * time.Millisecond)
+		return int(n.Load())
+	}
+	stock := &http.Transport{DisableKeepAlives: true}
+	ours := &Transport{Base: &http.Transport{DisableKeepAlives: true}}
+	stockFailed, ourFailed := run(stock), run(ours)
+	st := ours.Stats()
+	t.Logf("stock %d of 4 failed, rstpool %d; %s; resets %d", stockFailed, ourFailed, st, ln.resets.Load())
+	require.Equal(t, 4, stockFailed)
+	require.Zero(t, ourFailed, "idempotent work rides through the blip")
+	require.LessOrEqual(t, st.Retried, int64(4*rule.MaxOnArrival))
 }
 
 // Row 7: a server that refuses "Expect: 100-continue" with 417 gets the

@@ -130,7 +130,9 @@ type Transport struct {
 const maxAttempts = 16
 
 // RoundTrip sends the request, and sends it once more on a new connection
-// when the first attempt failed and the retry rule and budget allow it. A
+// when the first attempt failed and the retry rule and budget allow it
+// (twice, for an idempotent request whose retry a blip still under way
+// reset on arrival; see the package documentation). A
 // failure is reported as a *ConnError wrapping the underlying error,
 // unless no connection was involved.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {

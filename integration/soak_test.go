@@ -97,6 +97,7 @@ type episode struct {
 	// Set while it runs.
 	actionAt, faultEnd time.Time
 	took               time.Duration
+	dials              [][2]int64 // connections each kind opened, by side, from its start to the next's
 }
 
 // An outcome is what one side's run of one operation did; preallocated for
@@ -528,7 +529,20 @@ func parkGoroutines(n int) {
 func (s *soak) runEpisode(e *episode) {
 	s.curEp.Store(int32(e.idx))
 	start := time.Now()
-	defer func() { e.took = time.Since(start) }()
+	e.dials = make([][2]int64, len(s.kinds))
+	for ki, k := range s.kinds {
+		for side := range 2 {
+			e.dials[ki][side] = -k.dialsOf[side].Load()
+		}
+	}
+	defer func() {
+		e.took = time.Since(start)
+		for ki, k := range s.kinds {
+			for side := range 2 {
+				e.dials[ki][side] += k.dialsOf[side].Load()
+			}
+		}
+	}()
 	var warm, main []*soakOp
 	for _, op := range s.opsOf(e) {
 		if op.at < 0 {

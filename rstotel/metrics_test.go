@@ -49,7 +49,6 @@ func TestCollectEndToEnd(t *testing.T) {
 	src, dst := "rstpool.source", "rstpool.destination"
 	for _, s := range []string{
 		series("rstpool.errors.surfaced", src, "transport", dst, run.ClosedAddr, "rstpool.class", "refused", "rstpool.cause", "not-listening"),
-		series("rstpool.retries", src, "transport", dst, http, "rstpool.reason", "idempotent", "rstpool.class", "reset"),
 		series("rstpool.retries_denied", src, "transport", dst, http, "rstpool.reason", "idempotent"),
 		series("rstpool.idle_limits.learned", src, "transport", dst, http),
 		series("rstpool.connection.caught_dead", src, "pool", dst, lines, "rstpool.reason", "peer-closed"),
@@ -61,6 +60,9 @@ func TestCollectEndToEnd(t *testing.T) {
 	} {
 		require.Equal(t, point{1, "counter"}, got[s], s)
 	}
+	// The GET reset on every attempt: its retry was reset on arrival too.
+	require.Equal(t, point{float64(drive.Expected["transport retry"]), "counter"},
+		got[series("rstpool.retries", src, "transport", dst, http, "rstpool.reason", "idempotent", "rstpool.class", "reset")])
 	learned := got[series("rstpool.transport.learned_idle", "rstpool.transport", "api", dst, http)]
 	require.Equal(t, "gauge", learned.kind)
 	require.InDelta(t, 0.030, learned.value, 0.015, "¾ of the shortest gap after which the server had reaped a reused connection")

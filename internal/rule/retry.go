@@ -34,7 +34,18 @@ type Failure struct {
 	// the peer took or sent a byte: whatever accepted it refused it, like a
 	// refused connect.
 	ConnectReset bool
+	// ResetOnArrival: the work's new connection was reset or closed before
+	// the peer sent a byte, after it took bytes of the work: a proxy with
+	// no healthy upstream, or a blip of the path still under way.
+	ResetOnArrival bool
+	// Retries is how many times the work already ran again.
+	Retries int
 }
+
+// MaxOnArrival is how many times idempotent work runs again when each
+// retry's new connection is reset on arrival: a retry that meets the blip
+// it waited for gets one more pause.
+const MaxOnArrival = 2
 
 // A Reason says why work may run again.
 type Reason uint8
@@ -88,8 +99,10 @@ func Retry(f Failure) Decision {
 // reason is the rule itself: whether the work may run again, and why.
 func reason(f Failure) Reason {
 	switch {
-	case f.Retried && !f.ConnectReset:
-		return None // at most once, but for a connect refused before its first answer
+	case f.Retried && !f.ConnectReset && !(f.ResetOnArrival && f.Idempotent && f.Retries < MaxOnArrival):
+		// At most once, but for a connect refused before its first answer,
+		// and idempotent work whose retry met the blip again on arrival.
+		return None
 	case f.CallerDone:
 		return None // the caller gave up
 	case !f.ConnFailure:

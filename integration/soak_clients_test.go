@@ -263,18 +263,35 @@ func exchange(ctx context.Context, c *lineConn, op *soakOp, id int64) error {
 // client of a line protocol does, a stack of idle connections reused
 // without a check, and no retry.
 type naivePool struct {
-	mu   sync.Mutex
-	idle []*lineConn
-	dial func(ctx context.Context) (net.Conn, error)
+	mu      sync.Mutex
+	idle    []idleLine
+	maxIdle time.Duration // a connection idle longer is closed at checkout, unchecked (database/sql's ConnMaxIdleTime)
+	dial    func(ctx context.Context) (net.Conn, error)
+}
+
+type idleLine struct {
+	c     *lineConn
+	since time.Time
 }
 
 func (p *naivePool) do(ctx context.Context, op *soakOp, id int64) error {
-	p.mu.Lock()
 	var c *lineConn
-	if n := len(p.idle); n > 0 {
-		c, p.idle = p.idle[n-1], p.idle[:n-1]
+	var stale []*lineConn
+	p.mu.Lock()
+	for c == nil && len(p.idle) > 0 {
+		n := len(p.idle) - 1
+		il := p.idle[n]
+		p.idle = p.idle[:n]
+		if p.maxIdle > 0 && time.Since(il.since) > p.maxIdle {
+			stale = append(stale, il.c)
+			continue
+		}
+		c = il.c
 	}
 	p.mu.Unlock()
+	for _, sc := range stale {
+		sc.Close()
+	}
 	if c == nil {
 		nc, err := p.dial(ctx)
 		if err != nil {
@@ -288,7 +305,7 @@ func (p *naivePool) do(ctx context.Context, op *soakOp, id int64) error {
 	}
 	p.mu.Lock()
 	if len(p.idle) < 64 {
-		p.idle, c = append(p.idle, c), nil
+		p.idle, c = append(p.idle, idleLine{c, time.Now()}), nil
 	}
 	p.mu.Unlock()
 	if c != nil {
@@ -302,8 +319,8 @@ func (p *naivePool) closeIdle() {
 	idle := p.idle
 	p.idle = nil
 	p.mu.Unlock()
-	for _, c := range idle {
-		c.Close()
+	for _, il := range idle {
+		il.c.Close()
 	}
 }
 
@@ -316,9 +333,11 @@ func (s *soak) poolKind(addr string) (*soakKind, error) {
 	k.budget = refusedBudget(d)
 	d.Observer = s.events.observer(s, len(s.kinds), &k.dials[oursSide])
 	dial := countDials(&k.dials[stockSide], stockNetDial())
-	stock := &naivePool{dial: func(ctx context.Context) (net.Conn, error) { return dial(ctx, "tcp", addr) }}
+	// Both sides close connections idle over 2 s, as configured alike.
+	const maxIdle = 2 * time.Second
+	stock := &naivePool{maxIdle: maxIdle, dial: func(ctx context.Context) (net.Conn, error) { return dial(ctx, "tcp", addr) }}
 	p, err := rstpool.NewPool(rstpool.PoolConfig{Addr: addr, Dialer: d, MaxSize: 32, Wrap: newLineConn,
-		IdleTimeout: 2 * time.Second, RetryBudget: rstpool.RetryBudget{Ratio: 0.2, Burst: 5}})
+		IdleTimeout: maxIdle, RetryBudget: rstpool.RetryBudget{Ratio: 0.2, Burst: 5}})
 	if err != nil {
 		return nil, err
 	}

@@ -186,7 +186,12 @@ type failure struct {
 type decision struct {
 	reason RetryReason // RetryNone: surface the failure
 	wait   time.Duration
-	paid   bool // a budget token was taken: refund it if the retry succeeds
+	// tokens: the budget tokens the work's paid retries hold. They come
+	// back when a retry saves the work, or when the retry that took one
+	// never reached the server; they are spent only by retries that
+	// reached the server and failed.
+	tokens int
+	paid   bool // this retry took one of them
 }
 
 // retry applies the retry rule and the budget to a failure, counts and
@@ -236,7 +241,7 @@ func (k *consumer) retry(ctx context.Context, f failure, attempt int) decision {
 	wait, ok := k.wait(r.Wait, dst, attempt)
 	if !ok {
 		if !r.Free {
-			k.budget.refund()
+			k.budget.refund(1)
 		}
 		return decision{} // the connect's own budget ran out: the destination is down
 	}
@@ -246,7 +251,28 @@ func (k *consumer) retry(ctx context.Context, f failure, attempt int) decision {
 		k.counts.free.Add(1)
 	}
 	k.report(EventRetry, reason, f.err)
-	return decision{reason: reason, wait: wait, paid: !r.Free}
+	d := decision{reason: reason, wait: wait, paid: !r.Free}
+	if d.paid {
+		d.tokens = 1
+	}
+	return d
+}
+
+// next decides what follows the failure f of work whose last decision was
+// prev (its attempt-th failure): the token of a paid retry that never
+// reached the server (its connect refused, none of it written) comes back,
+// and the tokens the work holds carry over.
+func (k *consumer) next(ctx context.Context, prev decision, f failure, attempt int) decision {
+	if prev.paid && (f.nothingLeft || isDialError(f.err)) {
+		k.budget.refund(1)
+		prev.tokens--
+	}
+	d := k.retry(ctx, f, attempt)
+	if d.reason == RetryNone {
+		return decision{tokens: prev.tokens}
+	}
+	d.tokens += prev.tokens
+	return d
 }
 
 // runHold returns when the Dialer gives up the run of failed connects to
@@ -286,11 +312,18 @@ func (k *consumer) wait(w rule.Wait, to destKey, attempt int) (time.Duration, bo
 	return d, !time.Now().Add(d).After(dst.runDeadline(k.dial.refusedRetry))
 }
 
-// succeeded ends work that a retry saved: a retry paid for gives its token
-// back, since it replaced work the path lost.
+// succeeded ends work that a retry saved: the retries paid for give their
+// tokens back, since they replaced work the path lost.
 func (k *consumer) succeeded(d decision) {
+	k.budget.refund(d.tokens)
+}
+
+// unspent ends work whose retry d never went (the caller gave up during
+// its pause, or no connection came for it): its token comes back; the
+// tokens of earlier retries that reached the server and failed are spent.
+func (k *consumer) unspent(d decision) {
 	if d.paid {
-		k.budget.refund()
+		k.budget.refund(1)
 	}
 }
 
@@ -356,7 +389,10 @@ const (
 // A RetryBudget bounds the retries of a Transport or a Pool that can add
 // load to a struggling server: a token bucket that holds Burst tokens,
 // gains Ratio of a token with every piece of work and loses one with every
-// such retry; a retry that succeeds gives its token back. A retry the rule
+// such retry. Only a retry that reached the server and failed spends its
+// token: when a retry saves the work, the tokens of all its retries come
+// back, and so does the token of a retry that never reached the server
+// (its connect refused until the Dialer gave up). A retry the rule
 // allows but the budget cannot pay for at once waits for a token that a
 // succeeding retry gives back, up to a second after the bucket was last
 // full (or, while connects to the destination fail, as long as the
@@ -436,12 +472,15 @@ func (bg *budget) deposit() {
 	}
 }
 
-// refund gives back the token of a retry that succeeded, to a retry
-// waiting for one first.
-func (bg *budget) refund() {
+// refund gives back n tokens of retries that succeeded or never reached
+// the server, to a retry waiting for one first.
+func (bg *budget) refund(n int) {
+	if n <= 0 {
+		return
+	}
 	for {
 		l := bg.lack.Load()
-		if l <= 0 || bg.lack.CompareAndSwap(l, max(l-1000, 0)) {
+		if l <= 0 || bg.lack.CompareAndSwap(l, max(l-int64(n)*1000, 0)) {
 			break
 		}
 	}

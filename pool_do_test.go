@@ -126,3 +126,34 @@ func TestDoDestroysOnErrorAfterIOAndPanic(t *testing.T) {
 		"each connection that failed after I/O or panicked was closed, not reused")
 	require.Equal(t, int64(0), p.Stats().Retried)
 }
+
+// A paid retry that never reached the server (no connection came for it:
+// the destination was down for the Dialer) gives its token back, so an
+// outage longer than RefusedRetry does not leave the budget empty for the
+// failures after it.
+func TestDoRetryThatNeverReachedTheServerGivesItsTokenBack(t *testing.T) {
+	srv := lsStart(t)
+	forgetDestination(t, srv.addr)
+	p := poolFor(t, srv, PoolConfig{MaxSize: 1, Dialer: &Dialer{RefusedRetry: 50 * time.Millisecond},
+		RetryBudget: RetryBudget{Burst: 2}})
+	for range 2 {
+		doReused(t, p)
+		err := p.Do(context.Background(), true, func(c net.Conn) error {
+			srv.down() // the server dies under the exchange, and stays down
+			_, err := lsCall(c, "ECHO x")
+			return err
+		})
+		require.ErrorIs(t, err, syscall.ECONNREFUSED, "the retry found the destination down")
+		srv.up()
+		destinations.drop(destKey{"tcp", srv.addr}) // this test is about the budget, not the down memory
+	}
+	time.Sleep(budgetWait + 100*time.Millisecond) // no waiting for a token now
+	doReused(t, p)
+	srv.killNext.Store(1) // a reused connection reset mid-exchange: a paid retry
+	calls := 0
+	require.NoError(t, p.Do(context.Background(), true, lsIncr("get", &calls)))
+	require.Equal(t, 2, calls)
+	st := p.Stats()
+	t.Log(st)
+	require.Zero(t, st.Denied, "the two retries that never reached the server spent nothing")
+}

@@ -188,6 +188,9 @@ func Retry(ctx context.Context, idempotent bool, fn func(context.Context) error)
 		othersLeft: !w.onlyUntouchedLeft(),
 	}, 0)
 	if d.reason == RetryNone || !sleepCtx(ctx, d.wait) {
+		if d.reason != RetryNone {
+			retrier.unspent(d)
+		}
 		return err
 	}
 	if err = fn(ctx); err == nil {

@@ -170,13 +170,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			resp.Request = req // as net/http does
 			return resp, nil
 		}
-		d = t.k.retry(r.Context(), a.failure(r, rb, err, ran, idem), attempt)
+		d = t.k.next(r.Context(), d, a.failure(r, rb, err, ran, idem), attempt)
 		ran = ran || d.reason == RetryIdempotent
 		var r2 *http.Request
 		if d.reason != RetryNone && attempt < maxAttempts {
 			r2, _ = rewind(r, rb)
 		}
 		if r2 == nil || !sleepCtx(r.Context(), d.wait) {
+			if d.reason != RetryNone {
+				t.k.unspent(d)
+			}
 			err = callerFirst(r.Context(), err)
 			t.k.surface(err, dst.String())
 			return nil, err

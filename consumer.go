@@ -392,15 +392,15 @@ const (
 // such retry. Only a retry that reached the server and failed spends its
 // token: when a retry saves the work, the tokens of all its retries come
 // back, and so does the token of a retry that never reached the server
-// (its connect refused until the Dialer gave up). A retry the rule
-// allows but the budget cannot pay for at once waits for a token that a
-// succeeding retry gives back, up to a second after the bucket was last
-// full (or, while connects to the destination fail, as long as the
-// Dialer's RefusedRetry keeps the paid retries waiting for its return),
-// so that the failures of one blip or restart are retried at most Burst
-// at a time; if none comes back, the retry is not taken: the failure reaches
-// the caller, counted and reported (EventRetryDenied). Over any stretch of
-// N requests, at most Burst + Ratio × N paid retries fail.
+// (its connect refused until the Dialer gave up). A retry the rule allows
+// but the budget cannot pay for at once waits for a token to come back, up
+// to a second after the bucket was last full or a token last came back
+// (or, while connects to the destination fail, as long as the Dialer's
+// RefusedRetry keeps the paid retries waiting for its return), so that
+// the failures of one blip or restart are retried at most Burst at a time;
+// if none comes back, the retry is not taken: the failure reaches the
+// caller, counted and reported (EventRetryDenied). Over any stretch of N
+// requests, at most Burst + Ratio × N paid retries fail.
 //
 // A budget bounds load, not repair: a retry of work that a stale reused
 // connection lost (it gave nothing back after sitting idle: the path lost
@@ -436,6 +436,7 @@ type budget struct {
 	mu     sync.Mutex
 	freed  chan struct{} // closed by a refund; nil while no retry waits
 	fullAt atomic.Int64  // mono time a withdrawal last found the bucket full
+	backAt atomic.Int64  // mono time a token last came back
 	lack   atomic.Int64
 	gain   int64 // per request; 0: the default
 	size   int64 // 0: the default
@@ -484,6 +485,7 @@ func (bg *budget) refund(n int) {
 			break
 		}
 	}
+	bg.backAt.Store(mono())
 	bg.mu.Lock()
 	if bg.freed != nil {
 		close(bg.freed)
@@ -492,18 +494,19 @@ func (bg *budget) refund(n int) {
 	bg.mu.Unlock()
 }
 
-// budgetWait is how long after the bucket was last full a retry it cannot
-// pay for at once waits for a token that a retry which succeeded gives
-// back. The failures of one blip come together, more of them than the
-// burst; the retries that repair them refund their tokens a pause and an
-// exchange later, and the others follow, never more than the burst at a
-// time. Once the bucket has been short for longer (a server that fails
-// every request), a retry it cannot pay for is denied at once.
+// budgetWait is how long after the bucket was last full, or a token last
+// came back, a retry it cannot pay for waits for a token that a retry
+// which succeeded gives back. The failures of one blip come together, more
+// of them than the burst; the retries that repair them refund their tokens
+// a pause and an exchange later, and the others follow, never more than
+// the burst at a time, as long as tokens keep coming back. Once none has
+// for longer (a server that fails every request), a retry the bucket
+// cannot pay for is denied at once.
 const budgetWait = time.Second
 
 // withdrawWait takes a token for a retry, waiting, within ctx and up to d
-// after the bucket was last full, for one to come back; false when none
-// did. While hold (nil: none) gives a later time, the tokens are held by
+// after the bucket was last full or a token last came back, for one to
+// come back; false when none did. While hold (nil: none) gives a later time, the tokens are held by
 // retries waiting out a destination's failed connects, and it waits on
 // until then.
 func (bg *budget) withdrawWait(ctx context.Context, d time.Duration, hold func() time.Time) bool {
@@ -514,7 +517,7 @@ func (bg *budget) withdrawWait(ctx context.Context, d time.Duration, hold func()
 		return false
 	}
 	left := func() time.Duration {
-		l := time.Duration(bg.fullAt.Load() + int64(d) - mono())
+		l := time.Duration(max(bg.fullAt.Load(), bg.backAt.Load()) + int64(d) - mono())
 		if hold != nil {
 			l = max(l, time.Until(hold()))
 		}

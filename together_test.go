@@ -815,9 +815,9 @@ func TestHTTP2TLSBlipOfFINsRidesThrough(t *testing.T) {
 // give their tokens back, and the others follow them, ten at a time:
 // nothing surfaces, and no more than the burst is ever retried at once.
 // midExchangeBurst runs n Pool exchanges at once through a fault proxy to
-// a server that holds each 60 ms, applies fault while they are in flight,
-// and returns how many failed and the Pool's figures.
-func midExchangeBurst(t *testing.T, n int, fault func(*faultproxy.Proxy)) (int64, PoolStats) {
+// a server that holds each for hold, applies fault while they are in
+// flight, and returns how many failed and the Pool's figures.
+func midExchangeBurst(t *testing.T, n int, hold time.Duration, fault func(*faultproxy.Proxy)) (int64, PoolStats) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
@@ -834,7 +834,7 @@ func midExchangeBurst(t *testing.T, n int, fault func(*faultproxy.Proxy)) (int64
 					if _, err := r.ReadString('\n'); err != nil {
 						return
 					}
-					time.Sleep(60 * time.Millisecond) // in flight when the fault comes
+					time.Sleep(hold) // in flight when the fault comes
 					if _, err := io.WriteString(c, "ok\n"); err != nil {
 						return
 					}
@@ -876,8 +876,17 @@ func midExchangeBurst(t *testing.T, n int, fault func(*faultproxy.Proxy)) (int64
 }
 
 func TestBlipMidExchangeBurstIsRetriedWithinTheBudget(t *testing.T) {
-	failed, st := midExchangeBurst(t, 24, func(p *faultproxy.Proxy) { p.Blip(50*time.Millisecond, faultproxy.ActionClose) })
+	failed, st := midExchangeBurst(t, 24, 60*time.Millisecond, func(p *faultproxy.Proxy) { p.Blip(50*time.Millisecond, faultproxy.ActionClose) })
 	require.GreaterOrEqual(t, st.Retried, int64(DefaultRetryBurst+1), "the blip failed more exchanges than the burst")
+	require.Zero(t, failed, "idempotent work rides through the blip")
+	require.Zero(t, st.Denied)
+}
+
+// A blip cuts so many slow exchanges that their retries, ten at a time,
+// take longer than budgetWait: the later ones wait on while tokens keep
+// coming back, and nothing surfaces.
+func TestBlipBurstIsRetriedWhileTokensComeBack(t *testing.T) {
+	failed, st := midExchangeBurst(t, 60, 200*time.Millisecond, func(p *faultproxy.Proxy) { p.Blip(50*time.Millisecond, faultproxy.ActionClose) })
 	require.Zero(t, failed, "idempotent work rides through the blip")
 	require.Zero(t, st.Denied)
 }
@@ -888,7 +897,7 @@ func TestBlipMidExchangeBurstIsRetriedWithinTheBudget(t *testing.T) {
 // tokens, and the others wait for those tokens as long (issue 16, rows 2
 // and 3 together).
 func TestRestartMidExchangeBurstRidesThroughWithinRefusedRetry(t *testing.T) {
-	failed, st := midExchangeBurst(t, 24, func(p *faultproxy.Proxy) {
+	failed, st := midExchangeBurst(t, 24, 60*time.Millisecond, func(p *faultproxy.Proxy) {
 		require.NoError(t, <-p.Restart(budgetWait+300*time.Millisecond))
 	})
 	require.GreaterOrEqual(t, st.Retried, int64(DefaultRetryBurst+1), "the restart failed more exchanges than the burst")

@@ -57,6 +57,7 @@ type destination struct {
 	resets   bool          // the run holds connects answered by a reset: only an answer ends it
 	last     error         // the latest failure
 	lastTry  time.Time     // the latest connect, by any Dialer
+	upAt     time.Time     // the latest connect that succeeded in a run that holds resets
 	probing  bool          // a probe connect is under way
 	back     chan struct{} // closed when a connect succeeds: dials waiting to retry go at once
 	reported []report      // the Dialers that reported it down (EventDown), to be told when it is up
@@ -168,10 +169,11 @@ func (d *destination) settled() bool {
 
 // downFor reports whether the run under way makes the destination down for
 // a Dialer whose RefusedRetry is budget: its connects have been failing
-// for at least that long, the latest within runGap. d.mu is held.
+// for at least that long, the latest within runGap, and none succeeded
+// since. d.mu is held.
 func (d *destination) downFor(now time.Time, budget time.Duration) bool {
 	return budget > 0 && !d.runStart.IsZero() && now.Sub(d.runLast) <= runGap &&
-		now.Sub(d.runStart) >= budget
+		now.Sub(d.runStart) >= budget && !d.upAt.After(d.runLast)
 }
 
 // admit decides whether a dial of a Dialer with RefusedRetry budget may
@@ -209,13 +211,17 @@ func (d *destination) refused(now time.Time, err error) time.Time {
 
 // connected records a connect that succeeded, as a probe or not. It ends a
 // run of refusals, and returns the Dialers that reported the destination
-// down, to be told; a run that holds resets goes on until the connection
-// answers (see answered).
+// down, to be told. A run that holds resets goes on until a connection
+// answers (see answered): whatever accepted the connect may reset it too.
+// But the destination is no longer down until the run's next failure: the
+// connect that found it back may be a health checker's, closed unread, and
+// the dials of every other Dialer go.
 func (d *destination) connected(now time.Time) []report {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.probing, d.lastTry = false, now
 	if d.resets {
+		d.upAt = now
 		return nil
 	}
 	d.runStart = time.Time{}

@@ -171,7 +171,9 @@ func (d *Dialer) Dial(network, addr string) (net.Conn, error) {
 // dials fail at once with a refused *ConnError whose cause is CauseDown,
 // but for a probe connect, one at a time, every 100 to 250 ms while
 // dials keep coming, so that a destination that is back is used again at
-// once. A restart shorter than RefusedRetry surfaces nothing, and a health
+// once. Any connect to it that succeeds, a probe's or another Dialer's (a
+// health checker's that closes it unread), lets dials go until the next
+// failure. A restart shorter than RefusedRetry surfaces nothing, and a health
 // checker with a short RefusedRetry does not make the destination down for
 // a service beside it with a long one.
 func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {

@@ -311,6 +311,14 @@ func (c *Conn) errorSince(op string, err error, from mark, reused bool) *ConnErr
 	return e
 }
 
+// diedIdle reports whether the connection failed and the failure's
+// evidence says it was gone while idle: nothing arrived after its last
+// quiet spell, and the peer took nothing written after it.
+func (c *Conn) diedIdle() bool {
+	f := c.failure.Load()
+	return f != nil && f.diedIdle
+}
+
 // untaken reports whether nothing written after the quiet spell sp was
 // taken by the peer: where the kernel says which bytes the peer
 // acknowledged (Linux), none after the spell was; elsewhere, the failure

@@ -267,14 +267,19 @@ func (c *sqlConn) begin(ctx context.Context) mark {
 
 // badIfSafe turns err into a driver.ErrBadConn when repeating the statement
 // on another connection cannot run it twice: not a byte of it left since
-// it began (from). Every other error is returned as is, with the
-// connection's failure attached when the driver replaced it.
+// it began (from), or the connection was gone while it sat idle before
+// the statement, and the peer took none of it (its kernel answered with a
+// reset, acknowledging nothing). Every other error is returned as is, with
+// the connection's failure attached when the driver replaced it.
 func (c *sqlConn) badIfSafe(err error, from mark) error {
 	if err == nil {
 		return nil
 	}
 	err = c.explain(err)
-	if errors.Is(err, driver.ErrBadConn) || c.tracked.wroteSince(from) || !connFailure(err) {
+	if errors.Is(err, driver.ErrBadConn) || !connFailure(err) {
+		return err
+	}
+	if c.tracked.wroteSince(from) && !c.tracked.diedIdle() {
 		return err
 	}
 	return badConn(err)

@@ -87,6 +87,18 @@ func (s *sqltServer) kill(reset bool) {
 	s.conns = nil
 }
 
+// forget makes the server's host forget every connection silently (see
+// forgetSilently): the client's next bytes are answered by a reset,
+// acknowledged by none.
+func (s *sqltServer) forget(t *testing.T) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		forgetSilently(t, c)
+	}
+	s.conns = nil
+}
+
 // sqltConnector dials through a Dialer and returns connections of a shape
 // chosen by the test: "basic" (driver.Conn only), "legacy" (plus the
 // pre-context Queryer and Execer), "full" (plus the context interfaces

@@ -85,6 +85,27 @@ func TestWrapConnectorSurvivesKilledIdleConns(t *testing.T) {
 	}
 }
 
+// A statement on a connection the server's host forgot while it sat idle,
+// which no peek can see, never reached the server: the peer's kernel
+// answered it with a reset and acknowledged none of it. It is
+// driver.ErrBadConn, and database/sql runs it again on another connection,
+// as it does a statement that never left.
+func TestWrapConnectorStatementOnAForgottenConnIsBadConn(t *testing.T) {
+	failed := map[bool]int{}
+	for _, wrap := range []bool{false, true} {
+		srv := sqltListen(t)
+		db := sqltOpen(t, noRetry(), srv, "full", wrap)
+		db.SetMaxIdleConns(8)
+		require.Zero(t, sqltConcurrent(db, 8), "warm-up")
+		srv.forget(t)
+		time.Sleep(30 * time.Millisecond) // past the peek window: the write checks first, and sees nothing
+		failed[wrap] = sqltConcurrent(db, 8)
+	}
+	t.Logf("stock %d/8 failed, wrapped %d/8", failed[false], failed[true])
+	require.Positive(t, failed[false], "the stock pool sends the statements into the forgotten connections")
+	require.Zero(t, failed[true])
+}
+
 func TestWrapConnectorCheckoutRetiresDeadConn(t *testing.T) {
 	srv := sqltListen(t)
 	c := sqltConnect(t, noRetry(), srv, "full")

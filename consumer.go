@@ -92,6 +92,9 @@ type checkout struct {
 // ping passed, or why it retires) and nil when the connection may be
 // handed out, else the error that retires it.
 func (k *consumer) checkout(ctx context.Context, c *checkout) (rule.Verdict, error) {
+	if x := freshPast(ctx); x > 0 {
+		c.limit = c.limit.Doubting(x, c.ping != nil)
+	}
 	var err error
 	switch v := c.judge(); {
 	case v.Retires():

@@ -187,6 +187,16 @@ func (s *lineServer) down() {
 	s.mu.Unlock()
 }
 
+// forget makes the server's host forget every connection silently (see
+// forgetSilently), as a middlebox that drops idle flows does.
+func (s *lineServer) forget(t *testing.T) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		forgetSilently(t, c)
+	}
+}
+
 // up listens again on the same port.
 func (s *lineServer) up() { s.listen(s.addr) }
 

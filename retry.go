@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http/httptrace"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rstpool/rstpool/internal/rule"
@@ -151,6 +152,11 @@ var retrier = &consumer{source: "retry"}
 // once ctx is done, and only when the work is idempotent or provably
 // nothing of it left. The second run follows a jittered pause of up to
 // RetryBackoff, or none when the peer had forgotten an idle connection.
+// When the connection had died while it sat idle for a second or more, the
+// second run's checkouts (Pool, WrapConnector, Consumer and so rstpgx)
+// ping the connections that sat idle as long before handing one out, or
+// retire them where they cannot ping: a hop that forgot one forgot them
+// too.
 // Retries that can add load draw from one RetryBudget for the whole
 // process, with its defaults. The second attempt's error is returned as
 // is.
@@ -193,10 +199,46 @@ func Retry(ctx context.Context, idempotent bool, fn func(context.Context) error)
 		}
 		return err
 	}
+	if x := diedIdleAfter(err); x > 0 {
+		// The connections of the pool fn draws from that sat idle as long
+		// were most likely lost the same way: the retry's checkouts ping
+		// them first, or retire them when they cannot.
+		freshRuns.Add(1)
+		defer freshRuns.Add(-1)
+		ctx = context.WithValue(ctx, freshPastKey{}, x)
+	}
 	if err = fn(ctx); err == nil {
 		retrier.succeeded(d)
 	}
 	return err
+}
+
+// freshRuns counts the retries of Retry under way whose context carries a
+// freshPastKey: while it is zero, a checkout spares itself the lookup.
+var freshRuns atomic.Int32
+
+// freshPastKey holds, on the context of Retry's second run, how long the
+// connection that failed had sat idle.
+type freshPastKey struct{}
+
+// diedIdleAfter returns how long the connection of err had sat idle when
+// it died with nothing back after its quiet spell, or 0 when it did not,
+// or sat idle less than DefaultLearnFloor (no hop reaps that soon).
+func diedIdleAfter(err error) time.Duration {
+	if ce := connErrorOf(err); ce != nil && ce.quietDeath && ce.Idle >= DefaultLearnFloor {
+		return ce.Idle
+	}
+	return 0
+}
+
+// freshPast returns the idleness past which a checkout under ctx doubts a
+// connection (see Retry), or 0.
+func freshPast(ctx context.Context) time.Duration {
+	if freshRuns.Load() == 0 || ctx == nil {
+		return 0
+	}
+	x, _ := ctx.Value(freshPastKey{}).(time.Duration)
+	return x
 }
 
 // A work is the accounting of one call of Retry: every connection handed

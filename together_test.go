@@ -370,6 +370,52 @@ func TestRetryResetOnArrivalWaitsOutTheBlip(t *testing.T) {
 	require.LessOrEqual(t, st.Retried, int64(4*rule.MaxOnArrival))
 }
 
+// Retry's second run doubts the connections that sat idle as long as the
+// one found dead: a pool of the user's own (checked out through a
+// Consumer, as rstpgx does for pgxpool) whose idle connections a host
+// forgot together hands the retry a new connection, not the next
+// forgotten one.
+func TestRetryDoubtsConnectionsIdleAsLongAsTheDeadOne(t *testing.T) {
+	srv := lsStart(t)
+	d := &Dialer{}
+	k := &Consumer{Dialer: d}
+	var idle []net.Conn
+	for range 3 {
+		c, err := d.Dial("tcp", srv.addr)
+		require.NoError(t, err)
+		_, err = lsCall(c, "ECHO warm")
+		require.NoError(t, err)
+		idle = append(idle, c)
+	}
+	time.Sleep(DefaultLearnFloor + 100*time.Millisecond)
+	srv.forget(t)
+	take := func(ctx context.Context) (net.Conn, error) {
+		for len(idle) > 0 {
+			c := idle[0]
+			idle = idle[1:]
+			if err := k.Checkout(ctx, c, nil); err != nil {
+				c.Close()
+				continue
+			}
+			return c, nil
+		}
+		return d.DialContext(ctx, "tcp", srv.addr)
+	}
+	runs := 0
+	err := Retry(context.Background(), true, func(ctx context.Context) error {
+		runs++
+		c, err := take(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = lsCall(c, "ECHO x")
+		return err
+	})
+	require.NoError(t, err, "the second run went on a new connection")
+	require.Equal(t, 2, runs)
+}
+
 // Row 7: a server that refuses "Expect: 100-continue" with 417 gets the
 // upload again without it, and one that never sends 100 Continue costs
 // the wait once, not per upload.

@@ -74,6 +74,21 @@ func (v Verdict) String() string {
 	return "unknown"
 }
 
+// Doubting returns l for a checkout that doubts every connection idle for
+// at least x (one idle that long was just found dead): such a connection
+// is pinged first when canPing, else retired as past its idle limit.
+func (l Limits) Doubting(x time.Duration, canPing bool) Limits {
+	switch {
+	case canPing && l.CanPing:
+		if l.PingAfter < 0 || l.PingAfter > x {
+			l.PingAfter = x
+		}
+	case l.IdleLimit <= 0 || l.IdleLimit > x:
+		l.IdleLimit = x
+	}
+	return l
+}
+
 // Checkout decides, cheapest first, whether a connection may be handed out:
 // what is known without a syscall, then a peek (about a microsecond; peek
 // is called only when the idleness calls for it), then a ping (a round

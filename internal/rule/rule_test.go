@@ -63,6 +63,21 @@ func TestRetryDecision(t *testing.T) {
 	}
 }
 
+// A checkout that doubts connections idle for x pings them first, or
+// retires them where it cannot ping; it never loosens a limit.
+func TestLimitsDoubting(t *testing.T) {
+	l := Limits{IdleLimit: time.Minute, PingAfter: -1, CanPing: true}
+	require.Equal(t, 2*time.Second, l.Doubting(2*time.Second, true).PingAfter)
+	require.Equal(t, time.Minute, l.Doubting(2*time.Second, true).IdleLimit)
+	require.Equal(t, 2*time.Second, l.Doubting(2*time.Second, false).IdleLimit)
+	tight := Limits{IdleLimit: time.Second, PingAfter: time.Second, CanPing: true}
+	require.Equal(t, tight, tight.Doubting(2*time.Second, true))
+	require.Equal(t, tight, tight.Doubting(2*time.Second, false))
+	c := Conn{Idle: 3 * time.Second}
+	require.Equal(t, Ping, Checkout(c, l.Doubting(2*time.Second, true), func() Health { return Alive }))
+	require.Equal(t, RetireIdleLimit, Checkout(c, Limits{}.Doubting(2*time.Second, false), func() Health { return Alive }))
+}
+
 func TestCheckout(t *testing.T) {
 	peeked := 0
 	peek := func(h Health) func() Health { return func() Health { peeked++; return h } }

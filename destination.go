@@ -114,14 +114,15 @@ func (t *destTable) forget(d *destination) {
 
 // expire drops the entries with no failed connect for destinationTTL, and
 // runs again when the oldest of the rest expires; with none left, nothing
-// is scheduled.
+// is scheduled and the map goes too (a map keeps its storage when its
+// entries go: thousands of churned addresses would hold it for good).
 func (t *destTable) expire() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	next := t.expireLocked(time.Now(), false)
 	switch {
 	case len(t.m) == 0:
-		t.sweep = nil
+		t.m, t.sweep = nil, nil
 	default:
 		t.sweep.Reset(next)
 	}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/stretchr/testify/require"
 )
@@ -63,4 +64,24 @@ func TestPoolCloseWaitsForReturns(t *testing.T) {
 	require.NoError(t, p.Close(context.Background()))
 	require.True(t, returned.Load(), "Close returned before the connection in use came back")
 	require.Equal(t, int64(0), p.Stats().Revoked)
+}
+
+// Row 9: a pool that was closed and dropped is garbage, however upkeep
+// visited it: the process's upkeep queue keeps no pointer to it (it kept
+// the last pool it took off in its backing array).
+func TestClosedPoolIsFreed(t *testing.T) {
+	srv := lsStart(t)
+	var closed []weak.Pointer[Pool]
+	for range 3 {
+		p, err := NewPool(PoolConfig{Addr: srv.addr, Dialer: noRetry(), MaxSize: 2, UpkeepInterval: 5 * time.Millisecond})
+		require.NoError(t, err)
+		poolWarm(t, p, 2)
+		time.Sleep(20 * time.Millisecond) // upkeep visits it a few times
+		require.NoError(t, p.Close(context.Background()))
+		closed = append(closed, weak.Make(p))
+	}
+	runtime.GC()
+	for i, w := range closed {
+		require.Nil(t, w.Value(), "closed pool %d is still reachable", i)
+	}
 }

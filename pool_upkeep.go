@@ -48,9 +48,7 @@ func (s *scheduler) remove(p *Pool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if i := p.queued; i >= 0 {
-		s.swap(i, len(s.queue)-1)
-		s.queue = s.queue[:len(s.queue)-1]
-		p.queued = -1
+		s.take(i)
 		if i < len(s.queue) {
 			s.fix(i)
 		}
@@ -84,9 +82,7 @@ func (s *scheduler) run() {
 			s.mu.Unlock()
 			return
 		}
-		s.swap(0, len(s.queue)-1)
-		s.queue = s.queue[:len(s.queue)-1]
-		p.queued = -1
+		s.take(0)
 		s.down(0)
 		s.mu.Unlock()
 		if next := p.visit(now); next > 0 {
@@ -96,6 +92,17 @@ func (s *scheduler) run() {
 }
 
 // The heap's operations, on s.queue by Pool.due; s.mu is held.
+
+// take moves the pool at i to the end and off the queue, clearing the
+// slot it leaves: a closed pool must not stay reachable from the process's
+// upkeep.
+func (s *scheduler) take(i int) {
+	last := len(s.queue) - 1
+	s.swap(i, last)
+	s.queue[last].queued = -1
+	s.queue[last] = nil
+	s.queue = s.queue[:last]
+}
 
 func (s *scheduler) swap(i, j int) {
 	q := s.queue

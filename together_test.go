@@ -495,6 +495,33 @@ func TestRefusedDestinationsExpire(t *testing.T) {
 	require.LessOrEqual(t, destinations.n.Load(), before)
 }
 
+// Row 9: once every destination expired, the table holds no memory of
+// them: a map keeps its storage when its entries go, so the table lets go
+// of the map (3,000 churned addresses held about 100 KiB for good).
+func TestExpiredDestinationsFreeTheirMemory(t *testing.T) {
+	var tab destTable
+	heap := func() int64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	before := heap()
+	past := time.Now().Add(-2 * destinationTTL)
+	for i := range 3000 {
+		k := destKey{"tcp", "127.3." + strconv.Itoa(i/250) + "." + strconv.Itoa(i%250+1) + ":9"}
+		tab.entry(k, past).refused(past, syscall.ECONNREFUSED)
+	}
+	full := heap()
+	sweep := tab.sweep
+	tab.expire()
+	sweep.Stop()
+	after := heap()
+	require.Zero(t, tab.n.Load(), "every entry expired")
+	t.Logf("heap: %d KiB before, %+d KiB with 3,000 entries, %+d KiB once they expired", before>>10, (full-before)>>10, (after-before)>>10)
+	require.Less(t, after-before, int64(64<<10), "the expired table still holds %d KiB", (after-before)>>10)
+}
+
 // Row 10, and the evidence of causes: a connection the peer forgot while it
 // sat idle (its next bytes met a reset, none acknowledged) died idle, on
 // HTTP/1 and HTTP/2 alike; one reset after the peer took its bytes (a live

@@ -1,10 +1,16 @@
 package rstpool
 
 import (
+	"context"
+	"crypto/tls"
 	"io"
 	"net/http"
+	"net/http/httptrace"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/stretchr/testify/require"
 
@@ -58,4 +64,80 @@ func TestHTTP2PingFindsSilentConnection(t *testing.T) {
 		}
 		require.Positive(t, p.Stats().ReapedDrop)
 	}
+}
+
+// Row 9: the Transport keeps no reference to an HTTP/2 connection it closed.
+// net/http does, for a while, with or without rstpool: the health-check
+// timer that SendPingTimeout arms is never stopped when the connection
+// closes (go.dev/issue/80920), so it holds the connection, its buffers and
+// TLS state until it fires, one SendPingTimeout after the connection's last
+// frame. Without pings a closed and dropped connection is garbage once its
+// read loop ended; with them, once the timer fired.
+func TestHTTP2ClosedConnectionsAreFreed(t *testing.T) {
+	c := &tsCase{name: "h2 tls", tls: true}
+	_, srv := c.startServer(t)
+	const pingAfter = 300 * time.Millisecond
+	for _, useRstpool := range []bool{false, true} {
+		for _, ping := range []bool{false, true} {
+			base := c.base(srv)
+			base.HTTP2 = &http.HTTP2Config{} // no pings
+			if ping {
+				base.HTTP2 = &http.HTTP2Config{SendPingTimeout: pingAfter, PingTimeout: pingAfter}
+			}
+			var rt http.RoundTripper = base
+			if useRstpool {
+				rt = &Transport{Base: base, Dialer: noRetry()}
+			}
+			conns := h2Conns(t, rt, srv.URL, 4)
+			within := 200 * time.Millisecond // the read loops end
+			if ping {
+				time.Sleep(within)
+				runtime.GC()
+				t.Logf("rstpool %v, pings: %d of %d closed connections still held after %v", useRstpool, liveConns(conns), len(conns), within)
+				within = pingAfter + time.Second
+			}
+			require.Eventually(t, func() bool { runtime.GC(); return liveConns(conns) == 0 }, within, 20*time.Millisecond,
+				"rstpool %v, pings %v: %d of %d closed and dropped connections are still reachable", useRstpool, ping, liveConns(conns), len(conns))
+		}
+	}
+}
+
+// h2Conns sends n requests through rt, each on a connection of its own
+// (the idle one closed after each), drops rt, and returns weak pointers to
+// the connections.
+func h2Conns(t *testing.T, rt http.RoundTripper, url string, n int) []weak.Pointer[tls.Conn] {
+	var mu sync.Mutex
+	var conns []weak.Pointer[tls.Conn]
+	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) {
+		if tc, ok := i.Conn.(*tls.Conn); ok {
+			mu.Lock()
+			conns = append(conns, weak.Make(tc))
+			mu.Unlock()
+		}
+	}}
+	client := &http.Client{Transport: rt, Timeout: 2 * time.Second}
+	for range n {
+		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, url, nil)
+		require.NoError(t, err)
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		require.Equal(t, 2, resp.ProtoMajor, "the case is about HTTP/2")
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		client.CloseIdleConnections()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, conns, n)
+	return conns
+}
+
+func liveConns(conns []weak.Pointer[tls.Conn]) int {
+	n := 0
+	for _, w := range conns {
+		if w.Value() != nil {
+			n++
+		}
+	}
+	return n
 }

@@ -421,6 +421,49 @@ func TestExpectContinueAsAGoodClient(t *testing.T) {
 	}
 }
 
+// Row 7: a server that never sends 100 Continue and answers once the body
+// begins, before it has read all of it, is remembered too: the response
+// reaches the Transport before net/http has finished writing the body.
+// The seeded soak met the same order by chance on a busy machine (its
+// server reads the whole body first): two uploads paid the wait.
+func TestExpectContinueSilentServerAnsweringEarly(t *testing.T) {
+	silent := listen(t, func(c net.Conn) {
+		defer c.Close()
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			if _, err = req.Body.Read(make([]byte, 1)); err != nil {
+				return
+			}
+			if _, err = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"); err != nil {
+				return
+			}
+			time.Sleep(300 * time.Millisecond) // the body outgrows the socket buffers meanwhile
+			_, _ = io.Copy(io.Discard, req.Body)
+		}
+	})
+	tr := &Transport{Dialer: noRetry()}
+	defer tr.CloseIdleConnections()
+	big := strings.Repeat("x", 16<<20) // more than loopback's socket buffers hold
+	took := func() time.Duration {
+		req, _ := http.NewRequest(http.MethodPut, "http://"+silent.Addr().String()+"/", strings.NewReader(big))
+		start := time.Now()
+		resp, err := tr.RoundTrip(req)
+		require.NoError(t, err)
+		took := time.Since(start)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return took
+	}
+	require.GreaterOrEqual(t, took(), 900*time.Millisecond, "the first upload waits for the 100 that never comes")
+	for range 2 {
+		require.Less(t, took(), 500*time.Millisecond, "later uploads do not wait again")
+	}
+}
+
 // Row 9: destinations that refused are forgotten once their facts expire,
 // and the table holds at most maxDestinations: churning pod addresses
 // cost no memory for ever.

@@ -395,11 +395,10 @@ type attempt struct {
 	from     mark // conn's counts when the attempt got it
 	prevConn *Conn
 	// Set by net/http's goroutines, which may outlive RoundTrip's return.
-	firstByte atomic.Bool  // a byte of the response arrived
+	firstByte atomic.Int64 // mono time the first byte of the response arrived; 0: none
 	waited100 atomic.Int64 // mono time the wait for 100 Continue began; 0: none
 	got100    atomic.Bool
-	wrote     atomic.Int64 // mono time the request was written
-	shook     atomic.Bool  // a TLS handshake for the attempt failed: the request never left
+	shook     atomic.Bool // a TLS handshake for the attempt failed: the request never left
 
 	// limit is the idle limit learned for the request's destination, zero
 	// when none; explore, when not zero, lets a connection idle at least
@@ -425,15 +424,14 @@ var attempts = sync.Pool{New: func() any {
 func (a *attempt) newTrace() *httptrace.ClientTrace {
 	return &httptrace.ClientTrace{
 		GotConn: a.onGotConn, GotFirstResponseByte: a.onFirstByte,
-		Wait100Continue: a.onWait100, Got100Continue: a.onGot100, WroteRequest: a.onWrote,
+		Wait100Continue: a.onWait100, Got100Continue: a.onGot100,
 		TLSHandshakeDone: a.onHandshake,
 	}
 }
 
-func (a *attempt) onFirstByte()                       { a.firstByte.Store(true) }
-func (a *attempt) onWait100()                         { a.waited100.Store(mono()) }
-func (a *attempt) onGot100()                          { a.got100.Store(true) }
-func (a *attempt) onWrote(httptrace.WroteRequestInfo) { a.wrote.Store(mono()) }
+func (a *attempt) onFirstByte() { a.firstByte.Store(max(mono(), 1)) }
+func (a *attempt) onWait100()   { a.waited100.Store(max(mono(), 1)) }
+func (a *attempt) onGot100()    { a.got100.Store(true) }
 
 // onHandshake records a TLS handshake that failed under the attempt: a new
 // connection reset or closed before its first answer, with nothing of the
@@ -444,15 +442,14 @@ func (a *attempt) onHandshake(_ tls.ConnectionState, err error) {
 	}
 }
 func getAttempt() *attempt        { return attempts.Get().(*attempt) }
-func (a *attempt) answered() bool { return a.firstByte.Load() }
+func (a *attempt) answered() bool { return a.firstByte.Load() != 0 }
 func putAttempt(a *attempt)       { a.reset(); a.limit, a.explore = 0, 0; attempts.Put(a) }
 
 func (a *attempt) reset() {
 	a.ctx, a.conn, a.info, a.conns, a.from, a.prevConn, a.explored, a.retired = nil, nil, httptrace.GotConnInfo{}, 0, mark{}, nil, false, 0
-	a.firstByte.Store(false)
+	a.firstByte.Store(0)
 	a.waited100.Store(0)
 	a.got100.Store(false)
-	a.wrote.Store(0)
 	a.shook.Store(false)
 }
 

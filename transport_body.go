@@ -115,10 +115,13 @@ func (x *expectations) remember(dst *destName) {
 }
 
 // learn remembers dst when the attempt waited for a 100 Continue that
-// never came: the body went when the wait ran out.
+// never came: no answer arrived within the timeout, so the body went when
+// the wait ran out. The answer tells, not the end of the body's write:
+// net/http may hand over a response before its writer has finished (a
+// server that answers once the body begins, or a busy machine).
 func (x *expectations) learn(a *attempt, dst *destName, timeout time.Duration) {
-	began, wrote := a.waited100.Load(), a.wrote.Load()
-	if began != 0 && !a.got100.Load() && wrote-began >= int64(timeout)*9/10 {
+	began, answered := a.waited100.Load(), a.firstByte.Load()
+	if began != 0 && !a.got100.Load() && answered-began >= int64(timeout) {
 		x.remember(dst)
 	}
 }

@@ -100,7 +100,9 @@ type Transport struct {
 	// (Expectation Failed) gets the request again without it, and a
 	// destination that let the wait for its 100 Continue run out gets no
 	// expectation for a while: the wait is paid once, not per upload.
-	// Zero: DefaultExpectContinueBody. Negative: never added.
+	// While the first upload to a destination finds out whether it
+	// answers, the uploads beside it are sent without. Zero:
+	// DefaultExpectContinueBody. Negative: never added.
 	ExpectContinueBody int64
 
 	// LearnFloor is the shortest idle gap the Transport takes as evidence
@@ -142,7 +144,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	t.k.begin()
 	dst := &destName{r: req}
-	r, rb := t.prepare(req, dst)
+	r, rb, probe := t.prepare(req, dst)
+	if probe {
+		defer t.expect.done(dst)
+	}
 	if rb != nil {
 		defer rb.finish()
 	}

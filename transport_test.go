@@ -141,7 +141,7 @@ func TestReplayBody(t *testing.T) {
 		require.NoError(t, err)
 		return req
 	}
-	r, rb := tr.prepare(newReq("abc"), &destName{s: "h:1"})
+	r, rb, _ := tr.prepare(newReq("abc"), &destName{s: "h:1"})
 	_, _ = io.ReadAll(r.Body)
 	require.NoError(t, r.Body.Close(), "net/http closes it when an attempt fails")
 	require.Zero(t, closed, "the caller's body stays open until the Transport is done")
@@ -153,13 +153,13 @@ func TestReplayBody(t *testing.T) {
 	rb.finish()
 	require.Equal(t, 1, closed)
 
-	r, rb = tr.prepare(newReq("never read"), &destName{s: "h:1"})
+	r, rb, _ = tr.prepare(newReq("never read"), &destName{s: "h:1"})
 	require.True(t, replayable(r, rb), "not a byte read: the body itself can go")
 	r2, _ = rewind(r, rb)
 	b, _ = io.ReadAll(r2.Body)
 	require.Equal(t, "never read", string(b))
 
-	r, rb = tr.prepare(newReq("beyond the limit"), &destName{s: "h:1"})
+	r, rb, _ = tr.prepare(newReq("beyond the limit"), &destName{s: "h:1"})
 	_, _ = io.ReadAll(r.Body)
 	require.False(t, replayable(r, rb))
 }

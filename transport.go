@@ -390,8 +390,12 @@ func requestAddr(r *http.Request) string {
 // pooled: the trace's hooks are bound once.
 type attempt struct {
 	// trace is bound to the attempt once and never written again:
-	// net/http reads it after RoundTrip returns (PutIdleConn).
-	trace *httptrace.ClientTrace
+	// net/http reads it after RoundTrip returns (PutIdleConn). traced is
+	// context.Background with trace, likewise bound once: a request
+	// without a context of its own is sent with it, and the attempt
+	// allocates no context for it.
+	trace  *httptrace.ClientTrace
+	traced context.Context
 
 	ctx      context.Context // the request's, for Retry's accounting
 	conn     *Conn           // the tracked connection, when there is one
@@ -423,6 +427,7 @@ func (e *dueTo) Unwrap() []error { return []error{e.err, e.cause} }
 var attempts = sync.Pool{New: func() any {
 	a := &attempt{}
 	a.trace = a.newTrace()
+	a.traced = httptrace.WithClientTrace(context.Background(), a.trace)
 	return a
 }}
 
@@ -460,14 +465,20 @@ func (a *attempt) reset() {
 
 // run sends r through rt, tracing the connection it gets.
 func (a *attempt) run(rt http.RoundTripper, r *http.Request) (*http.Response, error) {
-	tr := a.trace
-	if httptrace.ContextClientTrace(r.Context()) != nil {
+	a.ctx = r.Context()
+	var ctx context.Context
+	switch {
+	case a.ctx == context.Background():
+		// The same context as the one made below, made once: it holds
+		// nothing but the trace, which is the attempt's for good.
+		ctx = a.traced
+	case httptrace.ContextClientTrace(a.ctx) != nil:
 		// Composing with the caller's trace rewrites the hooks: use a
 		// trace of this request's own.
-		tr = a.newTrace()
+		ctx = httptrace.WithClientTrace(a.ctx, a.newTrace())
+	default:
+		ctx = httptrace.WithClientTrace(a.ctx, a.trace)
 	}
-	a.ctx = r.Context()
-	ctx := httptrace.WithClientTrace(a.ctx, tr)
 	return rt.RoundTrip(r.WithContext(ctx))
 }
 

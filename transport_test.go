@@ -1,6 +1,7 @@
 package rstpool
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -254,3 +255,49 @@ func TestAttemptWrapKeepsUnderlyingError(t *testing.T) {
 	require.Equal(t, 2*time.Second, ce.Idle)
 	require.Equal(t, io.EOF, (&attempt{}).wrap(io.EOF), "no connection: nothing to add")
 }
+
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// An attempt sends its request with the attempt's trace on the request's
+// context, composed with the caller's own trace when there is one; a
+// request without a context of its own costs it one allocation (the copy
+// of the request), not two (issue 17).
+func TestAttemptRunTracesAndAllocates(t *testing.T) {
+	a := getAttempt()
+	defer putAttempt(a)
+	var seen *httptrace.ClientTrace
+	var key any
+	resp := &http.Response{}
+	rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		seen, key = httptrace.ContextClientTrace(r.Context()), r.Context().Value(testKey{})
+		return resp, nil
+	})
+	bg := httptest.NewRequest(http.MethodGet, "http://h/", nil)
+	own := bg.WithContext(context.WithValue(context.Background(), testKey{}, "v"))
+	var callerSaw bool
+	traced := bg.WithContext(httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		GotFirstResponseByte: func() { callerSaw = true },
+	}))
+	for _, c := range []struct {
+		name   string
+		r      *http.Request
+		allocs float64
+	}{{"background", bg, 1}, {"own context", own, 2}} {
+		_, err := a.run(rt, c.r)
+		require.NoError(t, err)
+		require.Same(t, a.trace, seen, c.name)
+		require.Equal(t, c.r.Context().Value(testKey{}), key, c.name)
+		require.Equal(t, c.allocs, testing.AllocsPerRun(100, func() { _, _ = a.run(rt, c.r) }), c.name)
+	}
+	_, err := a.run(rt, traced)
+	require.NoError(t, err)
+	require.NotSame(t, a.trace, seen, "the caller's trace is composed with one of the request's own")
+	seen.GotFirstResponseByte()
+	require.True(t, callerSaw)
+	require.NotZero(t, a.firstByte.Load())
+}
+
+type testKey struct{}

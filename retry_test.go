@@ -32,7 +32,9 @@ func TestRetryReason(t *testing.T) {
 		if wrote {
 			c.nwritten.Add(10)
 		}
-		a.firstByte.Store(answered)
+		if answered {
+			a.onFirstByte()
+		}
 		return a
 	}
 	canceled, cancel := context.WithCancel(context.Background())

@@ -100,7 +100,9 @@ type Transport struct {
 	// (Expectation Failed) gets the request again without it, and a
 	// destination that let the wait for its 100 Continue run out gets no
 	// expectation for a while: the wait is paid once, not per upload.
-	// Zero: DefaultExpectContinueBody. Negative: never added.
+	// While the first upload to a destination finds out whether it
+	// answers, the uploads beside it are sent without. Zero:
+	// DefaultExpectContinueBody. Negative: never added.
 	ExpectContinueBody int64
 
 	// LearnFloor is the shortest idle gap the Transport takes as evidence
@@ -142,7 +144,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	t.k.begin()
 	dst := &destName{r: req}
-	r, rb := t.prepare(req, dst)
+	r, rb, probe := t.prepare(req, dst)
+	if probe {
+		defer t.expect.done(dst)
+	}
 	if rb != nil {
 		defer rb.finish()
 	}
@@ -388,8 +393,12 @@ func requestAddr(r *http.Request) string {
 // pooled: the trace's hooks are bound once.
 type attempt struct {
 	// trace is bound to the attempt once and never written again:
-	// net/http reads it after RoundTrip returns (PutIdleConn).
-	trace *httptrace.ClientTrace
+	// net/http reads it after RoundTrip returns (PutIdleConn). traced is
+	// context.Background with trace, likewise bound once: a request
+	// without a context of its own is sent with it, and the attempt
+	// allocates no context for it.
+	trace  *httptrace.ClientTrace
+	traced context.Context
 
 	ctx      context.Context // the request's, for Retry's accounting
 	conn     *Conn           // the tracked connection, when there is one
@@ -398,11 +407,10 @@ type attempt struct {
 	from     mark // conn's counts when the attempt got it
 	prevConn *Conn
 	// Set by net/http's goroutines, which may outlive RoundTrip's return.
-	firstByte atomic.Bool  // a byte of the response arrived
+	firstByte atomic.Int64 // mono time the first byte of the response arrived; 0: none
 	waited100 atomic.Int64 // mono time the wait for 100 Continue began; 0: none
 	got100    atomic.Bool
-	wrote     atomic.Int64 // mono time the request was written
-	shook     atomic.Bool  // a TLS handshake for the attempt failed: the request never left
+	shook     atomic.Bool // a TLS handshake for the attempt failed: the request never left
 
 	// limit is the idle limit learned for the request's destination, zero
 	// when none; explore, when not zero, lets a connection idle at least
@@ -422,21 +430,21 @@ func (e *dueTo) Unwrap() []error { return []error{e.err, e.cause} }
 var attempts = sync.Pool{New: func() any {
 	a := &attempt{}
 	a.trace = a.newTrace()
+	a.traced = httptrace.WithClientTrace(context.Background(), a.trace)
 	return a
 }}
 
 func (a *attempt) newTrace() *httptrace.ClientTrace {
 	return &httptrace.ClientTrace{
 		GotConn: a.onGotConn, GotFirstResponseByte: a.onFirstByte,
-		Wait100Continue: a.onWait100, Got100Continue: a.onGot100, WroteRequest: a.onWrote,
+		Wait100Continue: a.onWait100, Got100Continue: a.onGot100,
 		TLSHandshakeDone: a.onHandshake,
 	}
 }
 
-func (a *attempt) onFirstByte()                       { a.firstByte.Store(true) }
-func (a *attempt) onWait100()                         { a.waited100.Store(mono()) }
-func (a *attempt) onGot100()                          { a.got100.Store(true) }
-func (a *attempt) onWrote(httptrace.WroteRequestInfo) { a.wrote.Store(mono()) }
+func (a *attempt) onFirstByte() { a.firstByte.Store(max(mono(), 1)) }
+func (a *attempt) onWait100()   { a.waited100.Store(max(mono(), 1)) }
+func (a *attempt) onGot100()    { a.got100.Store(true) }
 
 // onHandshake records a TLS handshake that failed under the attempt: a new
 // connection reset or closed before its first answer, with nothing of the
@@ -447,28 +455,33 @@ func (a *attempt) onHandshake(_ tls.ConnectionState, err error) {
 	}
 }
 func getAttempt() *attempt        { return attempts.Get().(*attempt) }
-func (a *attempt) answered() bool { return a.firstByte.Load() }
+func (a *attempt) answered() bool { return a.firstByte.Load() != 0 }
 func putAttempt(a *attempt)       { a.reset(); a.limit, a.explore = 0, 0; attempts.Put(a) }
 
 func (a *attempt) reset() {
 	a.ctx, a.conn, a.info, a.conns, a.from, a.prevConn, a.explored, a.retired = nil, nil, httptrace.GotConnInfo{}, 0, mark{}, nil, false, 0
-	a.firstByte.Store(false)
+	a.firstByte.Store(0)
 	a.waited100.Store(0)
 	a.got100.Store(false)
-	a.wrote.Store(0)
 	a.shook.Store(false)
 }
 
 // run sends r through rt, tracing the connection it gets.
 func (a *attempt) run(rt http.RoundTripper, r *http.Request) (*http.Response, error) {
-	tr := a.trace
-	if httptrace.ContextClientTrace(r.Context()) != nil {
+	a.ctx = r.Context()
+	var ctx context.Context
+	switch {
+	case a.ctx == context.Background():
+		// The same context as the one made below, made once: it holds
+		// nothing but the trace, which is the attempt's for good.
+		ctx = a.traced
+	case httptrace.ContextClientTrace(a.ctx) != nil:
 		// Composing with the caller's trace rewrites the hooks: use a
 		// trace of this request's own.
-		tr = a.newTrace()
+		ctx = httptrace.WithClientTrace(a.ctx, a.newTrace())
+	default:
+		ctx = httptrace.WithClientTrace(a.ctx, a.trace)
 	}
-	a.ctx = r.Context()
-	ctx := httptrace.WithClientTrace(a.ctx, tr)
 	return rt.RoundTrip(r.WithContext(ctx))
 }
 

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -16,10 +15,10 @@ import (
 // announces itself with "Expect: 100-continue". Nothing is read ahead: a
 // streaming or duplex body flows as it would through net/http alone. The
 // caller's request is never modified.
-func (t *Transport) prepare(req *http.Request, dst *destName) (*http.Request, *replayBody) {
-	r := t.expectContinue(req, dst)
+func (t *Transport) prepare(req *http.Request, dst *destName) (r *http.Request, rb *replayBody, probe bool) {
+	r, probe = t.expectContinue(req, dst)
 	if req.Body == nil || req.Body == http.NoBody || req.GetBody != nil {
-		return r, nil
+		return r, nil, probe
 	}
 	limit := t.MaxBufferedBody
 	if limit == 0 {
@@ -28,29 +27,34 @@ func (t *Transport) prepare(req *http.Request, dst *destName) (*http.Request, *r
 	if r == req {
 		r = shallow(req)
 	}
-	rb := &replayBody{src: req.Body, limit: max(limit, 0)}
+	rb = &replayBody{src: req.Body, limit: max(limit, 0)}
 	rb.stop = context.AfterFunc(req.Context(), rb.abort)
 	r.Body = rb
-	return r, rb
+	return r, rb, probe
 }
 
 // expectContinue returns req, or a copy of it with "Expect: 100-continue"
 // when its body is known to be large and its destination answers 100
-// Continue. A body of unknown length gets none: a duplex exchange would
-// wait for a 100 Continue the server never sends.
-func (t *Transport) expectContinue(req *http.Request, dst *destName) *http.Request {
+// Continue or is to be found out (probe). A body of unknown length gets
+// none: a duplex exchange would wait for a 100 Continue the server never
+// sends.
+func (t *Transport) expectContinue(req *http.Request, dst *destName) (*http.Request, bool) {
 	threshold := t.ExpectContinueBody
 	if threshold == 0 {
 		threshold = DefaultExpectContinueBody
 	}
 	if threshold < 0 || req.ContentLength <= threshold || req.Body == nil || req.Body == http.NoBody ||
-		req.Header.Get("Expect") != "" || t.expect.silent(dst) {
-		return req
+		req.Header.Get("Expect") != "" {
+		return req, false
+	}
+	expect, probe := t.expect.ask(dst)
+	if !expect {
+		return req, false
 	}
 	r := shallow(req)
 	r.Header = req.Header.Clone()
 	r.Header.Set("Expect", "100-continue")
-	return r
+	return r, probe
 }
 
 // expectFailed returns the request to send again when the server answered
@@ -73,54 +77,93 @@ func (t *Transport) expectFailed(req, r *http.Request, rb *replayBody, resp *htt
 	}
 	r2.Header = r.Header.Clone()
 	r2.Header.Del("Expect")
-	t.expect.remember(dst)
+	t.expect.settle(dst, true)
 	return r2
 }
 
-// expectSilentFor is how long a destination that let the wait for its 100
-// Continue run out, or refused the expectation, is sent none.
-const expectSilentFor = 10 * time.Minute
+// expectKnownFor is how long what a destination showed of 100 Continue is
+// remembered: one that let the wait run out, or refused the expectation,
+// is sent none; one that answered is sent it without finding out again.
+const expectKnownFor = 10 * time.Minute
 
-// expectations remembers the destinations that do not answer 100 Continue.
+// expectations remembers, per destination, whether it answers 100
+// Continue. While the first upload to a destination known neither way
+// finds out, the uploads beside it go without the expectation, as net/http
+// would send them: a wait that runs out is paid once, not by each.
 type expectations struct {
-	any atomic.Bool
-	mu  sync.Mutex
-	m   map[string]int64 // destination → mono time until which it gets none
+	mu sync.Mutex
+	m  map[string]expectation
 }
 
-// silent reports whether dst is sent no expectation now.
-func (x *expectations) silent(dst *destName) bool {
-	if !x.any.Load() {
-		return false
-	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return mono() < x.m[dst.String()]
+// An expectation is what is known of one destination.
+type expectation struct {
+	until   int64 // mono time the verdict expires
+	silent  bool  // the verdict: no 100 Continue comes
+	probing bool  // an upload is finding out; no verdict yet
 }
 
-func (x *expectations) remember(dst *destName) {
+// ask reports whether an upload to dst is sent an expectation, and
+// whether it is the upload that finds out (done must follow).
+func (x *expectations) ask(dst *destName) (expect, probe bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.m == nil {
-		x.m = make(map[string]int64)
+	e, ok := x.m[dst.String()]
+	switch {
+	case e.probing:
+		return false, false
+	case ok && mono() < e.until:
+		return !e.silent, false
 	}
-	now := mono()
-	for k, until := range x.m {
-		if until <= now {
-			delete(x.m, k)
+	x.put(dst.String(), expectation{probing: true})
+	return true, true
+}
+
+// settle records the verdict an upload to dst showed.
+func (x *expectations) settle(dst *destName, silent bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.put(dst.String(), expectation{until: mono() + int64(expectKnownFor), silent: silent})
+}
+
+// done ends the finding out of an upload to dst that showed no verdict
+// (it failed): the next upload finds out.
+func (x *expectations) done(dst *destName) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.m[dst.String()].probing {
+		delete(x.m, dst.String())
+	}
+}
+
+// put sets dst's entry; a new one first clears the expired verdicts, so
+// the table holds the destinations of the last expectKnownFor.
+func (x *expectations) put(dst string, e expectation) {
+	if _, ok := x.m[dst]; !ok {
+		if x.m == nil {
+			x.m = make(map[string]expectation)
+		}
+		now := mono()
+		for k, old := range x.m {
+			if !old.probing && old.until <= now {
+				delete(x.m, k)
+			}
 		}
 	}
-	x.m[dst.String()] = now + int64(expectSilentFor)
-	x.any.Store(true)
+	x.m[dst] = e
 }
 
-// learn remembers dst when the attempt waited for a 100 Continue that
-// never came: the body went when the wait ran out.
+// learn records whether the attempt's destination answered the
+// expectation: silent when no answer, 100 or final, arrived within the
+// timeout, so that the body went when the wait ran out. The answer tells,
+// not the end of the body's write: net/http may hand over a response
+// before its writer has finished (a server that answers once the body
+// begins, or a busy machine).
 func (x *expectations) learn(a *attempt, dst *destName, timeout time.Duration) {
-	began, wrote := a.waited100.Load(), a.wrote.Load()
-	if began != 0 && !a.got100.Load() && wrote-began >= int64(timeout)*9/10 {
-		x.remember(dst)
+	began := a.waited100.Load()
+	if began == 0 {
+		return
 	}
+	x.settle(dst, !a.got100.Load() && a.firstByte.Load()-began >= int64(timeout))
 }
 
 func shallow(req *http.Request) *http.Request {

@@ -1,6 +1,7 @@
 package rstpool
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -141,7 +142,7 @@ func TestReplayBody(t *testing.T) {
 		require.NoError(t, err)
 		return req
 	}
-	r, rb := tr.prepare(newReq("abc"), &destName{s: "h:1"})
+	r, rb, _ := tr.prepare(newReq("abc"), &destName{s: "h:1"})
 	_, _ = io.ReadAll(r.Body)
 	require.NoError(t, r.Body.Close(), "net/http closes it when an attempt fails")
 	require.Zero(t, closed, "the caller's body stays open until the Transport is done")
@@ -153,13 +154,13 @@ func TestReplayBody(t *testing.T) {
 	rb.finish()
 	require.Equal(t, 1, closed)
 
-	r, rb = tr.prepare(newReq("never read"), &destName{s: "h:1"})
+	r, rb, _ = tr.prepare(newReq("never read"), &destName{s: "h:1"})
 	require.True(t, replayable(r, rb), "not a byte read: the body itself can go")
 	r2, _ = rewind(r, rb)
 	b, _ = io.ReadAll(r2.Body)
 	require.Equal(t, "never read", string(b))
 
-	r, rb = tr.prepare(newReq("beyond the limit"), &destName{s: "h:1"})
+	r, rb, _ = tr.prepare(newReq("beyond the limit"), &destName{s: "h:1"})
 	_, _ = io.ReadAll(r.Body)
 	require.False(t, replayable(r, rb))
 }
@@ -254,3 +255,49 @@ func TestAttemptWrapKeepsUnderlyingError(t *testing.T) {
 	require.Equal(t, 2*time.Second, ce.Idle)
 	require.Equal(t, io.EOF, (&attempt{}).wrap(io.EOF), "no connection: nothing to add")
 }
+
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// An attempt sends its request with the attempt's trace on the request's
+// context, composed with the caller's own trace when there is one; a
+// request without a context of its own costs it one allocation (the copy
+// of the request), not two (issue 17).
+func TestAttemptRunTracesAndAllocates(t *testing.T) {
+	a := getAttempt()
+	defer putAttempt(a)
+	var seen *httptrace.ClientTrace
+	var key any
+	resp := &http.Response{}
+	rt := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		seen, key = httptrace.ContextClientTrace(r.Context()), r.Context().Value(testKey{})
+		return resp, nil
+	})
+	bg := httptest.NewRequest(http.MethodGet, "http://h/", nil)
+	own := bg.WithContext(context.WithValue(context.Background(), testKey{}, "v"))
+	var callerSaw bool
+	traced := bg.WithContext(httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		GotFirstResponseByte: func() { callerSaw = true },
+	}))
+	for _, c := range []struct {
+		name   string
+		r      *http.Request
+		allocs float64
+	}{{"background", bg, 1}, {"own context", own, 2}} {
+		_, err := a.run(rt, c.r)
+		require.NoError(t, err)
+		require.Same(t, a.trace, seen, c.name)
+		require.Equal(t, c.r.Context().Value(testKey{}), key, c.name)
+		require.Equal(t, c.allocs, testing.AllocsPerRun(100, func() { _, _ = a.run(rt, c.r) }), c.name)
+	}
+	_, err := a.run(rt, traced)
+	require.NoError(t, err)
+	require.NotSame(t, a.trace, seen, "the caller's trace is composed with one of the request's own")
+	seen.GotFirstResponseByte()
+	require.True(t, callerSaw)
+	require.NotZero(t, a.firstByte.Load())
+}
+
+type testKey struct{}

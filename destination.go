@@ -18,9 +18,9 @@ const (
 	// probeMin and probeMax bound the pause between two probe connects to
 	// a destination that is down for the Dialer asking: one goes at a
 	// time, jittered, so that a destination that is back is dialed again
-	// within about a quarter of a second while anyone wants it.
-	probeMin = 100 * time.Millisecond
-	probeMax = 250 * time.Millisecond
+	// within about a tenth of a second while anyone wants it.
+	probeMin = 50 * time.Millisecond
+	probeMax = 150 * time.Millisecond
 
 	// destinationTTL is how long the facts of a destination are kept after
 	// its last failed connect: ten times runGap, past which they decide

@@ -169,7 +169,7 @@ func (d *Dialer) Dial(network, addr string) (net.Conn, error) {
 // from its own RefusedRetry what a run means for it. A destination whose
 // connects failed for a whole RefusedRetry is down for this Dialer: further
 // dials fail at once with a refused *ConnError whose cause is CauseDown,
-// but for a probe connect, one at a time, every 100 to 250 ms while
+// but for a probe connect, one at a time, every 50 to 150 ms while
 // dials keep coming, so that a destination that is back is used again at
 // once. Any connect to it that succeeds, a probe's or another Dialer's (a
 // health checker's that closes it unread), lets dials go until the next

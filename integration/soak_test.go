@@ -430,8 +430,16 @@ func (s *soak) run() {
 
 // dropClients closes every client and forgets it, so that what is left is
 // what the process keeps: the servers and rstpool's process-wide state.
+// Then it waits for the servers to close their side, and for net/http to
+// let go of the closed HTTP/2 connections: rstpool's Transport turns on
+// HTTP/2 health pings (DefaultHTTP2PingAfter), and net/http never stops a
+// connection's ping timer when it closes (go.dev/issue/80920, the same
+// with a stock Transport: TestHTTP2ClosedConnectionsAreFreed), so the
+// timer holds the connection, its buffers and TLS state (about 20 KiB)
+// until it fires, one interval after the connection's last frame.
 func (s *soak) dropClients() {
 	s.quiesce()
+	closed := time.Now()
 	for _, c := range slices.Backward(s.closers) {
 		c()
 	}
@@ -439,7 +447,7 @@ func (s *soak) dropClients() {
 	for _, k := range s.kinds {
 		k.do, k.quiesce = [2]doFunc{}, nil
 	}
-	time.Sleep(soakIdleConnTimeout + 300*time.Millisecond) // the servers close their side
+	time.Sleep(max(soakIdleConnTimeout+300*time.Millisecond, time.Until(closed.Add(rstpool.DefaultHTTP2PingAfter+time.Second))))
 }
 
 // startHealthChecker dials every destination the faults touch every 10 ms

@@ -102,10 +102,13 @@ func (s *stormServer) restart(down time.Duration) (reopened time.Time, err error
 	return time.Time{}, fmt.Errorf("listen again on %s: %w", s.addr, err)
 }
 
+// close closes the server. s.mu is not held meanwhile: Close waits for
+// Serve to return, and Serve's Accept takes s.mu to note a connection.
 func (s *stormServer) close() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.srv.Close()
+	srv := s.srv
+	s.mu.Unlock()
+	srv.Close()
 }
 
 // acceptedSince returns the times of the connections accepted at or after

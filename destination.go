@@ -274,6 +274,9 @@ type wakeup struct {
 	// Set under the destination's lock; final once back is closed:
 	n      int           // how many dials wait for it
 	spread time.Duration // how long they take to go
+
+	mu   sync.Mutex
+	last time.Time // when the latest woken dial went
 }
 
 // A turn is a dial's place among those that wait for a destination's
@@ -321,6 +324,22 @@ func (d *destination) wake(now time.Time) {
 // came.
 func (t turn) slot() time.Duration {
 	return t.w.spread * time.Duration(t.place) / time.Duration(t.w.n)
+}
+
+// pace returns how much longer a dial woken by w waits at now, its slot
+// come, so that it goes at least spread/n after the woken dial before it:
+// on a busy machine, timers that fire late together do not send their
+// dials together.
+func (w *wakeup) pace(now time.Time) time.Duration {
+	gap := w.spread / time.Duration(w.n)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	at := w.last.Add(gap)
+	if at.Before(now) {
+		at = now
+	}
+	w.last = at
+	return at.Sub(now)
 }
 
 // answered records that a connection to the destination carried a byte

@@ -280,7 +280,7 @@ func (s *settings) awaitRetry(ctx context.Context, dst *destination, t turn, att
 	for {
 		woken, ok := waitRetry(ctx, wait, t.w.back)
 		if ok && woken {
-			ok = sleepCtx(ctx, t.slot())
+			ok = sleepCtx(ctx, t.slot()) && sleepCtx(ctx, t.w.pace(time.Now()))
 		}
 		if !ok {
 			return attempt, &gaveUp{ctx: ctx.Err(), last: last}

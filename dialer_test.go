@@ -301,6 +301,20 @@ func TestWaitingDialsReturnEvenlyInTheirOrder(t *testing.T) {
 	require.LessOrEqual(t, most, n*35/100, "dials within 25 ms of each other after the return (even: %d)", n/10)
 }
 
+// Woken dials whose slots come at once (their timers fired late together,
+// on a busy machine) still go spread/n apart, each after the one before,
+// and one that comes later than that goes at once.
+func TestWokenDialsKeepTheirPace(t *testing.T) {
+	w := &wakeup{n: 10, spread: 100 * time.Millisecond}
+	now := time.Now()
+	for i := range 5 {
+		require.Equal(t, time.Duration(i)*10*time.Millisecond, w.pace(now), "dial %d of those due at once", i)
+	}
+	later := now.Add(200 * time.Millisecond)
+	require.Zero(t, w.pace(later), "a dial past the pace goes at once")
+	require.Equal(t, 10*time.Millisecond, w.pace(later), "and the next one after it")
+}
+
 // Callers whose deadlines are shorter than RefusedRetry still take a
 // destination down: their refusals add up to one run.
 func TestShortDeadlinesStillFindTheDestinationDown(t *testing.T) {

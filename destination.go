@@ -22,6 +22,21 @@ const (
 	probeMin = 50 * time.Millisecond
 	probeMax = 150 * time.Millisecond
 
+	// retryGap is how far apart the dials of the process that wait out a
+	// run of failed connects to one destination connect again: a dial
+	// whose backoff step ends within retryGap of another's connect waits
+	// another step, since that connect told everyone what its own would
+	// (refused, or back: a return wakes every waiting dial). However many
+	// dials wait, the destination sees at most one retry per retryGap
+	// while it is down, and its return is seen about as soon.
+	retryGap = 10 * time.Millisecond
+
+	// wakeSpread bounds how long the dials waiting out a run of failed
+	// connects take to go again once a connect succeeds (see wake): spread
+	// as the run was long, so that a restart's waiting dials do not land
+	// in the new listen queue at once.
+	wakeSpread = 250 * time.Millisecond
+
 	// destinationTTL is how long the facts of a destination are kept after
 	// its last failed connect: ten times runGap, past which they decide
 	// nothing. maxDestinations bounds how many are kept at once (a few
@@ -52,15 +67,15 @@ type destination struct {
 	key destKey
 
 	mu       sync.Mutex
-	runStart time.Time     // the first failed connect of the run under way; zero: none
-	runLast  time.Time     // its latest
-	resets   bool          // the run holds connects answered by a reset: only an answer ends it
-	last     error         // the latest failure
-	lastTry  time.Time     // the latest connect, by any Dialer
-	upAt     time.Time     // the latest connect that succeeded in a run that holds resets
-	probing  bool          // a probe connect is under way
-	back     chan struct{} // closed when a connect succeeds: dials waiting to retry go at once
-	reported []report      // the Dialers that reported it down (EventDown), to be told when it is up
+	runStart time.Time // the first failed connect of the run under way; zero: none
+	runLast  time.Time // its latest
+	resets   bool      // the run holds connects answered by a reset: only an answer ends it
+	last     error     // the latest failure
+	lastTry  time.Time // the latest connect, by any Dialer
+	upAt     time.Time // the latest connect that succeeded in a run that holds resets
+	probing  bool      // a probe connect is under way
+	next     *wakeup   // the return the dials waiting to retry wait for
+	reported []report  // the Dialers that reported it down (EventDown), to be told when it is up
 }
 
 // A report is a Dialer's EventDown: it hears of the destination's return.
@@ -210,6 +225,21 @@ func (d *destination) refused(now time.Time, err error) time.Time {
 	return d.runStart
 }
 
+// retryDue reports whether a dial that waits out the run of failed
+// connects may connect again at now, mine being when its own latest
+// connect failed: when the run has ended, when no connect went since its
+// own, or when the latest went retryGap ago or more. Its connect is then
+// the latest.
+func (d *destination) retryDue(now, mine time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.runStart.IsZero() || d.lastTry.Equal(mine) || now.Sub(d.lastTry) >= retryGap {
+		d.lastTry = now
+		return true
+	}
+	return false
+}
+
 // connected records a connect that succeeded, as a probe or not. It ends a
 // run of refusals, and returns the Dialers that reported the destination
 // down, to be told. A run that holds resets goes on until a connection
@@ -225,8 +255,8 @@ func (d *destination) connected(now time.Time) []report {
 		d.upAt = now
 		return nil
 	}
+	d.wake(now)
 	d.runStart = time.Time{}
-	d.wake()
 	r := d.reported
 	d.reported = nil
 	return r
@@ -250,31 +280,87 @@ func (d *destination) reportDown(s *settings, now time.Time) bool {
 	return true
 }
 
-// wake lets the dials waiting to retry go at once.
-func (d *destination) wake() {
-	if d.back != nil {
-		close(d.back)
-		d.back = nil
+// A wakeup is a return of a destination, as the dials that wait out its
+// run of failed connects await it.
+type wakeup struct {
+	back chan struct{} // closed at the return
+	// Set under the destination's lock; final once back is closed:
+	n      int           // how many dials wait for it
+	spread time.Duration // how long they take to go
+
+	mu   sync.Mutex
+	last time.Time // when the latest woken dial went
+}
+
+// A turn is a dial's place among those that wait for a destination's
+// return: 0 for the first to wait.
+type turn struct {
+	w     *wakeup
+	place int
+}
+
+// queue enters the dial whose turn t is among those that wait for the
+// destination's return, unless it waits for it already: a dial keeps its
+// place over its retries.
+func (d *destination) queue(t *turn) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.next == nil {
+		d.next = &wakeup{back: make(chan struct{})}
+	}
+	if t.w != d.next {
+		t.w, t.place = d.next, d.next.n
+		d.next.n++
 	}
 }
 
-// backSignal returns a channel closed when a connect to the destination
-// next succeeds.
-func (d *destination) backSignal() <-chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.back == nil {
-		d.back = make(chan struct{})
+// wake tells the dials waiting to retry that the destination is back at
+// now, and that they go over as long as the run of failed connects lasted,
+// at most wakeSpread: at about the rate they began to wait, and each
+// within about a quarter of a second of the return. d.mu is held, and the
+// run not yet ended.
+func (d *destination) wake(now time.Time) {
+	if d.next != nil {
+		if !d.runStart.IsZero() {
+			d.next.spread = min(max(now.Sub(d.runStart), 0), wakeSpread)
+		}
+		close(d.next.back)
+		d.next = nil
 	}
-	return d.back
+}
+
+// slot returns how long after the return the dial of t goes: the dials a
+// return woke go evenly over its spread, in the order they began to wait,
+// so that a server that restarted meets them one by one in its listen
+// queue, each client's together (a fan-out's dials began to wait
+// together) and in the order its requests came. Call it once the return
+// came.
+func (t turn) slot() time.Duration {
+	return t.w.spread * time.Duration(t.place) / time.Duration(t.w.n)
+}
+
+// pace returns how much longer a dial woken by w waits at now, its slot
+// come, so that it goes at least spread/n after the woken dial before it:
+// on a busy machine, timers that fire late together do not send their
+// dials together.
+func (w *wakeup) pace(now time.Time) time.Duration {
+	gap := w.spread / time.Duration(w.n)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	at := w.last.Add(gap)
+	if at.Before(now) {
+		at = now
+	}
+	w.last = at
+	return at.Sub(now)
 }
 
 // answered records that a connection to the destination carried a byte
 // back: whatever failed before, it serves again.
 func (d *destination) answered() {
 	d.mu.Lock()
+	d.wake(time.Now())
 	d.runStart, d.resets = time.Time{}, false
-	d.wake()
 	d.mu.Unlock()
 }
 

@@ -137,8 +137,12 @@ type Dialer struct {
 
 	// RefusedBackoff spaces the retries of a refused connect, and of work
 	// whose new connection was reset before its first answer. Zero: 25 ms
-	// doubling up to 250 ms, full jitter. A dial waiting to retry goes at
-	// once when another connect to the destination succeeds.
+	// doubling up to 250 ms, full jitter. The dials of the process that
+	// wait to retry one destination share what each retry learns: a step
+	// that ends within 10 ms of another dial's connect waits another step
+	// instead, and when a connect succeeds the waiting dials go evenly
+	// over as long as the run of failed connects lasted (at most 250 ms),
+	// in the order they began to wait.
 	RefusedBackoff Backoff
 
 	// Observer, if set, receives the events of this Dialer's connects and
@@ -244,6 +248,7 @@ func (s *settings) dial(ctx context.Context, k destKey) (net.Conn, error) {
 // this Dialer, or ctx ends. A probe is one connect.
 func (s *settings) connect(ctx context.Context, k destKey, dst *destination, probe bool) (net.Conn, error) {
 	nd := s.netDialer(k.network)
+	var t turn
 	for attempt := 0; ; attempt++ {
 		c, err := nd.DialContext(ctx, k.network, k.addr)
 		if err == nil || probe || s.refusedRetry <= 0 || !refusedConnect(err) {
@@ -259,9 +264,38 @@ func (s *settings) connect(ctx context.Context, k destKey, dst *destination, pro
 		}
 		wait := min(s.refusedBackoff.Next(attempt), deadline.Sub(now))
 		s.observer.emit(Event{Kind: EventDialRetry, Source: "dialer", Addr: k.addr, Duration: wait, Err: err})
-		if !waitRetry(ctx, wait, dst.backSignal()) {
-			return nil, &gaveUp{ctx: ctx.Err(), last: err}
+		dst.queue(&t)
+		if attempt, err = s.awaitRetry(ctx, dst, t, attempt, wait, now, deadline, err); err != nil {
+			return nil, err
 		}
+	}
+}
+
+// awaitRetry waits out the backoff after the dial's connect failed at
+// failed, wait first, a step at a time: until a step ends with the
+// destination's retry due (see retryDue), or the destination is back and
+// the dial's turn t comes. It returns the attempt whose step it ended in,
+// or the error to return: last once the run outlasted the budget
+// (deadline) and another dial's connect just failed, a *gaveUp when ctx
+// ended.
+func (s *settings) awaitRetry(ctx context.Context, dst *destination, t turn, attempt int, wait time.Duration, failed, deadline time.Time, last error) (int, error) {
+	for {
+		woken, ok := waitRetry(ctx, wait, t.w.back)
+		if ok && woken {
+			ok = sleepCtx(ctx, t.slot()) && sleepCtx(ctx, t.w.pace(time.Now()))
+		}
+		if !ok {
+			return attempt, &gaveUp{ctx: ctx.Err(), last: last}
+		}
+		now := time.Now()
+		switch {
+		case woken || dst.retryDue(now, failed):
+			return attempt, nil
+		case !now.Before(deadline):
+			return attempt, last
+		}
+		attempt++
+		wait = min(s.refusedBackoff.Next(attempt), deadline.Sub(now))
 	}
 }
 

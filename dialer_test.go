@@ -3,6 +3,7 @@ package rstpool
 import (
 	"context"
 	"net"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -212,6 +213,106 @@ func TestDownDestinationIsUsedSoonAfterItReturns(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	require.Less(t, time.Since(back), 400*time.Millisecond, "used again within a probe interval, on a busy machine too")
+}
+
+// Dials that wait out a restart share what each retry learns, and come
+// back evenly when it ends (issue 17: a restart storm overflowed the
+// listen queue). While the server is down its port sees a retry about
+// every retryGap, not one per dial per backoff step; once a connect
+// succeeds, the dials go in the order they began to wait, one by one over
+// the run's length (at most probeMax), none long after the return.
+func TestWaitingDialsReturnEvenlyInTheirOrder(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	forgetDestination(t, addr)
+	var mu sync.Mutex
+	var syns []time.Time
+	nd := &net.Dialer{ControlContext: func(context.Context, string, string, syscall.RawConn) error {
+		mu.Lock()
+		syns = append(syns, time.Now())
+		mu.Unlock()
+		return nil
+	}}
+	d := &Dialer{NetDialer: nd, RefusedRetry: 10 * time.Second}
+
+	const n = 100
+	connected := make([]time.Time, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n { // one every millisecond: dial i is the i-th to wait
+		wg.Go(func() {
+			c, err := d.Dial("tcp", addr)
+			connected[i], errs[i] = time.Now(), err
+			if err == nil {
+				c.Close()
+			}
+		})
+		time.Sleep(time.Millisecond)
+	}
+	waiting := time.Now()
+	time.Sleep(400*time.Millisecond - time.Since(start)) // a run longer than probeMax
+	l, err := net.Listen("tcp", addr)
+	require.NoError(t, err, "the port was taken meanwhile")
+	defer l.Close()
+	back := time.Now()
+	go acceptLoop(l, func(c net.Conn) { c.Close() })
+	wg.Wait()
+	for _, err := range errs {
+		require.NoError(t, err, "rides through a restart shorter than RefusedRetry")
+	}
+
+	mu.Lock()
+	retries := 0
+	for _, s := range syns {
+		if s.After(waiting) && s.Before(back) {
+			retries++
+		}
+	}
+	mu.Unlock()
+	down := back.Sub(waiting)
+	require.LessOrEqual(t, retries, 2*int(down/retryGap)+5, "connects while %v down, %d dials waiting", round(down), n)
+
+	inverted := 0
+	for i := range n {
+		for j := i + 1; j < n; j++ {
+			if connected[j].Before(connected[i]) {
+				inverted++
+			}
+		}
+	}
+	require.Less(t, inverted, n*(n-1)/2/10, "pairs of dials that went back in the other order than they began to wait")
+
+	sorted := slices.Clone(connected)
+	slices.SortFunc(sorted, time.Time.Compare)
+	require.Less(t, sorted[0].Sub(back), 150*time.Millisecond, "the first dial after the return")
+	require.Less(t, sorted[n-1].Sub(back), probeMax+300*time.Millisecond, "the last dial after the return")
+	most, k := 0, 0
+	for i := range sorted {
+		for sorted[i].Sub(sorted[k]) > 25*time.Millisecond {
+			k++
+		}
+		most = max(most, i-k+1)
+	}
+	t.Logf("%d connects while %v down; %d of %d pairs went back in the other order; first back after %v, last after %v; at most %d within 25 ms",
+		retries, round(down), inverted, n*(n-1)/2, round(sorted[0].Sub(back)), round(sorted[n-1].Sub(back)), most)
+	require.LessOrEqual(t, most, n*35/100, "dials within 25 ms of each other after the return (even: %d)", n/10)
+}
+
+// Woken dials whose slots come at once (their timers fired late together,
+// on a busy machine) still go spread/n apart, each after the one before,
+// and one that comes later than that goes at once.
+func TestWokenDialsKeepTheirPace(t *testing.T) {
+	w := &wakeup{n: 10, spread: 100 * time.Millisecond}
+	now := time.Now()
+	for i := range 5 {
+		require.Equal(t, time.Duration(i)*10*time.Millisecond, w.pace(now), "dial %d of those due at once", i)
+	}
+	later := now.Add(200 * time.Millisecond)
+	require.Zero(t, w.pace(later), "a dial past the pace goes at once")
+	require.Equal(t, 10*time.Millisecond, w.pace(later), "and the next one after it")
 }
 
 // Callers whose deadlines are shorter than RefusedRetry still take a

@@ -104,37 +104,33 @@ func (b Backoff) Next(n int) time.Duration {
 func (b Backoff) Sleep(ctx context.Context, n int) bool { return sleepCtx(ctx, b.Next(n)) }
 
 // sleepCtx waits d or until ctx is done; it reports whether it waited d.
-func sleepCtx(ctx context.Context, d time.Duration) bool { return waitRetry(ctx, d, nil) }
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	_, ok := waitRetry(ctx, d, nil)
+	return ok
+}
 
-// waitRetry waits d, or until ctx is done; when back is closed first
-// (another connect to the destination succeeded; nil: never), it goes at a
-// random point of what is left of d. It reports false when ctx ended first.
-func waitRetry(ctx context.Context, d time.Duration, back <-chan struct{}) bool {
+// waitRetry waits d, or until ctx is done or back is closed (another
+// connect to the destination succeeded; nil: never). It reports whether
+// back was closed by then, and false when ctx ended first.
+func waitRetry(ctx context.Context, d time.Duration, back <-chan struct{}) (woken, ok bool) {
 	if d <= 0 {
-		return ctx.Err() == nil
+		return false, ctx.Err() == nil
 	}
-	end := time.Now().Add(d)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return false
+		return false, false
 	case <-t.C:
-		return true
-	case <-back:
-	}
-	// The destination is back: go at a random point of what is left of
-	// the wait, so that the dials woken together do not land together in
-	// its listen queue.
-	if left := time.Until(end); left > 0 {
-		t.Reset(rand.N(left))
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
+		select { // both at once: the return wins
+		case <-back:
+			return true, true
+		default:
+			return false, true
 		}
+	case <-back:
+		return true, true
 	}
-	return true
 }
 
 // retrier is the consumer of Retry: one for the process, with the default

@@ -297,32 +297,38 @@ func TestConnectResetsAreRetriedLikeRefusals(t *testing.T) {
 	require.Zero(t, ourFailed[http.MethodGet]+ourFailed[http.MethodPut], "idempotent work rides through")
 }
 
+// getsThroughResetBlip sends n GETs at once through rt while ln resets the
+// connections it takes for blip, waits for the blip's tail, and returns how
+// many failed.
+func getsThroughResetBlip(t *testing.T, ln *acceptThenReset, addr string, rt http.RoundTripper, n int, blip time.Duration) int {
+	ln.resetting.Store(true)
+	time.AfterFunc(blip, func() { ln.resetting.Store(false) })
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				t.Log(err)
+				failed.Add(1)
+				return
+			}
+			resp.Body.Close()
+		})
+	}
+	wg.Wait()
+	time.Sleep(blip + 50*time.Millisecond)
+	return int(failed.Load())
+}
+
 // Row 5 with row 2: a burst of idempotent requests on new connections that
 // a proxy takes and resets during a blip is more than the retry budget's
 // burst (10). The retries past the blip succeed and give their tokens back,
 // and the others follow them: nothing surfaces. Stock surfaces the burst.
 func TestConnectResetBurstRidesThroughABlip(t *testing.T) {
 	ln, addr := serveResetting(t, true)
-	run := func(rt http.RoundTripper) (failed int) {
-		ln.resetting.Store(true)
-		time.AfterFunc(100*time.Millisecond, func() { ln.resetting.Store(false) })
-		var n atomic.Int64
-		var wg sync.WaitGroup
-		for range 30 {
-			wg.Go(func() {
-				req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
-				resp, err := rt.RoundTrip(req)
-				if err != nil {
-					n.Add(1)
-					return
-				}
-				resp.Body.Close()
-			})
-		}
-		wg.Wait()
-		time.Sleep(150 * time.Millisecond)
-		return int(n.Load())
-	}
+	run := func(rt http.RoundTripper) int { return getsThroughResetBlip(t, ln, addr, rt, 30, 100*time.Millisecond) }
 	stock := &http.Transport{DisableKeepAlives: true}
 	ours := &Transport{Base: &http.Transport{DisableKeepAlives: true}}
 	stockFailed, ourFailed := run(stock), run(ours)
@@ -339,27 +345,8 @@ func TestConnectResetBurstRidesThroughABlip(t *testing.T) {
 // and gets one more pause, past it. Stock surfaces every request.
 func TestRetryResetOnArrivalWaitsOutTheBlip(t *testing.T) {
 	ln, addr := serveResetting(t, true)
-	run := func(rt http.RoundTripper) (failed int) {
-		ln.resetting.Store(true)
-		time.AfterFunc(230*time.Millisecond, func() { ln.resetting.Store(false) })
-		var n atomic.Int64
-		var wg sync.WaitGroup
-		for range 4 { // both retries of each within the budget's burst
-			wg.Go(func() {
-				req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
-				resp, err := rt.RoundTrip(req)
-				if err != nil {
-					t.Log(err)
-					n.Add(1)
-					return
-				}
-				resp.Body.Close()
-			})
-		}
-		wg.Wait()
-		time.Sleep(250 * time.Millisecond)
-		return int(n.Load())
-	}
+	// Four GETs: both retries of each fit the budget's burst.
+	run := func(rt http.RoundTripper) int { return getsThroughResetBlip(t, ln, addr, rt, 4, 230*time.Millisecond) }
 	stock := &http.Transport{DisableKeepAlives: true}
 	ours := &Transport{Base: &http.Transport{DisableKeepAlives: true}}
 	stockFailed, ourFailed := run(stock), run(ours)

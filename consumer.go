@@ -267,7 +267,7 @@ func (k *consumer) retry(ctx context.Context, f failure, attempt int) decision {
 // and the tokens the work holds carry over.
 func (k *consumer) next(ctx context.Context, prev decision, f failure, attempt int) decision {
 	if prev.paid && (f.nothingLeft || isDialError(f.err)) {
-		k.budget.refund(1)
+		k.unspent(prev)
 		prev.tokens--
 	}
 	d := k.retry(ctx, f, attempt)
@@ -321,9 +321,10 @@ func (k *consumer) succeeded(d decision) {
 	k.budget.refund(d.tokens)
 }
 
-// unspent ends work whose retry d never went (the caller gave up during
-// its pause, or no connection came for it): its token comes back; the
-// tokens of earlier retries that reached the server and failed are spent.
+// unspent gives back the token of retry d, which never reached the server
+// (its connect refused, the caller gone during its pause, no connection
+// for it); the tokens of earlier retries that reached the server and
+// failed stay spent. A decision not to retry holds no token of its own.
 func (k *consumer) unspent(d decision) {
 	if d.paid {
 		k.budget.refund(1)
@@ -509,9 +510,9 @@ const budgetWait = time.Second
 
 // withdrawWait takes a token for a retry, waiting, within ctx and up to d
 // after the bucket was last full or a token last came back, for one to
-// come back; false when none did. While hold (nil: none) gives a later time, the tokens are held by
-// retries waiting out a destination's failed connects, and it waits on
-// until then.
+// come back; false when none did. While hold (nil: none) gives a later
+// time, the tokens are held by retries waiting out a destination's failed
+// connects, and it waits on until then.
 func (bg *budget) withdrawWait(ctx context.Context, d time.Duration, hold func() time.Time) bool {
 	if bg.withdraw() {
 		return true

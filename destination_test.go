@@ -126,8 +126,9 @@ func (l *crashingListener) Addr() net.Addr {
 	return l.ln.Addr()
 }
 
-// serveLines answers every line "ECHO x" with "x" until the connection ends.
-func serveLines(l net.Listener) {
+// serveLines answers every line "ECHO x" with "x", after holding it for
+// hold, until the connection ends.
+func serveLines(l net.Listener, hold time.Duration) {
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -142,6 +143,7 @@ func serveLines(l net.Listener) {
 					return
 				}
 				_, arg, _ := strings.Cut(strings.TrimSpace(line), " ")
+				time.Sleep(hold)
 				if _, err := c.Write([]byte(arg + "\n")); err != nil {
 					return
 				}
@@ -289,7 +291,7 @@ func TestCrashedDestinationIsUsedSoonAfterItReturns(t *testing.T) {
 	})
 	t.Run("Pool", func(t *testing.T) {
 		l := newCrashingListener(t)
-		go serveLines(l)
+		go serveLines(l, 0)
 		pool, err := NewPool(PoolConfig{Addr: l.addr, Dialer: &Dialer{RefusedRetry: 500 * time.Millisecond}})
 		require.NoError(t, err)
 		defer pool.Close(context.Background())

@@ -328,9 +328,7 @@ func (p *Pool) Do(ctx context.Context, idempotent bool, fn func(net.Conn) error)
 		f.retried, f.callerDone, f.idempotent = ran, ctx.Err() != nil, idempotent
 		ran = ran || !f.nothingLeft
 		if d = p.k.next(ctx, d, f, attempt); d.reason == RetryNone || attempt >= maxAttempts || !sleepCtx(ctx, d.wait) {
-			if d.reason != RetryNone {
-				p.k.unspent(d)
-			}
+			p.k.unspent(d)
 			p.k.surface(err, p.s.addr)
 			return err
 		}

@@ -190,9 +190,7 @@ func Retry(ctx context.Context, idempotent bool, fn func(context.Context) error)
 		othersLeft: !w.onlyUntouchedLeft(),
 	}, 0)
 	if d.reason == RetryNone || !sleepCtx(ctx, d.wait) {
-		if d.reason != RetryNone {
-			retrier.unspent(d)
-		}
+		retrier.unspent(d)
 		return err
 	}
 	if x := diedIdleAfter(err); x > 0 {

@@ -994,27 +994,7 @@ func midExchangeBurst(t *testing.T, n int, hold time.Duration, fault func(*fault
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					if _, err := r.ReadString('\n'); err != nil {
-						return
-					}
-					time.Sleep(hold) // in flight when the fault comes
-					if _, err := io.WriteString(c, "ok\n"); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
+	go serveLines(ln, hold) // each exchange in flight when the fault comes
 	p, err := faultproxy.Start(faultproxy.Config{Upstream: ln.Addr().String()})
 	require.NoError(t, err)
 	defer p.Close()

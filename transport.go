@@ -182,9 +182,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			r2, _ = rewind(r, rb)
 		}
 		if r2 == nil || !sleepCtx(r.Context(), d.wait) {
-			if d.reason != RetryNone {
-				t.k.unspent(d)
-			}
+			t.k.unspent(d)
 			err = callerFirst(r.Context(), err)
 			t.k.surface(err, dst.String())
 			return nil, err

@@ -195,11 +195,24 @@ type decision struct {
 	// reached the server and failed.
 	tokens int
 	paid   bool // this retry took one of them
+	// carried: this retry's token is the one its work's last retry took;
+	// that retry, reset on arrival, left it unspent.
+	carried bool
+}
+
+// resetOnArrival reports whether f's new connection was reset or closed
+// before a byte came back, after it took bytes of the work.
+func (f failure) resetOnArrival() bool {
+	ce := connErrorOf(f.err)
+	return ce != nil && ce.connectReset && !ce.untouched && !f.waited
 }
 
 // retry applies the retry rule and the budget to a failure, counts and
-// reports what it decided, and says how long to wait first.
-func (k *consumer) retry(ctx context.Context, f failure, attempt int) decision {
+// reports what it decided, and says how long to wait first. With carry,
+// the failure is a paid retry's, reset on arrival: the next run takes a
+// token of its own if the bucket has one, and else goes on that retry's
+// token once work shows that the path is back.
+func (k *consumer) retry(ctx context.Context, f failure, attempt int, carry bool) decision {
 	ce := connErrorOf(f.err)
 	rf := rule.Failure{
 		Retried: f.retried, CallerDone: f.callerDone, ConnFailure: f.connFailure, Replayable: f.replayable,
@@ -216,7 +229,7 @@ func (k *consumer) retry(ctx context.Context, f failure, attempt int) decision {
 		// the server: its retry is paid for, as any other.
 		rf.ConnectReset = ce.untouched && !f.waited && !f.othersLeft
 		rf.NothingLeft = rf.NothingLeft || rf.ConnectReset
-		rf.ResetOnArrival = ce.connectReset && !ce.untouched && !f.waited
+		rf.ResetOnArrival = f.resetOnArrival()
 	}
 	rf.Retries = attempt
 	if f.handshake {
@@ -232,9 +245,19 @@ func (k *consumer) retry(ctx context.Context, f failure, attempt int) decision {
 		dst = ce.dialed
 	}
 	var waited time.Duration
+	carry = carry && !r.Free
 	if !r.Free {
 		start := time.Now()
-		if !k.budget.withdrawWait(ctx, budgetWait, k.runHold(dst)) {
+		ok := true
+		switch {
+		case k.budget.withdraw():
+			carry = false
+		case carry:
+			ok = k.budget.awaitAnswer(ctx, budgetWait)
+		default:
+			ok = k.budget.withdrawWait(ctx, budgetWait, k.runHold(dst))
+		}
+		if !ok {
 			k.counts.denied.Add(1)
 			k.report(EventRetryDenied, reason, f.err)
 			return decision{}
@@ -243,8 +266,8 @@ func (k *consumer) retry(ctx context.Context, f failure, attempt int) decision {
 	}
 	wait, ok := k.wait(r.Wait, dst, attempt)
 	if !ok {
-		if !r.Free {
-			k.budget.refund(1)
+		if !r.Free && !carry {
+			k.budget.settle(true)
 		}
 		return decision{} // the connect's own budget ran out: the destination is down
 	}
@@ -254,9 +277,9 @@ func (k *consumer) retry(ctx context.Context, f failure, attempt int) decision {
 		k.counts.free.Add(1)
 	}
 	k.report(EventRetry, reason, f.err)
-	d := decision{reason: reason, wait: wait, paid: !r.Free}
-	if d.paid {
-		d.tokens = 1
+	d := decision{reason: reason, wait: wait, paid: !r.Free, carried: carry}
+	if d.paid && !carry {
+		d.tokens = 1 // a carried token is counted already
 	}
 	return d
 }
@@ -266,11 +289,22 @@ func (k *consumer) retry(ctx context.Context, f failure, attempt int) decision {
 // reached the server (its connect refused, none of it written) comes back,
 // and the tokens the work holds carry over.
 func (k *consumer) next(ctx context.Context, prev decision, f failure, attempt int) decision {
-	if prev.paid && (f.nothingLeft || isDialError(f.err)) {
-		k.unspent(prev)
-		prev.tokens--
+	carry := false
+	if prev.paid {
+		switch {
+		case f.nothingLeft || isDialError(f.err):
+			k.unspent(prev)
+			prev.tokens--
+		case f.resetOnArrival():
+			carry = true // settled below
+		default:
+			k.spent(prev)
+		}
 	}
-	d := k.retry(ctx, f, attempt)
+	d := k.retry(ctx, f, attempt, carry)
+	if carry && !d.carried {
+		k.spent(prev) // not retried, or on a token of its own, or free
+	}
 	if d.reason == RetryNone {
 		return decision{tokens: prev.tokens}
 	}
@@ -318,7 +352,19 @@ func (k *consumer) wait(w rule.Wait, to destKey, attempt int) (time.Duration, bo
 // succeeded ends work that a retry saved: the retries paid for give their
 // tokens back, since they replaced work the path lost.
 func (k *consumer) succeeded(d decision) {
+	if d.paid {
+		k.budget.out.Add(-1)
+	}
 	k.budget.refund(d.tokens)
+	k.budget.answered()
+}
+
+// spent settles the token of retry d, which reached the server and
+// failed: it stays spent unless a later retry of the same work saves it.
+func (k *consumer) spent(d decision) {
+	if d.paid {
+		k.budget.settle(false)
+	}
 }
 
 // unspent gives back the token of retry d, which never reached the server
@@ -327,7 +373,7 @@ func (k *consumer) succeeded(d decision) {
 // failed stay spent. A decision not to retry holds no token of its own.
 func (k *consumer) unspent(d decision) {
 	if d.paid {
-		k.budget.refund(1)
+		k.budget.settle(true)
 	}
 }
 
@@ -399,12 +445,18 @@ const (
 // (its connect refused until the Dialer gave up). A retry the rule allows
 // but the budget cannot pay for at once waits for a token to come back, up
 // to a second after the bucket was last full or a token last came back
-// (or, while connects to the destination fail, as long as the Dialer's
-// RefusedRetry keeps the paid retries waiting for its return), so that
-// the failures of one blip or restart are retried at most Burst at a time;
-// if none comes back, the retry is not taken: the failure reaches the
-// caller, counted and reported (EventRetryDenied). Over any stretch of N
-// requests, at most Burst + Ratio × N paid retries fail.
+// (or while a retry that took one is under way, or, while connects to the
+// destination fail, as long as the Dialer's RefusedRetry keeps the paid
+// retries waiting for its return), so that the failures of one blip or
+// restart are retried at most Burst at a time; if none comes back, the
+// retry is not taken: the failure reaches the caller, counted and reported
+// (EventRetryDenied). A retry whose new connection was reset on arrival
+// (the blip outlasted its pause) runs the work once more on a token of
+// its own when the bucket has one, and else on the token it holds, once
+// other work went through. Over any stretch of N requests to a server
+// that fails every request, at most Burst + Ratio × N paid retries fail;
+// where other work goes through, a token may pay for one more retry, reset
+// on arrival.
 //
 // A budget bounds load, not repair: a retry of work that a stale reused
 // connection lost (it gave nothing back after sitting idle: the path lost
@@ -441,10 +493,15 @@ type budget struct {
 	freed  chan struct{} // closed by a refund; nil while no retry waits
 	fullAt atomic.Int64  // mono time a withdrawal last found the bucket full
 	backAt atomic.Int64  // mono time a token last came back
-	lack   atomic.Int64
-	gain   int64 // per request; 0: the default
-	size   int64 // 0: the default
-	closed bool  // no paid retries at all
+	out    atomic.Int64  // tokens taken by retries whose outcome is not yet known
+	// waiting counts the retries waiting for a token or an answer;
+	// answers counts the pieces of work that succeeded meanwhile.
+	waiting atomic.Int32
+	answers atomic.Uint64
+	lack    atomic.Int64
+	gain    int64 // per request; 0: the default
+	size    int64 // 0: the default
+	closed  bool  // no paid retries at all
 }
 
 // set configures bg from b.
@@ -490,6 +547,23 @@ func (bg *budget) refund(n int) {
 		}
 	}
 	bg.backAt.Store(mono())
+	bg.wake()
+}
+
+// settle ends the retry that took a token: the token comes back (refund)
+// or stays spent. Either way the retries waiting for a token look again:
+// once no retry that took one is under way, none can give one back.
+func (bg *budget) settle(refund bool) {
+	bg.out.Add(-1)
+	if refund {
+		bg.refund(1)
+		return
+	}
+	bg.wake()
+}
+
+// wake tells the retries waiting for a token to look again.
+func (bg *budget) wake() {
 	bg.mu.Lock()
 	if bg.freed != nil {
 		close(bg.freed)
@@ -503,16 +577,20 @@ func (bg *budget) refund(n int) {
 // which succeeded gives back. The failures of one blip come together, more
 // of them than the burst; the retries that repair them refund their tokens
 // a pause and an exchange later, and the others follow, never more than
-// the burst at a time, as long as tokens keep coming back. Once none has
-// for longer (a server that fails every request), a retry the bucket
-// cannot pay for is denied at once.
+// the burst at a time, as long as tokens keep coming back. A retry that
+// took a token and is still under way (its exchange slow, or its connect
+// held up by the hop that blipped) may yet give it back: the wait goes on
+// while one is. Once none is, and none came back for longer (a server that
+// fails every request), a retry the bucket cannot pay for is denied at
+// once.
 const budgetWait = time.Second
 
 // withdrawWait takes a token for a retry, waiting, within ctx and up to d
-// after the bucket was last full or a token last came back, for one to
-// come back; false when none did. While hold (nil: none) gives a later
-// time, the tokens are held by retries waiting out a destination's failed
-// connects, and it waits on until then.
+// after the bucket was last full or a token last came back, or while a
+// retry that took one is under way, for one to come back; false when none
+// did. While hold (nil: none) gives a later time, the tokens are held by
+// retries waiting out a destination's failed connects, and it waits on
+// until then. A token taken must be settled: by refund or settle.
 func (bg *budget) withdrawWait(ctx context.Context, d time.Duration, hold func() time.Time) bool {
 	if bg.withdraw() {
 		return true
@@ -525,12 +603,17 @@ func (bg *budget) withdrawWait(ctx context.Context, d time.Duration, hold func()
 		if hold != nil {
 			l = max(l, time.Until(hold()))
 		}
+		if bg.out.Load() > 0 {
+			l = max(l, d) // looked at again when that retry settles
+		}
 		return l
 	}
 	l := left()
 	if l <= 0 {
 		return false
 	}
+	bg.waiting.Add(1)
+	defer bg.waiting.Add(-1)
 	timer := time.NewTimer(l)
 	defer timer.Stop()
 	for {
@@ -546,11 +629,55 @@ func (bg *budget) withdrawWait(ctx context.Context, d time.Duration, hold func()
 		select {
 		case <-freed:
 		case <-timer.C:
-			// A run of failed connects may have begun since.
-			if l := left(); l > 0 {
-				timer.Reset(l)
-				continue
-			}
+		case <-ctx.Done():
+			return false
+		}
+		// A run of failed connects may have begun since, or the last
+		// retry under way settled.
+		l := left()
+		if l <= 0 {
+			return false
+		}
+		timer.Reset(l)
+	}
+}
+
+// answered records that work succeeded: while retries wait for a sign
+// that the path is back (see awaitAnswer), it is one.
+func (bg *budget) answered() {
+	if bg.waiting.Load() > 0 {
+		bg.answers.Add(1)
+		bg.wake()
+	}
+}
+
+// awaitAnswer waits, within ctx and up to d, until work succeeds; false
+// when none did. A retry that met the blip again on arrival waits so
+// before its work runs once more on the token it holds: only work that
+// went through shows that the blip ended, and against a server that fails
+// every request, the token pays for no more than one failed retry.
+func (bg *budget) awaitAnswer(ctx context.Context, d time.Duration) bool {
+	if ctx == nil {
+		return false
+	}
+	bg.waiting.Add(1)
+	defer bg.waiting.Add(-1)
+	seen := bg.answers.Load()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		bg.mu.Lock()
+		if bg.freed == nil {
+			bg.freed = make(chan struct{})
+		}
+		freed := bg.freed
+		bg.mu.Unlock()
+		if bg.answers.Load() != seen {
+			return true
+		}
+		select {
+		case <-freed:
+		case <-timer.C:
 			return false
 		case <-ctx.Done():
 			return false
@@ -573,6 +700,7 @@ func (bg *budget) withdraw() bool {
 			return false
 		}
 		if bg.lack.CompareAndSwap(l, l+1000) {
+			bg.out.Add(1)
 			return true
 		}
 	}

@@ -318,22 +318,30 @@ func (p *Pool) Do(ctx context.Context, idempotent bool, fn func(net.Conn) error)
 		return err
 	}
 	var d decision
+	defer func() {
+		if d.paid { // fn panicked during a retry
+			p.k.spent(d)
+		}
+	}()
 	ran := false // an attempt's work may have reached the server
 	for attempt := 0; ; attempt++ {
 		f, err := h.run(fn)
 		if err == nil {
 			p.k.succeeded(d)
+			d = decision{}
 			return nil
 		}
 		f.retried, f.callerDone, f.idempotent = ran, ctx.Err() != nil, idempotent
 		ran = ran || !f.nothingLeft
 		if d = p.k.next(ctx, d, f, attempt); d.reason == RetryNone || attempt >= maxAttempts || !sleepCtx(ctx, d.wait) {
 			p.k.unspent(d)
+			d = decision{}
 			p.k.surface(err, p.s.addr)
 			return err
 		}
 		if h, err = p.acquireFresh(ctx); err != nil {
 			p.k.unspent(d)
+			d = decision{}
 			err = fmt.Errorf("rstpool: acquiring a connection to retry: %w", err)
 			p.k.surface(err, p.s.addr)
 			return err

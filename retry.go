@@ -182,13 +182,14 @@ func Retry(ctx context.Context, idempotent bool, fn func(context.Context) error)
 	wctx, w := withWork(ctx)
 	err := fn(wctx)
 	if err == nil {
+		retrier.budget.answered()
 		return nil
 	}
 	d := retrier.retry(ctx, failure{
 		err: err, callerDone: ctx.Err() != nil, connFailure: connFailure(err),
 		replayable: true, nothingLeft: w.nothingLeft(), idempotent: idempotent,
 		othersLeft: !w.onlyUntouchedLeft(),
-	}, 0)
+	}, 0, false)
 	if d.reason == RetryNone || !sleepCtx(ctx, d.wait) {
 		retrier.unspent(d)
 		return err
@@ -201,8 +202,18 @@ func Retry(ctx context.Context, idempotent bool, fn func(context.Context) error)
 		defer freshRuns.Add(-1)
 		ctx = context.WithValue(ctx, freshPastKey{}, x)
 	}
-	if err = fn(ctx); err == nil {
+	settled := false
+	defer func() {
+		if !settled { // fn panicked
+			retrier.spent(d)
+		}
+	}()
+	err = fn(ctx)
+	settled = true
+	if err == nil {
 		retrier.succeeded(d)
+	} else {
+		retrier.spent(d)
 	}
 	return err
 }

@@ -990,7 +990,7 @@ func TestHTTP2TLSBlipOfFINsRidesThrough(t *testing.T) {
 // midExchangeBurst runs n Pool exchanges at once through a fault proxy to
 // a server that holds each for hold, applies fault while they are in
 // flight, and returns how many failed and the Pool's figures.
-func midExchangeBurst(t *testing.T, n int, hold time.Duration, fault func(*faultproxy.Proxy)) (int64, PoolStats) {
+func midExchangeBurst(t *testing.T, n int, hold time.Duration, fault func(*faultproxy.Proxy, *Pool)) (int64, PoolStats) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
@@ -1021,7 +1021,7 @@ func midExchangeBurst(t *testing.T, n int, hold time.Duration, fault func(*fault
 		})
 	}
 	time.Sleep(25 * time.Millisecond)
-	fault(p)
+	fault(p, pool)
 	wg.Wait()
 	st := pool.Stats()
 	t.Logf("%d of %d failed; %s", failed.Load(), n, st)
@@ -1029,7 +1029,7 @@ func midExchangeBurst(t *testing.T, n int, hold time.Duration, fault func(*fault
 }
 
 func TestBlipMidExchangeBurstIsRetriedWithinTheBudget(t *testing.T) {
-	failed, st := midExchangeBurst(t, 24, 60*time.Millisecond, func(p *faultproxy.Proxy) { p.Blip(50*time.Millisecond, faultproxy.ActionClose) })
+	failed, st := midExchangeBurst(t, 24, 60*time.Millisecond, func(p *faultproxy.Proxy, _ *Pool) { p.Blip(50*time.Millisecond, faultproxy.ActionClose) })
 	require.GreaterOrEqual(t, st.Retried, int64(DefaultRetryBurst+1), "the blip failed more exchanges than the burst")
 	require.Zero(t, failed, "idempotent work rides through the blip")
 	require.Zero(t, st.Denied)
@@ -1039,7 +1039,42 @@ func TestBlipMidExchangeBurstIsRetriedWithinTheBudget(t *testing.T) {
 // take longer than budgetWait: the later ones wait on while tokens keep
 // coming back, and nothing surfaces.
 func TestBlipBurstIsRetriedWhileTokensComeBack(t *testing.T) {
-	failed, st := midExchangeBurst(t, 60, 200*time.Millisecond, func(p *faultproxy.Proxy) { p.Blip(50*time.Millisecond, faultproxy.ActionClose) })
+	failed, st := midExchangeBurst(t, 60, 200*time.Millisecond, func(p *faultproxy.Proxy, _ *Pool) { p.Blip(50*time.Millisecond, faultproxy.ActionClose) })
+	require.Zero(t, failed, "idempotent work rides through the blip")
+	require.Zero(t, st.Denied)
+}
+
+// A blip cuts more slow exchanges than the burst, and each retry takes
+// longer than budgetWait: the retries that found the bucket empty wait
+// while those that took its tokens are under way, since these may yet
+// give them back, and nothing surfaces.
+func TestBlipBurstWaitsForRetriesUnderWay(t *testing.T) {
+	failed, st := midExchangeBurst(t, 24, budgetWait+300*time.Millisecond, func(p *faultproxy.Proxy, _ *Pool) { p.Blip(50*time.Millisecond, faultproxy.ActionClose) })
+	require.GreaterOrEqual(t, st.Retried, int64(DefaultRetryBurst+1), "the blip failed more exchanges than the burst")
+	require.Zero(t, failed, "idempotent work rides through the blip")
+	require.Zero(t, st.Denied)
+}
+
+// A blip cuts more exchanges than the burst and outlasts their retries:
+// each paid retry's new connection is reset on arrival, spending its
+// token, and every retry waits for a token that no retry under way can
+// give back. New work that goes through once the path is back lends one
+// of them a token; it succeeds, gives back what it holds, and the others
+// follow (the toxiproxy blips of the soak, issue 16 row 5).
+func TestBlipOutlastingTheRetriesEndsWithNewWork(t *testing.T) {
+	failed, st := midExchangeBurst(t, 24, 60*time.Millisecond, func(p *faultproxy.Proxy, pool *Pool) {
+		p.Blip(450*time.Millisecond, faultproxy.ActionReset)
+		time.Sleep(550 * time.Millisecond)
+		err := pool.Do(context.Background(), true, func(c net.Conn) error {
+			if _, err := io.WriteString(c, "get x\n"); err != nil {
+				return err
+			}
+			_, err := bufio.NewReader(c).ReadString('\n')
+			return err
+		})
+		require.NoError(t, err, "new work after the blip")
+	})
+	require.GreaterOrEqual(t, st.Retried, int64(DefaultRetryBurst+1), "the blip failed more exchanges than the burst")
 	require.Zero(t, failed, "idempotent work rides through the blip")
 	require.Zero(t, st.Denied)
 }
@@ -1050,7 +1085,7 @@ func TestBlipBurstIsRetriedWhileTokensComeBack(t *testing.T) {
 // tokens, and the others wait for those tokens as long (issue 16, rows 2
 // and 3 together).
 func TestRestartMidExchangeBurstRidesThroughWithinRefusedRetry(t *testing.T) {
-	failed, st := midExchangeBurst(t, 24, 60*time.Millisecond, func(p *faultproxy.Proxy) {
+	failed, st := midExchangeBurst(t, 24, 60*time.Millisecond, func(p *faultproxy.Proxy, _ *Pool) {
 		require.NoError(t, <-p.Restart(budgetWait+300*time.Millisecond))
 	})
 	require.GreaterOrEqual(t, st.Retried, int64(DefaultRetryBurst+1), "the restart failed more exchanges than the burst")

@@ -38,11 +38,15 @@ import (
 //
 // The seed is printed at the start and with every failure; -soak.seed=N
 // (or RSTPOOL_SOAK_SEED=N) replays a schedule; -soak.episodes=blip,refuse
-// keeps only those kinds of episode (a focused run of the same harness).
+// keeps only those kinds of episode (a focused run of the same harness);
+// -soak.trace=KIND prints, on stderr, every rstpool event and operation of
+// that client kind with its time from the episode's fault, and its
+// connections opened per episode with the report.
 var (
 	soakSeed     = flag.Uint64("soak.seed", 0, "replay the soak's schedule with this seed (0: RSTPOOL_SOAK_SEED, else random)")
 	soakEpisodes = flag.String("soak.episodes", "", "comma-separated episode kinds to keep (default: all)")
 	soakTwin     = flag.Bool("soak.twin", false, "run a second stock client in rstpool's place, to measure the spread between identical clients")
+	soakTrace    = flag.String("soak.trace", "", "print every rstpool event and operation of this client kind (h1, h2c, pool, ...) on stderr")
 )
 
 // The kinds of episode, each a fault the world meets while every client
@@ -614,6 +618,11 @@ func (s *soak) exec(op *soakOp, side int) {
 	o.start = time.Now()
 	err := k.do[side](ctx, op, op.id(side))
 	o.end, o.done = time.Now(), true
+	if *soakTrace == k.name && side == oursSide {
+		e := s.eps[op.ep]
+		fmt.Fprintf(os.Stderr, "trace ep%d %s: op %s from %+v took %v: %v\n", op.ep, e.kind, op.method,
+			o.start.Sub(e.actionAt).Round(time.Millisecond), o.end.Sub(o.start).Round(time.Millisecond), err)
+	}
 	if err == nil {
 		return
 	}
@@ -729,6 +738,14 @@ func (t *eventTally) observer(s *soak, kind int, dials *atomic.Int64) rstpool.Ob
 			return
 		}
 		ep := int(s.curEp.Load())
+		if *soakTrace != "" && kind < len(s.kinds) && s.kinds[kind].name == *soakTrace && ev.Kind != rstpool.EventDial {
+			e := s.eps[ep]
+			at := "warm-up" // the fault has not begun
+			if !e.actionAt.IsZero() {
+				at = fmt.Sprintf("%+v", time.Since(e.actionAt).Round(time.Millisecond))
+			}
+			fmt.Fprintf(os.Stderr, "trace ep%d %s: %s %v (%v): %v\n", ep, e.kind, at, ev.Kind, ev.Cause, ev.Err)
+		}
 		t.counts[(kind*t.eps+ep)*numEventKinds+int(ev.Kind)].Add(1)
 		switch ev.Kind {
 		case rstpool.EventRetry, rstpool.EventRetryDenied, rstpool.EventSurfaced:

@@ -17,9 +17,15 @@ func newConsumer(d *rstpool.Dialer, idle, life time.Duration) *rstpool.Consumer 
 	return &rstpool.Consumer{
 		Source: "pgx", Dialer: d,
 		IdleTimeout: orNone(idle - margin(idle)), MaxLifetime: orNone(life - margin(life)),
-		PingReadsPending: true,
+		PingAfter: pingAfter, PingReadsPending: true,
 	}
 }
+
+// pingAfter is the idleness past which a checkout pings a connection that
+// a peek found alive, as stock pgx and pgxpool do: a peek sees a FIN or an
+// RST at once, but not a middlebox that forgot the connection silently,
+// which only a round trip finds. A variable for BenchmarkCheckout.
+var pingAfter = time.Second
 
 // orNone is d, or negative (none) when d is zero.
 func orNone(d time.Duration) time.Duration {

@@ -11,14 +11,15 @@
 // Stock pgxpool pings a connection only when it sat idle more than a
 // second, so a connection that PostgreSQL closed within a second of its last
 // use (idle_session_timeout, pg_terminate_backend, a restart) reaches the
-// caller, and pgxpool does not retry a failed query. Configure replaces that
+// caller, and pgxpool does not retry a failed query. Configure adds to that
 // rule: at every acquire the pool peeks at the socket (a non-blocking
 // MSG_PEEK, well under a microsecond) and retires the connection when the
 // peer closed or reset it, or when it outlived the Dialer's idle limit or
-// lifetime; it pings only when a peek cannot know: unsolicited data pending
+// lifetime; it pings when a peek cannot know: unsolicited data pending
 // (a notice, or the FATAL message PostgreSQL writes before it closes), a
-// platform without the peek, or a connection idle beyond
-// rstpool.DefaultPingAfter.
+// platform without the peek, or a connection idle more than a second, as
+// pgx does (a middlebox that forgot the connection silently sends nothing
+// a peek could see).
 //
 // # Restarts and retries
 //

@@ -3,7 +3,9 @@ package rstpgx
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rstpool/rstpool"
+	"github.com/rstpool/rstpool/internal/faultproxy"
 	"github.com/stretchr/testify/require"
 )
 
@@ -175,4 +178,32 @@ func TestCheckoutRetiresIdleConn(t *testing.T) {
 	time.Sleep(400 * time.Millisecond)
 	require.NoError(t, pool.QueryRow(ctx, "select pg_backend_pid()").Scan(&again))
 	require.NotEqual(t, pid, again, "a connection idle beyond the limit is replaced at acquire")
+}
+
+// A middlebox forgets idle flows silently and resets the next bytes (a NAT
+// whose timeout is shorter than any the Dialer was told of): a peek sees
+// nothing. Stock pgxpool pings a connection idle over a second, finds it
+// dead and takes another; rstpgx pings it too, and does no worse.
+func TestCheckoutPingsConnectionsAMiddleboxForgot(t *testing.T) {
+	p, err := faultproxy.Start(faultproxy.Config{Upstream: "127.0.0.1:5432", IdleTimeout: 500 * time.Millisecond})
+	require.NoError(t, err)
+	defer p.Close()
+	host, port, err := net.SplitHostPort(p.Addr())
+	require.NoError(t, err)
+	through := func(cfg *pgxpool.Config) {
+		n, _ := strconv.Atoi(port)
+		cfg.ConnConfig.Host, cfg.ConnConfig.Port = host, uint16(n)
+	}
+	for _, client := range []string{"stock", "rstpool"} {
+		var d *rstpool.Dialer
+		if client == "rstpool" {
+			d = &rstpool.Dialer{}
+		}
+		pool := newPoolWith(t, fmt.Sprintf("rstpgx_forgot_%d", os.Getpid()), d, 2, through)
+		require.Zero(t, burst(pool, 2), "%s: warm-up", client)
+		time.Sleep(1200 * time.Millisecond) // both connections forgotten
+		_, err := pool.Exec(context.Background(), "select 1")
+		require.NoError(t, err, "%s: a statement after the middlebox forgot the connection", client)
+	}
+	require.Positive(t, p.Stats().ReapedReset, "the middlebox forgot connections")
 }

@@ -210,7 +210,11 @@ func (f *flow) forgetSilently(now int64) {
 	if f.reap(now) == stForgotten+uint32(ActionReset) && f.finish() {
 		_ = f.client.Close() // silenced: no FIN, no RST
 		closeConn(f.up.Load(), false)
+		return
 	}
+	// The flow lives on: bytes came meanwhile, or forgetting was turned
+	// off. A socket left in repair mode would swallow them, unanswered.
+	unsilence(f.client)
 }
 
 // onForgotten applies the idle action to bytes that reach a forgotten flow.

@@ -147,3 +147,23 @@ func TestIdleWaitsForClient(t *testing.T) {
 		require.Equal(t, int64(1), p.Stats().ReapedReset)
 	}
 }
+
+// The sweep that forgets idle flows silently meets a flow that lives on:
+// forgetting was turned off (SetIdleTimeout(0), as a test does when its
+// episode ends) between the sweep's look at the flow and its forgetting.
+// The flow must go on answering, not swallow the client's bytes.
+func TestSweepLeavesALiveFlowAnswering(t *testing.T) {
+	if !silenceWorks(t) {
+		t.Skip("TCP_REPAIR is not allowed here (CAP_NET_ADMIN)")
+	}
+	up := startEcho(t)
+	p := startProxy(t, Config{IdleTimeout: time.Hour, IdleAction: ActionReset}, up.addr())
+	c := dial(t, p.Addr())
+	roundTrip(t, c, "before")
+	flows := p.openFlows()
+	require.Len(t, flows, 1)
+	p.SetIdleTimeout(0, ActionReset)
+	flows[0].forgetSilently(time.Now().Add(time.Hour).UnixNano())
+	roundTrip(t, c, "after")
+	require.Zero(t, p.Stats().Reaped())
+}

@@ -35,7 +35,7 @@ const maxStale = 3
 // built on github.com/jackc/puddle/v2. Acquire hands out only connections
 // that pass its checks, cheapest first; Do adds the retry rule; background
 // upkeep closes expired connections, pings idle ones and keeps MinIdle
-// open. A Pool is safe for concurrent use.
+// open while the pool is in use. A Pool is safe for concurrent use.
 type Pool struct {
 	s  *poolSettings
 	pp *puddle.Pool[*pconn]
@@ -59,6 +59,12 @@ type Pool struct {
 	working  atomic.Bool
 	refill   refill // touched by the visit or goroutine that holds working
 	upkeepWG sync.WaitGroup
+
+	// used is the mono time of the pool's last checkout, kept coarsely
+	// (see noteUse), or -t-1 once upkeep let the pool rest after a
+	// checkout at t: one word, so that a checkout and upkeep's decision
+	// to rest cannot miss each other.
+	used atomic.Int64
 
 	dials, dialErrors, untracked, revoked, rounds atomic.Int64
 }
@@ -90,6 +96,7 @@ func NewPool(cfg PoolConfig) (*Pool, error) {
 		return nil, err
 	}
 	p := &Pool{s: s, open: map[*pconn]struct{}{}}
+	p.used.Store(mono()) // a new pool counts as used: MinIdle opens at once
 	p.k.init("pool", s.observer, s.dialer, cfg.RetryBudget)
 	p.pp, err = puddle.NewPool(&puddle.Config[*pconn]{Constructor: p.construct, Destructor: p.destruct, MaxSize: s.maxSize})
 	if err != nil {
@@ -401,6 +408,9 @@ func (p *Pool) handOut(ctx context.Context, res *puddle.Resource[*pconn], now in
 	}
 	e.lastUse = now
 	e.uses++
+	if p.s.restAfter > 0 {
+		p.noteUse(now)
+	}
 	handOut(ctx, e.tc, e.nc)
 	// From (n, returned) to (n+1, out) in one locked add, no load first.
 	gen := e.state.Add(1<<stateBits+handleOut-handleReturned) &^ stateMask

@@ -1,6 +1,7 @@
 package rstpool
 
 import (
+	"context"
 	"net"
 	"runtime"
 	"sync"
@@ -83,4 +84,50 @@ func TestIdlePoolHeap(t *testing.T) {
 	t.Logf("an idle pool with its connection: %.0f B of heap, %.0f B beyond a bare socket's %.0f B", per, per-socket, socket)
 	require.LessOrEqual(t, per-socket, 3072.0, "heap of an idle pool beyond its socket")
 	require.LessOrEqual(t, goroutines, 0, "goroutines of idle pools")
+}
+
+// A pool nobody uses rests (issue 17): its MinIdle connection expires at
+// the idle limit and is not replaced, where it was redialed every idle
+// limit for nobody. Its next Acquire gets a new connection, never the
+// expired one, and wakes upkeep, which refills MinIdle at once; a pool in
+// use keeps MinIdle refilled. Counts only: a busy machine delays the
+// visits, not what they do.
+func TestUnusedPoolRestsAndAUsedOneKeepsMinIdle(t *testing.T) {
+	const limit = 100 * time.Millisecond // a used pool rests after a stall this long: room for a busy machine
+	srv := lsStart(t)
+	p := poolFor(t, srv, PoolConfig{MaxSize: 3, MinIdle: 1, IdleTimeout: limit, UpkeepInterval: 5 * time.Millisecond})
+	require.Eventually(t, func() bool { return p.Stats().IdleConns == 1 }, 2*time.Second, time.Millisecond, "MinIdle opens at start")
+
+	time.Sleep(10 * limit) // ten idle limits, nobody using the pool
+	st := p.Stats()
+	t.Logf("unused over %s: %d dials, %d retired at the idle limit", 10*limit, st.Dials, st.Retired.IdleLimit)
+	require.LessOrEqual(t, st.Dials, int64(2), "an unused pool redials MinIdle every idle limit: %v", st)
+	require.GreaterOrEqual(t, st.Retired.IdleLimit, int64(1), "the idle limit still closes the unused connection: %v", st)
+	require.Equal(t, int32(0), st.TotalConns, "%v", st)
+	time.Sleep(3 * limit)
+	require.Equal(t, st.UpkeepRounds, p.Stats().UpkeepRounds, "a resting pool with nothing open is off upkeep's queue")
+
+	h, err := p.Acquire(context.Background())
+	require.NoError(t, err)
+	require.False(t, h.Reused(), "a connection past its idle limit is never handed out")
+	require.Eventually(t, func() bool { return p.Stats().IdleConns == 1 }, 2*time.Second, time.Millisecond,
+		"the first Acquire after rest refills MinIdle at once")
+	h2, err := p.Acquire(context.Background())
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return p.Stats().IdleConns == 1 }, 2*time.Second, time.Millisecond,
+		"a pool in use keeps MinIdle refilled")
+	h.Release()
+	h2.Release()
+
+	// In use every few milliseconds, well within the idle limit: its
+	// connections live on and none is retired for idleness.
+	retired := p.Stats().Retired.IdleLimit
+	for range 50 {
+		require.NoError(t, p.Do(context.Background(), false, lsExpect("ECHO x", "x")))
+		time.Sleep(2 * time.Millisecond)
+	}
+	require.GreaterOrEqual(t, p.Stats().IdleConns, int32(1), "MinIdle kept while the pool is in use")
+	require.NoError(t, p.Close(context.Background()))
+	require.Equal(t, int32(0), p.Stats().TotalConns)
+	t.Logf("in use: %d retired at the idle limit (idle spares), %d dials in all", p.Stats().Retired.IdleLimit-retired, p.Stats().Dials)
 }

@@ -25,11 +25,14 @@ type scheduler struct {
 	at    int64 // mono time the timer is set for; 0: not set
 }
 
-// schedule queues p, or moves it, to be visited at the mono time at.
+// schedule queues p to be visited at the mono time at, or moves it
+// sooner. A pool already queued for an earlier time stays there: an
+// Acquire may wake it while it is being visited (see noteUse), and the
+// visit's own next time must not put the wake off.
 func (s *scheduler) schedule(p *Pool, at int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p.closing.Load() {
+	if p.closing.Load() || (p.queued >= 0 && p.due <= at) {
 		return
 	}
 	p.due = at
@@ -169,6 +172,7 @@ func (p *Pool) visit(now int64) int64 {
 	p.rounds.Add(1)
 	next := now + int64(p.s.upkeepInterval)
 	var pings []*puddle.Resource[*pconn]
+	closed := int32(0)
 	for _, res := range p.pp.AcquireAllIdle() {
 		e := res.Value()
 		if due := p.dueOf(e); due > now {
@@ -183,6 +187,7 @@ func (p *Pool) visit(now int64) int64 {
 		case v.Retires():
 			p.k.retire(v, &c)
 			res.Destroy()
+			closed++
 		case v == rule.Ping && len(pings) < p.s.upkeepPings:
 			pings = append(pings, res)
 		default:
@@ -192,7 +197,7 @@ func (p *Pool) visit(now int64) int64 {
 	}
 	if len(pings) == 0 && !p.refill.due(p, now) {
 		p.working.Store(false)
-		return next
+		return p.nextVisit(next, now, closed)
 	}
 	ctx, ok := p.startWork()
 	if !ok {
@@ -275,6 +280,59 @@ func (p *Pool) work(ctx context.Context, pings []*puddle.Resource[*pconn]) {
 	upkeep.schedule(p, min(now+int64(p.s.upkeepInterval), p.refill.next(p, now)))
 }
 
+// noteUse records a checkout at now for the rest of an unused pool (see
+// rests), and wakes upkeep if the pool rested: it refills MinIdle at
+// once. Only a checkout a sixteenth of the rest period after the last one
+// recorded writes: a busy pool's checkouts share a word they only read.
+func (p *Pool) noteUse(now int64) {
+	if last := p.used.Load(); last >= 0 && now-last < int64(p.s.restAfter)/16 {
+		return
+	}
+	if p.used.Swap(now) < 0 {
+		upkeep.schedule(p, mono())
+	}
+}
+
+// rests reports whether the pool rests at now: it handed out no connection
+// for a whole restAfter (its idle limit), so upkeep does not refill
+// MinIdle, whose connections would only expire again unused. Its next
+// checkout ends the rest (noteUse).
+func (p *Pool) rests(now int64) bool {
+	if p.s.restAfter <= 0 {
+		return false
+	}
+	last := p.used.Load()
+	if last < 0 {
+		return true
+	}
+	return now-last >= int64(p.s.restAfter) && p.used.CompareAndSwap(last, -last-1)
+}
+
+// parkRecheck is how soon a resting pool is visited again when it holds
+// only the connections its visit closed: puddle closes them in goroutines
+// of its own, and counts them until they are closed.
+const parkRecheck = 100 * time.Millisecond
+
+// nextVisit returns when a visit that found nothing to do visits the pool
+// next: never (0) when the pool rests and holds no connection, idle, in
+// use or being dialed, since nothing of it is due until a checkout wakes
+// it; soon when it holds only the closed connections still closing, to
+// leave the queue then. The visit calls it after giving up working: a
+// checkout that woke the pool before then is seen here, and one after
+// finds the pool free to visit.
+func (p *Pool) nextVisit(next, now int64, closed int32) int64 {
+	if p.used.Load() >= 0 {
+		return next
+	}
+	switch total := p.pp.Stat().TotalResources(); {
+	case total == 0:
+		return 0
+	case total <= closed:
+		return min(next, now+int64(parkRecheck))
+	}
+	return next
+}
+
 // refill paces the dials that keep MinIdle open: after a failed dial it
 // waits, doubling the pause up to maxRefillBackoff, so that a server that
 // is down or restarting is not hammered.
@@ -286,9 +344,9 @@ type refill struct {
 // maxRefillDials bounds the dials of one visit.
 const maxRefillDials = 4
 
-// need is how many connections MinIdle lacks.
-func (r *refill) need(p *Pool) int32 {
-	if p.s.minIdle == 0 {
+// need is how many connections MinIdle lacks: none while the pool rests.
+func (r *refill) need(p *Pool, now int64) int32 {
+	if p.s.minIdle == 0 || p.rests(now) {
 		return 0
 	}
 	st := p.pp.Stat()
@@ -296,11 +354,11 @@ func (r *refill) need(p *Pool) int32 {
 }
 
 // due reports whether MinIdle lacks connections and no backoff holds.
-func (r *refill) due(p *Pool, now int64) bool { return now >= r.notBefore && r.need(p) > 0 }
+func (r *refill) due(p *Pool, now int64) bool { return now >= r.notBefore && r.need(p, now) > 0 }
 
 // next returns when the refill is next due, or a time far away.
 func (r *refill) next(p *Pool, now int64) int64 {
-	if r.need(p) <= 0 {
+	if r.need(p, now) <= 0 {
 		return now + int64(time.Hour)
 	}
 	return max(r.notBefore, now)
@@ -310,7 +368,7 @@ func (r *refill) run(ctx context.Context, p *Pool) {
 	if !r.due(p, mono()) {
 		return
 	}
-	for range r.need(p) {
+	for range r.need(p, mono()) {
 		if err := p.dialIdle(ctx); err != nil {
 			r.backoff = min(max(2*r.backoff, p.s.upkeepInterval/8, 5*time.Millisecond), maxRefillBackoff)
 			r.notBefore = mono() + int64(r.backoff)

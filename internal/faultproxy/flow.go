@@ -204,17 +204,20 @@ func (f *flow) forgetSilently(now int64) {
 		return
 	}
 	pol := f.p.idle.Load()
-	if time.Duration(now-f.last.Load()) <= pol.timeout || !silence(f.client) {
+	if time.Duration(now-f.last.Load()) <= pol.timeout || pol.action != ActionReset {
 		return
 	}
-	if f.reap(now) == stForgotten+uint32(ActionReset) && f.finish() {
+	// Forget first, then silence: a socket silenced for a flow that lives
+	// on (its client spoke meanwhile, or forgetting was turned off) would
+	// swallow the client's bytes unanswered. Once forgotten, bytes that
+	// come before the close meet onForgotten, as they would after it.
+	if f.reap(now) != stForgotten+uint32(ActionReset) || !silence(f.client) {
+		return
+	}
+	if f.finish() {
 		_ = f.client.Close() // silenced: no FIN, no RST
 		closeConn(f.up.Load(), false)
-		return
 	}
-	// The flow lives on: bytes came meanwhile, or forgetting was turned
-	// off. A socket left in repair mode would swallow them, unanswered.
-	unsilence(f.client)
 }
 
 // onForgotten applies the idle action to bytes that reach a forgotten flow.

@@ -22,10 +22,3 @@ func silence(c *net.TCPConn) bool {
 	}
 	return serr == nil
 }
-
-// unsilence takes c out of repair mode: it carries bytes again.
-func unsilence(c *net.TCPConn) {
-	if raw, err := c.SyscallConn(); err == nil {
-		_ = raw.Control(func(fd uintptr) { _ = unix.SetsockoptInt(int(fd), unix.SOL_TCP, unix.TCP_REPAIR, 0) })
-	}
-}

@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -111,35 +109,10 @@ func startFaultProxy(t *testing.T, upstream string, cfg faultproxy.Config) *faul
 	if cfg.MaxConns == 0 {
 		cfg.MaxConns = 4096
 	}
-	var p *faultproxy.Proxy
-	var err error
-	for range 50 {
-		// Below the ephemeral range: a restart closes the listener and
-		// listens again on its port, which a busy machine's outgoing
-		// connections could otherwise take meanwhile ("address already in
-		// use", and every later connect refused).
-		cfg.Listen = fmt.Sprintf("127.0.0.1:%d", 10000+rand.IntN(ephemeralLow()-10000))
-		if p, err = faultproxy.Start(cfg); err == nil {
-			break
-		}
-	}
+	p, err := faultproxy.Start(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { p.Close() })
 	return p
-}
-
-// ephemeralLow is the lowest port the kernel hands out for outgoing
-// connections (Linux: ip_local_port_range), 32768 where it cannot tell.
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 32768
-	}
-	var lo, hi int
-	if n, _ := fmt.Sscan(string(b), &lo, &hi); n != 2 || lo <= 11000 {
-		return 32768
-	}
-	return lo
 }
 
 // serveConns accepts on a fresh loopback listener and runs serve on each

@@ -562,7 +562,17 @@ func (bg *budget) settle(refund bool) {
 	bg.wake()
 }
 
-// wake tells the retries waiting for a token to look again.
+// watch returns a channel that the next wake closes.
+func (bg *budget) watch() <-chan struct{} {
+	bg.mu.Lock()
+	defer bg.mu.Unlock()
+	if bg.freed == nil {
+		bg.freed = make(chan struct{})
+	}
+	return bg.freed
+}
+
+// wake tells the retries waiting for a token or an answer to look again.
 func (bg *budget) wake() {
 	bg.mu.Lock()
 	if bg.freed != nil {
@@ -617,12 +627,7 @@ func (bg *budget) withdrawWait(ctx context.Context, d time.Duration, hold func()
 	timer := time.NewTimer(l)
 	defer timer.Stop()
 	for {
-		bg.mu.Lock()
-		if bg.freed == nil {
-			bg.freed = make(chan struct{})
-		}
-		freed := bg.freed
-		bg.mu.Unlock()
+		freed := bg.watch()
 		if bg.withdraw() {
 			return true
 		}
@@ -666,12 +671,7 @@ func (bg *budget) awaitAnswer(ctx context.Context, d time.Duration) bool {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	for {
-		bg.mu.Lock()
-		if bg.freed == nil {
-			bg.freed = make(chan struct{})
-		}
-		freed := bg.freed
-		bg.mu.Unlock()
+		freed := bg.watch()
 		if bg.answers.Load() != seen {
 			return true
 		}

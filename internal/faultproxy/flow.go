@@ -204,20 +204,19 @@ func (f *flow) forgetSilently(now int64) {
 		return
 	}
 	pol := f.p.idle.Load()
-	if time.Duration(now-f.last.Load()) <= pol.timeout || pol.action != ActionReset {
+	if time.Duration(now-f.last.Load()) <= pol.timeout || !silence(f.client) {
 		return
 	}
-	// Forget first, then silence: a socket silenced for a flow that lives
-	// on (its client spoke meanwhile, or forgetting was turned off) would
-	// swallow the client's bytes unanswered. Once forgotten, bytes that
-	// come before the close meet onForgotten, as they would after it.
-	if f.reap(now) != stForgotten+uint32(ActionReset) || !silence(f.client) {
-		return
-	}
-	if f.finish() {
+	// Silenced before it is forgotten, so that no byte the client sends
+	// meanwhile is acknowledged.
+	if f.reap(now) == stForgotten+uint32(ActionReset) && f.finish() {
 		_ = f.client.Close() // silenced: no FIN, no RST
 		closeConn(f.up.Load(), false)
+		return
 	}
+	// The flow lives on: bytes came meanwhile, or forgetting was turned
+	// off. A socket left in repair mode would swallow them, unanswered.
+	unsilence(f.client)
 }
 
 // onForgotten applies the idle action to bytes that reach a forgotten flow.

@@ -22,3 +22,15 @@ func silence(c *net.TCPConn) bool {
 	}
 	return serr == nil
 }
+
+// unsilence takes c out of repair mode: it carries bytes again. Leaving
+// repair mode clears the socket's SO_REUSEADDR, which would keep the
+// proxy from listening again on its port after a restart: it is set again.
+func unsilence(c *net.TCPConn) {
+	if raw, err := c.SyscallConn(); err == nil {
+		_ = raw.Control(func(fd uintptr) {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_TCP, unix.TCP_REPAIR, 0)
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		})
+	}
+}

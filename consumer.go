@@ -498,6 +498,7 @@ type budget struct {
 	// answers counts the pieces of work that succeeded meanwhile.
 	waiting atomic.Int32
 	answers atomic.Uint64
+	carried atomic.Int64 // tokens out held by retries waiting for an answer
 	lack    atomic.Int64
 	gain    int64 // per request; 0: the default
 	size    int64 // 0: the default
@@ -609,12 +610,9 @@ func (bg *budget) withdrawWait(ctx context.Context, d time.Duration, hold func()
 		return false
 	}
 	left := func() time.Duration {
-		l := time.Duration(max(bg.fullAt.Load(), bg.backAt.Load()) + int64(d) - mono())
+		l := bg.left(d)
 		if hold != nil {
 			l = max(l, time.Until(hold()))
-		}
-		if bg.out.Load() > 0 {
-			l = max(l, d) // looked at again when that retry settles
 		}
 		return l
 	}
@@ -647,6 +645,19 @@ func (bg *budget) withdrawWait(ctx context.Context, d time.Duration, hold func()
 	}
 }
 
+// left returns how much longer a retry the bucket cannot pay for may wait
+// for a token, or for an answer: up to d after the bucket was last full
+// or a token last came back, or while a retry that took one is under way
+// (looked at again when it settles). A token held by a retry that waits
+// for an answer (see awaitAnswer) is not under way.
+func (bg *budget) left(d time.Duration) time.Duration {
+	l := time.Duration(max(bg.fullAt.Load(), bg.backAt.Load()) + int64(d) - mono())
+	if bg.out.Load() > bg.carried.Load() {
+		l = max(l, d)
+	}
+	return l
+}
+
 // answered records that work succeeded: while retries wait for a sign
 // that the path is back (see awaitAnswer), it is one.
 func (bg *budget) answered() {
@@ -656,19 +667,27 @@ func (bg *budget) answered() {
 	}
 }
 
-// awaitAnswer waits, within ctx and up to d, until work succeeds; false
-// when none did. A retry that met the blip again on arrival waits so
-// before its work runs once more on the token it holds: only work that
-// went through shows that the blip ended, and against a server that fails
-// every request, the token pays for no more than one failed retry.
+// awaitAnswer waits, within ctx and as long as a retry may wait for a
+// token (see left; the caller holds a token out, carried), until work succeeds;
+// false when none did. A retry that met the blip again on arrival waits
+// so before its work runs once more on the token it holds: only work that
+// went through shows that the blip ended. Against a server that fails
+// every request no token has come back for long: it does not wait, and
+// the token pays for no more than one failed retry.
 func (bg *budget) awaitAnswer(ctx context.Context, d time.Duration) bool {
 	if ctx == nil {
+		return false
+	}
+	bg.carried.Add(1)
+	defer bg.carried.Add(-1)
+	l := bg.left(d)
+	if l <= 0 {
 		return false
 	}
 	bg.waiting.Add(1)
 	defer bg.waiting.Add(-1)
 	seen := bg.answers.Load()
-	timer := time.NewTimer(d)
+	timer := time.NewTimer(l)
 	defer timer.Stop()
 	for {
 		freed := bg.watch()
@@ -678,10 +697,13 @@ func (bg *budget) awaitAnswer(ctx context.Context, d time.Duration) bool {
 		select {
 		case <-freed:
 		case <-timer.C:
-			return false
 		case <-ctx.Done():
 			return false
 		}
+		if l = bg.left(d); l <= 0 {
+			return false
+		}
+		timer.Reset(l)
 	}
 }
 

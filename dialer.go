@@ -226,7 +226,7 @@ func (s *settings) dial(ctx context.Context, k destKey) (net.Conn, error) {
 	probe := false
 	if dst != nil {
 		var err error
-		if probe, err = dst.admit(time.Now(), s.refusedRetry); err != nil {
+		if probe, err = s.admit(ctx, dst); err != nil {
 			return nil, err
 		}
 	}
@@ -238,9 +238,31 @@ func (s *settings) dial(ctx context.Context, k destKey) (net.Conn, error) {
 		dst = destinations.lookup(k)
 	}
 	if dst != nil {
-		s.settle(dst, probe, err)
+		if derr := s.settle(dst, probe, err); derr != nil {
+			err = derr
+		}
 	}
 	return c, err
+}
+
+// admit waits, for at most one probe interval (probeMax), until the
+// destination lets a dial go: it is not down for this Dialer, or the dial
+// is the probe. A dial that finds the destination down waits for the
+// probe it would have waited for anyway, rather than failing while the
+// destination may be back: the first dial after a return connects, and
+// during an outage every dial still fails within a probe interval.
+func (s *settings) admit(ctx context.Context, dst *destination) (probe bool, err error) {
+	limit := time.Now().Add(probeMax)
+	for {
+		now := time.Now()
+		probe, due, err := dst.admit(now, s.refusedRetry)
+		if err == nil || !now.Add(due).Before(limit) {
+			return probe, err
+		}
+		if !sleepCtx(ctx, due) {
+			return false, &gaveUp{ctx: ctx.Err(), last: err}
+		}
+	}
 }
 
 // connect connects, retrying a refusal after the Dialer's backoff until
@@ -300,8 +322,10 @@ func (s *settings) awaitRetry(ctx context.Context, dst *destination, t turn, att
 }
 
 // settle records what a connect learned about its destination, and
-// reports a destination down for this Dialer once its budget ran out.
-func (s *settings) settle(dst *destination, probe bool, err error) {
+// reports a destination down for this Dialer once its budget ran out. A
+// probe that failed returns the error that says the destination is still
+// down.
+func (s *settings) settle(dst *destination, probe bool, err error) error {
 	now := time.Now()
 	switch {
 	case err == nil:
@@ -311,10 +335,13 @@ func (s *settings) settle(dst *destination, probe bool, err error) {
 		destinations.forget(dst)
 	case probe:
 		dst.refused(now, err)
-		dst.probeFailed()
+		if derr := dst.probeFailed(s.refusedRetry); refusedConnect(err) {
+			return derr
+		}
 	case refusedConnect(err) && dst.reportDown(s, now):
 		s.observer.emit(Event{Kind: EventDown, Source: "dialer", Addr: dst.key.addr, Class: ClassRefused, Cause: CauseNotListening, Err: err})
 	}
+	return nil
 }
 
 // refusedConnect reports whether a connect was refused: nothing listened,

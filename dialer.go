@@ -171,11 +171,12 @@ func (d *Dialer) Dial(network, addr string) (net.Conn, error) {
 // first answer, by the consumer that handed the connection out. The process
 // keeps those runs as facts, shared by every Dialer; each Dialer decides
 // from its own RefusedRetry what a run means for it. A destination whose
-// connects failed for a whole RefusedRetry is down for this Dialer: further
-// dials fail at once with a refused *ConnError whose cause is CauseDown,
-// but for a probe connect, one at a time, every 50 to 150 ms while
-// dials keep coming, so that a destination that is back is used again at
-// once. Any connect to it that succeeds, a probe's or another Dialer's (a
+// connects failed for a whole RefusedRetry is down for this Dialer: one
+// probe connect goes at a time, every 50 to 150 ms while dials keep
+// coming, and every other dial waits for the next probe, at most one
+// probe interval, then fails with a refused *ConnError whose cause is
+// CauseDown; so a destination that is back is used again by the first
+// dial after its return. Any connect to it that succeeds, a probe's or another Dialer's (a
 // health checker's that closes it unread), lets dials go until the next
 // failure. A restart shorter than RefusedRetry surfaces nothing, and a health
 // checker with a short RefusedRetry does not make the destination down for

@@ -194,36 +194,21 @@ func (d *destination) downFor(now time.Time, budget time.Duration) bool {
 
 // admit decides whether a dial of a Dialer with RefusedRetry budget may
 // go: at once when the destination is not down for it; as the one probe
-// when it is and a probe is due; else not now, with the error that says
-// since when it is down and how long until a probe may be due (the one
-// out settles first).
-func (d *destination) admit(now time.Time, budget time.Duration) (probe bool, due time.Duration, err error) {
+// when it is and a probe is due; else not at all, with the error that says
+// since when it is down.
+func (d *destination) admit(now time.Time, budget time.Duration) (probe bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	gap := probeMin + rand.N(probeMax-probeMin)
 	switch {
 	case !d.downFor(now, budget):
 		d.lastTry = now
-		return false, 0, nil
-	case !d.probing && now.Sub(d.lastTry) >= gap:
+		return false, nil
+	case !d.probing && now.Sub(d.lastTry) >= probeMin+rand.N(probeMax-probeMin):
 		d.probing, d.lastTry = true, now
-		return true, 0, nil
-	case d.probing:
-		due = probeStep
-	default:
-		due = d.lastTry.Add(gap).Sub(now)
+		return true, nil
 	}
-	return false, due, d.downError(budget)
+	return false, &downError{addr: d.key.addr, since: d.runStart.Add(budget), err: d.last}
 }
-
-// downError is the error of a dial to the destination, down for a Dialer
-// with RefusedRetry budget. d.mu is held.
-func (d *destination) downError(budget time.Duration) error {
-	return &downError{addr: d.key.addr, since: d.runStart.Add(budget), err: d.last}
-}
-
-// probeStep is how often a dial that waits for the probe out looks again.
-const probeStep = 5 * time.Millisecond
 
 // refused records a failed connect at now and returns when the run it
 // belongs to began, whichever dials or Dialers its failures came from.
@@ -379,13 +364,11 @@ func (d *destination) answered() {
 	d.mu.Unlock()
 }
 
-// probeFailed ends a probe that did not connect, and returns its error:
-// the destination is still down for a Dialer with RefusedRetry budget.
-func (d *destination) probeFailed(budget time.Duration) error {
+// probeFailed ends a probe that did not connect.
+func (d *destination) probeFailed() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.probing = false
-	return d.downError(budget)
+	d.mu.Unlock()
 }
 
 // runDeadline returns when a Dialer with RefusedRetry budget stops

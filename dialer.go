@@ -171,12 +171,11 @@ func (d *Dialer) Dial(network, addr string) (net.Conn, error) {
 // first answer, by the consumer that handed the connection out. The process
 // keeps those runs as facts, shared by every Dialer; each Dialer decides
 // from its own RefusedRetry what a run means for it. A destination whose
-// connects failed for a whole RefusedRetry is down for this Dialer: one
-// probe connect goes at a time, every 50 to 150 ms while dials keep
-// coming, and every other dial waits for the next probe, at most one
-// probe interval, then fails with a refused *ConnError whose cause is
-// CauseDown; so a destination that is back is used again by the first
-// dial after its return. Any connect to it that succeeds, a probe's or another Dialer's (a
+// connects failed for a whole RefusedRetry is down for this Dialer: further
+// dials fail at once with a refused *ConnError whose cause is CauseDown,
+// but for a probe connect, one at a time, every 50 to 150 ms while
+// dials keep coming, so that a destination that is back is used again at
+// once. Any connect to it that succeeds, a probe's or another Dialer's (a
 // health checker's that closes it unread), lets dials go until the next
 // failure. A restart shorter than RefusedRetry surfaces nothing, and a health
 // checker with a short RefusedRetry does not make the destination down for
@@ -227,7 +226,7 @@ func (s *settings) dial(ctx context.Context, k destKey) (net.Conn, error) {
 	probe := false
 	if dst != nil {
 		var err error
-		if probe, err = s.admit(ctx, dst); err != nil {
+		if probe, err = dst.admit(time.Now(), s.refusedRetry); err != nil {
 			return nil, err
 		}
 	}
@@ -239,31 +238,9 @@ func (s *settings) dial(ctx context.Context, k destKey) (net.Conn, error) {
 		dst = destinations.lookup(k)
 	}
 	if dst != nil {
-		if derr := s.settle(dst, probe, err); derr != nil {
-			err = derr
-		}
+		s.settle(dst, probe, err)
 	}
 	return c, err
-}
-
-// admit waits, for at most one probe interval (probeMax), until the
-// destination lets a dial go: it is not down for this Dialer, or the dial
-// is the probe. A dial that finds the destination down waits for the
-// probe it would have waited for anyway, rather than failing while the
-// destination may be back: the first dial after a return connects, and
-// during an outage every dial still fails within a probe interval.
-func (s *settings) admit(ctx context.Context, dst *destination) (probe bool, err error) {
-	limit := time.Now().Add(probeMax)
-	for {
-		now := time.Now()
-		probe, due, err := dst.admit(now, s.refusedRetry)
-		if err == nil || !now.Add(due).Before(limit) {
-			return probe, err
-		}
-		if !sleepCtx(ctx, due) {
-			return false, &gaveUp{ctx: ctx.Err(), last: err}
-		}
-	}
 }
 
 // connect connects, retrying a refusal after the Dialer's backoff until
@@ -323,10 +300,8 @@ func (s *settings) awaitRetry(ctx context.Context, dst *destination, t turn, att
 }
 
 // settle records what a connect learned about its destination, and
-// reports a destination down for this Dialer once its budget ran out. A
-// probe that failed returns the error that says the destination is still
-// down.
-func (s *settings) settle(dst *destination, probe bool, err error) error {
+// reports a destination down for this Dialer once its budget ran out.
+func (s *settings) settle(dst *destination, probe bool, err error) {
 	now := time.Now()
 	switch {
 	case err == nil:
@@ -336,13 +311,10 @@ func (s *settings) settle(dst *destination, probe bool, err error) error {
 		destinations.forget(dst)
 	case probe:
 		dst.refused(now, err)
-		if derr := dst.probeFailed(s.refusedRetry); refusedConnect(err) {
-			return derr
-		}
+		dst.probeFailed()
 	case refusedConnect(err) && dst.reportDown(s, now):
 		s.observer.emit(Event{Kind: EventDown, Source: "dialer", Addr: dst.key.addr, Class: ClassRefused, Cause: CauseNotListening, Err: err})
 	}
-	return nil
 }
 
 // refusedConnect reports whether a connect was refused: nothing listened,

@@ -179,7 +179,7 @@ var causeText = [...]struct{ name, advice string }{
 	CauseBlackHole: {"packets silently dropped",
 		"Keep TCP keepalive below the middlebox idle timeout and bound silence with TCP_USER_TIMEOUT."},
 	CauseDown: {"destination down (refused for the whole retry budget)",
-		"The server is down or not listening; rstpool fails within a probe interval and probes until it is back."},
+		"The server is down or not listening; rstpool fails fast and probes until it is back."},
 	CauseConnectReset: {"connection reset before its first answer",
 		"A proxy has no healthy upstream or the server's accept queue overflowed: back off as for a refusal."},
 }

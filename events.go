@@ -19,7 +19,7 @@ const (
 	// EventDialRetry: a refused connect is tried again after Duration.
 	EventDialRetry
 	// EventDown: Addr refused connects for a whole RefusedRetry budget;
-	// until a probe connect succeeds, connects to it fail with the next probe.
+	// until a probe connect succeeds, connects to it fail at once.
 	EventDown
 	// EventUp: Addr, marked down, accepted a connect again after Duration.
 	EventUp

@@ -1057,10 +1057,15 @@ func TestBlipBurstWaitsForRetriesUnderWay(t *testing.T) {
 
 // A blip cuts more exchanges than the burst and outlasts their retries:
 // each paid retry's new connection is reset on arrival, spending its
-// token, and every retry waits for a token that no retry under way can
-// give back. New work that goes through once the path is back lends one
-// of them a token; it succeeds, gives back what it holds, and the others
-// follow (the toxiproxy blips of the soak, issue 16 row 5).
+// token, and retries wait for a token that no retry under way can give
+// back. New work that goes through once the path is back shows that the
+// blip ended: the retries that hold a token go on it, succeed, give back
+// what they hold, and the others follow (the toxiproxy blips of the soak,
+// issue 16 row 5). Before, all 24 were denied. A retry that found a token
+// come back (one whose retry never reached the server) takes it and runs
+// a third time after its pause, without waiting for that sign: inside
+// this long blip it may fail, so a few failures are allowed, and no
+// denial.
 func TestBlipOutlastingTheRetriesEndsWithNewWork(t *testing.T) {
 	failed, st := midExchangeBurst(t, 24, 60*time.Millisecond, func(p *faultproxy.Proxy, pool *Pool) {
 		p.Blip(450*time.Millisecond, faultproxy.ActionReset)
@@ -1075,8 +1080,8 @@ func TestBlipOutlastingTheRetriesEndsWithNewWork(t *testing.T) {
 		require.NoError(t, err, "new work after the blip")
 	})
 	require.GreaterOrEqual(t, st.Retried, int64(DefaultRetryBurst+1), "the blip failed more exchanges than the burst")
-	require.Zero(t, failed, "idempotent work rides through the blip")
-	require.Zero(t, st.Denied)
+	require.Less(t, failed, int64(24/4), "idempotent work rides through the blip, but for third runs on a token that came back")
+	require.Zero(t, st.Denied, "no retry is stranded waiting for a token")
 }
 
 // A restart that cuts more exchanges than the budget's burst and lasts

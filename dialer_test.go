@@ -69,11 +69,7 @@ func TestDialerDoesNotModifyNetDialer(t *testing.T) {
 }
 
 func TestRefusedDialRetriesWithinBudget(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	ln.Close()
-	forgetDestination(t, addr)
+	addr := closedPort(t)
 
 	// A server that comes back within the budget is reached.
 	relisten := make(chan net.Listener, 1)
@@ -116,18 +112,14 @@ func TestRefusedDialRetriesWithinBudget(t *testing.T) {
 // connects again. The run of refusals is a fact every Dialer shares; a
 // Dialer with a longer budget decides for itself, and rides through.
 func TestDownDestinationFailsFastUntilAProbeConnects(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	ln.Close()
-	forgetDestination(t, addr)
+	addr := closedPort(t)
 	var events []Event
 	var mu sync.Mutex
 	observe := func(e Event) { mu.Lock(); events = append(events, e); mu.Unlock() }
 	d := &Dialer{RefusedRetry: 200 * time.Millisecond, Observer: observe}
 
 	start := time.Now()
-	_, err = d.Dial("tcp", addr)
+	_, err := d.Dial("tcp", addr)
 	require.GreaterOrEqual(t, time.Since(start), 100*time.Millisecond, "the first dial spends the budget")
 	var ce *ConnError
 	require.ErrorAs(t, err, &ce)
@@ -187,13 +179,9 @@ func TestDownDestinationFailsFastUntilAProbeConnects(t *testing.T) {
 // within about a quarter of a second of its return while dials keep
 // coming: not on a long backoff.
 func TestDownDestinationIsUsedSoonAfterItReturns(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	ln.Close()
-	forgetDestination(t, addr)
+	addr := closedPort(t)
 	d := &Dialer{RefusedRetry: 50 * time.Millisecond}
-	_, err = d.Dial("tcp", addr)
+	_, err := d.Dial("tcp", addr)
 	require.Error(t, err)
 	require.True(t, d.Down("tcp", addr))
 	for range 300 { // a 3 s outage: the down destination is asked for every 10 ms
@@ -222,11 +210,7 @@ func TestDownDestinationIsUsedSoonAfterItReturns(t *testing.T) {
 // succeeds, the dials go in the order they began to wait, one by one over
 // the run's length (at most probeMax), none long after the return.
 func TestWaitingDialsReturnEvenlyInTheirOrder(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	ln.Close()
-	forgetDestination(t, addr)
+	addr := closedPort(t)
 	var mu sync.Mutex
 	var syns []time.Time
 	nd := &net.Dialer{ControlContext: func(context.Context, string, string, syscall.RawConn) error {
@@ -318,17 +302,13 @@ func TestWokenDialsKeepTheirPace(t *testing.T) {
 // Callers whose deadlines are shorter than RefusedRetry still take a
 // destination down: their refusals add up to one run.
 func TestShortDeadlinesStillFindTheDestinationDown(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	ln.Close()
-	forgetDestination(t, addr)
+	addr := closedPort(t)
 	d := &Dialer{RefusedRetry: 300 * time.Millisecond}
 	var ce *ConnError
 	for i := 0; i < 20; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		start := time.Now()
-		_, err = d.DialContext(ctx, "tcp", addr)
+		_, err := d.DialContext(ctx, "tcp", addr)
 		cancel()
 		require.ErrorAs(t, err, &ce)
 		if ce.Cause() == CauseDown {

@@ -1,8 +1,11 @@
 package rstpool
 
 import (
+	"net"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // drop forgets the facts of k.
@@ -17,6 +20,18 @@ func (t *destTable) drop(k destKey) {
 // test ends, so that a port the kernel hands out again starts clean.
 func forgetDestination(t *testing.T, addr string) {
 	t.Cleanup(func() { destinations.drop(destKey{"tcp", addr}) })
+}
+
+// closedPort returns a loopback address nothing listens on (a port the
+// kernel handed out and took back), whose facts are forgotten when the
+// test ends.
+func closedPort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	forgetDestination(t, addr)
+	return addr
 }
 
 // age moves every time the learner kept back by d.

@@ -807,14 +807,10 @@ func TestPoolOverTLS13KeepsItsConnections(t *testing.T) {
 // Row 13: a dial canceled while it waits to retry a refusal returns the
 // caller's reason, as net.Dialer does.
 func TestDialCanceledInBackoffReturnsTheContextError(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	ln.Close()
-	forgetDestination(t, addr)
+	addr := closedPort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Millisecond)
 	defer cancel()
-	_, err = (&Dialer{RefusedRetry: 10 * time.Second}).DialContext(ctx, "tcp", addr)
+	_, err := (&Dialer{RefusedRetry: 10 * time.Second}).DialContext(ctx, "tcp", addr)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.NotErrorIs(t, err, syscall.ECONNREFUSED, "a caller that gave up must not retry on a refusal")
 	require.Equal(t, ClassTimeout, Classify(err))

@@ -250,11 +250,11 @@ func (k *consumer) retry(ctx context.Context, f failure, attempt int, carry bool
 		start := time.Now()
 		ok := true
 		switch {
-		case k.budget.withdraw():
-			carry = false
+		case carry && k.budget.withdraw():
+			carry = false // a token of its own: the carried one is spent
 		case carry:
 			ok = k.budget.awaitAnswer(ctx, budgetWait)
-		default:
+		default: // takes a token at once if the bucket has one
 			ok = k.budget.withdrawWait(ctx, budgetWait, k.runHold(dst))
 		}
 		if !ok {

@@ -2,7 +2,6 @@ package rstpool
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,13 +13,6 @@ const (
 	// be and still belong to one run of failures: longer than any pause
 	// between refused connects (refusedBackoffCap) or probes.
 	runGap = time.Second
-
-	// probeMin and probeMax bound the pause between two probe connects to
-	// a destination that is down for the Dialer asking: one goes at a
-	// time, jittered, so that a destination that is back is dialed again
-	// within about a tenth of a second while anyone wants it.
-	probeMin = 50 * time.Millisecond
-	probeMax = 150 * time.Millisecond
 
 	// retryGap is how far apart the dials of the process that wait out a
 	// run of failed connects to one destination connect again: a dial
@@ -73,7 +65,7 @@ type destination struct {
 	last     error     // the latest failure
 	lastTry  time.Time // the latest connect, by any Dialer
 	upAt     time.Time // the latest connect that succeeded in a run that holds resets
-	probing  bool      // a probe connect is under way
+	probes   int       // probe connects under way
 	next     *wakeup   // the return the dials waiting to retry wait for
 	reported []report  // the Dialers that reported it down (EventDown), to be told when it is up
 }
@@ -173,14 +165,14 @@ func (t *destTable) expireLocked(now time.Time, full bool) time.Duration {
 func (d *destination) lastFailure() (time.Time, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.runLast, d.probing
+	return d.runLast, d.probes > 0
 }
 
 // settled reports whether no run is under way and no probe is out.
 func (d *destination) settled() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.runStart.IsZero() && !d.probing
+	return d.runStart.IsZero() && d.probes == 0
 }
 
 // downFor reports whether the run under way makes the destination down for
@@ -192,22 +184,19 @@ func (d *destination) downFor(now time.Time, budget time.Duration) bool {
 		now.Sub(d.runStart) >= budget && !d.upAt.After(d.runLast)
 }
 
-// admit decides whether a dial of a Dialer with RefusedRetry budget may
-// go: at once when the destination is not down for it; as the one probe
-// when it is and a probe is due; else not at all, with the error that says
-// since when it is down.
-func (d *destination) admit(now time.Time, budget time.Duration) (probe bool, err error) {
+// admit decides how a dial of a Dialer with RefusedRetry budget goes: at
+// once, retrying refusals, when the destination is not down for it; as a
+// probe when it is: one connect, as a net.Dialer's, whose refusal fails
+// the dial at once. since is when the destination went down for it.
+func (d *destination) admit(now time.Time, budget time.Duration) (probe bool, since time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	switch {
-	case !d.downFor(now, budget):
-		d.lastTry = now
-		return false, nil
-	case !d.probing && now.Sub(d.lastTry) >= probeMin+rand.N(probeMax-probeMin):
-		d.probing, d.lastTry = true, now
-		return true, nil
+	d.lastTry = now
+	if !d.downFor(now, budget) {
+		return false, time.Time{}
 	}
-	return false, &downError{addr: d.key.addr, since: d.runStart.Add(budget), err: d.last}
+	d.probes++
+	return true, d.runStart.Add(budget)
 }
 
 // refused records a failed connect at now and returns when the run it
@@ -250,7 +239,7 @@ func (d *destination) retryDue(now, mine time.Time) bool {
 func (d *destination) connected(now time.Time) []report {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.probing, d.lastTry = false, now
+	d.lastTry = now
 	if d.resets {
 		d.upAt = now
 		return nil
@@ -364,10 +353,10 @@ func (d *destination) answered() {
 	d.mu.Unlock()
 }
 
-// probeFailed ends a probe that did not connect.
-func (d *destination) probeFailed() {
+// probeDone ends a probe connect, whatever it found.
+func (d *destination) probeDone() {
 	d.mu.Lock()
-	d.probing = false
+	d.probes--
 	d.mu.Unlock()
 }
 
@@ -379,9 +368,9 @@ func (d *destination) runDeadline(budget time.Duration) time.Time {
 	return d.runStart.Add(budget)
 }
 
-// A downError is why a dial was not attempted: every connect to addr failed
-// for a whole RefusedRetry budget. It matches the latest failure
-// (syscall.ECONNREFUSED for a refusal).
+// A downError is why a dial failed after one connect, without retrying:
+// every connect to addr had failed for a whole RefusedRetry budget. It
+// matches the connect's failure (syscall.ECONNREFUSED for a refusal).
 type downError struct {
 	addr  string
 	since time.Time
@@ -389,7 +378,7 @@ type downError struct {
 }
 
 func (e *downError) Error() string {
-	return fmt.Sprintf("%s down since %s (%s), not dialed until a probe connects: %v",
+	return fmt.Sprintf("%s down since %s (%s), one connect, not retried: %v",
 		e.addr, e.since.Format("15:04:05.000"), round(time.Since(e.since)), e.err)
 }
 

@@ -171,11 +171,11 @@ func (d *Dialer) Dial(network, addr string) (net.Conn, error) {
 // first answer, by the consumer that handed the connection out. The process
 // keeps those runs as facts, shared by every Dialer; each Dialer decides
 // from its own RefusedRetry what a run means for it. A destination whose
-// connects failed for a whole RefusedRetry is down for this Dialer: further
-// dials fail at once with a refused *ConnError whose cause is CauseDown,
-// but for a probe connect, one at a time, every 50 to 150 ms while
-// dials keep coming, so that a destination that is back is used again at
-// once. Any connect to it that succeeds, a probe's or another Dialer's (a
+// connects failed for a whole RefusedRetry is down for this Dialer: a
+// further dial connects once, as a net.Dialer's would, and a refusal fails
+// it at once with a refused *ConnError whose cause is CauseDown, without
+// waiting out the budget again; a destination that is back is used again
+// by the first dial after its return. Any connect to it that succeeds, a probe's or another Dialer's (a
 // health checker's that closes it unread), lets dials go until the next
 // failure. A restart shorter than RefusedRetry surfaces nothing, and a health
 // checker with a short RefusedRetry does not make the destination down for
@@ -218,17 +218,14 @@ func dialError(err error, addr string) *ConnError {
 	return e
 }
 
-// dial connects through the destination's facts: at once when the
-// destination is not down for this Dialer, as a probe or not at all when
-// it is; then it records what the connect learned.
+// dial connects through the destination's facts: retrying refusals when
+// the destination is not down for this Dialer, with one connect when it
+// is; then it records what the connect learned.
 func (s *settings) dial(ctx context.Context, k destKey) (net.Conn, error) {
 	dst := destinations.lookup(k)
-	probe := false
+	probe, since := false, time.Time{}
 	if dst != nil {
-		var err error
-		if probe, err = dst.admit(time.Now(), s.refusedRetry); err != nil {
-			return nil, err
-		}
+		probe, since = dst.admit(time.Now(), s.refusedRetry)
 	}
 	c, err := s.connect(ctx, k, dst, probe)
 	if dst == nil && err == nil {
@@ -239,6 +236,9 @@ func (s *settings) dial(ctx context.Context, k destKey) (net.Conn, error) {
 	}
 	if dst != nil {
 		s.settle(dst, probe, err)
+	}
+	if probe && err != nil && refusedConnect(err) {
+		err = &downError{addr: k.addr, since: since, err: err}
 	}
 	return c, err
 }
@@ -304,14 +304,20 @@ func (s *settings) awaitRetry(ctx context.Context, dst *destination, t turn, att
 func (s *settings) settle(dst *destination, probe bool, err error) {
 	now := time.Now()
 	switch {
+	case probe:
+		if err != nil && refusedConnect(err) {
+			dst.refused(now, err)
+		}
+		dst.probeDone()
+		if err != nil {
+			return
+		}
+		fallthrough
 	case err == nil:
 		for _, r := range dst.connected(now) {
 			r.s.observer.emit(Event{Kind: EventUp, Source: "dialer", Addr: dst.key.addr, Duration: now.Sub(r.since)})
 		}
 		destinations.forget(dst)
-	case probe:
-		dst.refused(now, err)
-		dst.probeFailed()
 	case refusedConnect(err) && dst.reportDown(s, now):
 		s.observer.emit(Event{Kind: EventDown, Source: "dialer", Addr: dst.key.addr, Class: ClassRefused, Cause: CauseNotListening, Err: err})
 	}

@@ -203,12 +203,42 @@ func TestDownDestinationIsUsedSoonAfterItReturns(t *testing.T) {
 	require.Less(t, time.Since(back), 400*time.Millisecond, "used again within a probe interval, on a busy machine too")
 }
 
+// A dial to a destination that is down for its Dialer still connects once,
+// as a net.Dialer's does, and fails at once if refused: the first dial
+// after the return connects, however soon after the last refusal it comes
+// (issue 16, row 4: it failed with CauseDown until a probe was due, while
+// stock connected).
+func TestDownDestinationConnectsOnTheFirstDialAfterItReturns(t *testing.T) {
+	addr := closedPort(t)
+	d := &Dialer{RefusedRetry: 50 * time.Millisecond}
+	_, err := d.Dial("tcp", addr)
+	require.Error(t, err)
+	require.True(t, d.Down("tcp", addr))
+	var ce *ConnError
+	for range 5 {
+		start := time.Now()
+		_, err = d.Dial("tcp", addr)
+		require.Less(t, time.Since(start), 50*time.Millisecond, "a down destination fails at once")
+		require.ErrorAs(t, err, &ce)
+		require.Equal(t, CauseDown, ce.Cause())
+		require.ErrorIs(t, err, syscall.ECONNREFUSED)
+	}
+	l, err := net.Listen("tcp", addr)
+	require.NoError(t, err, "the port was taken meanwhile")
+	defer l.Close()
+	go acceptLoop(l, echo)
+	c, err := d.Dial("tcp", addr)
+	require.NoError(t, err, "the first dial after the return connects")
+	c.Close()
+	require.False(t, d.Down("tcp", addr))
+}
+
 // Dials that wait out a restart share what each retry learns, and come
 // back evenly when it ends (issue 17: a restart storm overflowed the
 // listen queue). While the server is down its port sees a retry about
 // every retryGap, not one per dial per backoff step; once a connect
 // succeeds, the dials go in the order they began to wait, one by one over
-// the run's length (at most probeMax), none long after the return.
+// the run's length (at most wakeSpread), none long after the return.
 func TestWaitingDialsReturnEvenlyInTheirOrder(t *testing.T) {
 	addr := closedPort(t)
 	var mu sync.Mutex
@@ -237,7 +267,7 @@ func TestWaitingDialsReturnEvenlyInTheirOrder(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	waiting := time.Now()
-	time.Sleep(400*time.Millisecond - time.Since(start)) // a run longer than probeMax
+	time.Sleep(400*time.Millisecond - time.Since(start)) // a run longer than wakeSpread
 	l, err := net.Listen("tcp", addr)
 	require.NoError(t, err, "the port was taken meanwhile")
 	defer l.Close()
@@ -272,7 +302,7 @@ func TestWaitingDialsReturnEvenlyInTheirOrder(t *testing.T) {
 	sorted := slices.Clone(connected)
 	slices.SortFunc(sorted, time.Time.Compare)
 	require.Less(t, sorted[0].Sub(back), 150*time.Millisecond, "the first dial after the return")
-	require.Less(t, sorted[n-1].Sub(back), probeMax+300*time.Millisecond, "the last dial after the return")
+	require.Less(t, sorted[n-1].Sub(back), wakeSpread+300*time.Millisecond, "the last dial after the return")
 	most, k := 0, 0
 	for i := range sorted {
 		for sorted[i].Sub(sorted[k]) > 25*time.Millisecond {

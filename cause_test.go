@@ -47,6 +47,7 @@ func TestCauseLabels(t *testing.T) {
 		want Cause
 	}{
 		{ConnError{Op: "dial", Class: ClassRefused}, CauseNotListening},
+		{ConnError{Op: "dial", Class: ClassReset}, CauseConnectReset}, // answered by a reset: a refusal's sibling
 		{ConnError{Op: "read", Class: ClassTimeout, Err: syscall.ETIMEDOUT}, CauseBlackHole},
 		{ConnError{Op: "read", Class: ClassTimeout, Err: errors.New("deadline")}, CauseUnknown},
 		{ConnError{Op: "read", Class: ClassReset, Reused: true, diedIdle: true}, CauseIdleReaped},

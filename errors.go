@@ -201,7 +201,8 @@ func (c Cause) Advice() string {
 }
 
 // Cause returns the likely cause of the failure from its class and the
-// evidence the connection kept: a refusal means nothing listens; a kernel
+// evidence the connection kept: a refusal means nothing listens, and a
+// connect answered by a reset that whatever accepted it refused; a kernel
 // timeout without a reset means a black hole; a reset while still writing
 // after the peer had answered means it closed with the request unread; a
 // new connection reset or closed before it carried a byte back was refused
@@ -226,6 +227,8 @@ func (e *ConnError) Cause() Cause {
 		return CauseUnknown
 	}
 	switch {
+	case e.Op == "dial" && e.Class == ClassReset:
+		return CauseConnectReset // whatever accepted the connect reset it at once
 	case e.Op == "dial":
 		return CauseUnknown
 	case e.Op == "write" && e.readBack > 0:

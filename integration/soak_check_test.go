@@ -312,7 +312,9 @@ func (e *episode) describe() string {
 // shows, or reports that it is allowed: a refusal while the destination
 // was down longer than the client's budget.
 func (s *soak) rowOfIdempotentError(k *soakKind, e *episode, op *soakOp, o *outcome) (string, bool) {
-	refused := o.class == rstpool.ClassRefused || o.cause == rstpool.CauseDown
+	// A connect refused, or answered by a reset (the listener closing with
+	// the connect in its queue): both spend the Dialer's RefusedRetry.
+	refused := o.class == rstpool.ClassRefused || o.cause == rstpool.CauseDown || o.dial && o.cause == rstpool.CauseConnectReset
 	switch {
 	case e.downKind() && o.start.Before(e.faultEnd) && e.down > k.budget && refused:
 		return "", true

@@ -113,6 +113,7 @@ type outcome struct {
 	timedOut   bool // it failed after nearly its whole time limit
 	class      rstpool.Class
 	cause      rstpool.Cause
+	dial       bool // it failed connecting
 }
 
 // A soak is one run: the world, the client kinds, the schedule and what
@@ -627,6 +628,8 @@ func (s *soak) exec(op *soakOp, side int) {
 		return
 	}
 	o.failed, o.class, o.cause = true, rstpool.Classify(err), causeOf(err)
+	var ce *rstpool.ConnError
+	o.dial = errors.As(err, &ce) && ce.Op == "dial"
 	o.timedOut = o.class == rstpool.ClassTimeout || o.end.Sub(o.start) >= k.timeout*9/10
 	msg := err.Error()
 	s.samples[(op.kind*4+k.methodIndex(op.method))*2+side].CompareAndSwap(nil, &msg)

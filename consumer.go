@@ -198,6 +198,9 @@ type decision struct {
 	// carried: this retry's token is the one its work's last retry took;
 	// that retry, reset on arrival, left it unspent.
 	carried bool
+	// arrivals: when the work's first new connection was reset on
+	// arrival; zero: none was.
+	arrivals time.Time
 }
 
 // resetOnArrival reports whether f's new connection was reset or closed
@@ -212,7 +215,7 @@ func (f failure) resetOnArrival() bool {
 // the failure is a paid retry's, reset on arrival: the next run takes a
 // token of its own if the bucket has one, and else goes on that retry's
 // token once work shows that the path is back.
-func (k *consumer) retry(ctx context.Context, f failure, attempt int, carry bool) decision {
+func (k *consumer) retry(ctx context.Context, f failure, attempt int, carry bool, arrivals time.Time) decision {
 	ce := connErrorOf(f.err)
 	rf := rule.Failure{
 		Retried: f.retried, CallerDone: f.callerDone, ConnFailure: f.connFailure, Replayable: f.replayable,
@@ -231,7 +234,12 @@ func (k *consumer) retry(ctx context.Context, f failure, attempt int, carry bool
 		rf.NothingLeft = rf.NothingLeft || rf.ConnectReset
 		rf.ResetOnArrival = f.resetOnArrival()
 	}
-	rf.Retries = attempt
+	if rf.ResetOnArrival {
+		if arrivals.IsZero() {
+			arrivals = time.Now()
+		}
+		rf.ArrivalBudgetLeft = time.Since(arrivals) < k.arrivalBudget()
+	}
 	if f.handshake {
 		rf.ConnectReset, rf.NothingLeft = true, true
 	}
@@ -277,7 +285,7 @@ func (k *consumer) retry(ctx context.Context, f failure, attempt int, carry bool
 		k.counts.free.Add(1)
 	}
 	k.report(EventRetry, reason, f.err)
-	d := decision{reason: reason, wait: wait, paid: !r.Free, carried: carry}
+	d := decision{reason: reason, wait: wait, paid: !r.Free, carried: carry, arrivals: arrivals}
 	if d.paid && !carry {
 		d.tokens = 1 // a carried token is counted already
 	}
@@ -301,7 +309,7 @@ func (k *consumer) next(ctx context.Context, prev decision, f failure, attempt i
 			k.spent(prev)
 		}
 	}
-	d := k.retry(ctx, f, attempt, carry)
+	d := k.retry(ctx, f, attempt, carry, prev.arrivals)
 	if carry && !d.carried {
 		k.spent(prev) // not retried, or on a token of its own, or free
 	}
@@ -327,6 +335,17 @@ func (k *consumer) runHold(to destKey) func() time.Time {
 		}
 		return time.Time{}
 	}
+}
+
+// arrivalBudget is how long the retries of idempotent work whose new
+// connections are reset on arrival go on: as long as the Dialer retries a
+// refused connect (its RefusedRetry), or the default's when no Dialer
+// says; not at all when its Dialer retries no refusal.
+func (k *consumer) arrivalBudget() time.Duration {
+	if k.dial == nil {
+		return DefaultRefusedRetry
+	}
+	return k.dial.refusedRetry
 }
 
 // wait returns how long to wait before a retry; for a connect reset to

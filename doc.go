@@ -57,8 +57,10 @@
 // not. A retry goes at once only when the work never left; otherwise it
 // waits a short jittered pause, so that a blip of the path has passed.
 // Idempotent work whose retry meets the blip again (its new connection
-// taken and reset before a byte came back) waits one more pause and runs a
-// third time.
+// taken and reset before a byte came back) waits another pause and runs
+// again, for as long as its Dialer retries a refused connect (RefusedRetry,
+// counted from the first such reset): a blip may last as long as a
+// restart.
 //
 // Connects are retried, not work: a refused connect, or one a proxy answers
 // with a reset, is retried with backoff for the Dialer's RefusedRetry. The

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/rstpool/rstpool/internal/rule"
 )
 
 // lsIncr returns a Do function for "INCR key" that counts its calls.
@@ -63,26 +61,34 @@ func TestDoRetriesAtMostOnce(t *testing.T) {
 	calls := 0
 	err := p.Do(context.Background(), true, lsIncr("get", &calls))
 	require.ErrorIs(t, err, syscall.ECONNRESET)
-	require.Equal(t, 1+rule.MaxOnArrival, calls, "one attempt, one retry, one more when the retry was reset on arrival, never a fourth")
-	require.Equal(t, 1+rule.MaxOnArrival, srv.count("get"))
+	require.Equal(t, 2, calls, "one attempt, one retry: its Dialer retries no refused connect, so no reset on arrival either")
+	require.Equal(t, 2, srv.count("get"))
 }
 
-// A fresh connection reset before any answer: idempotent work runs once
-// more (a blip on the path), and once again when that retry's connection
-// too is reset on arrival (the blip is still under way), no more.
-func TestDoRetriesAFreshConnResetOnArrivalTwice(t *testing.T) {
+// A fresh connection reset before any answer: idempotent work runs again
+// (a blip on the path), after a pause each time its new connection is
+// reset on arrival too, for as long as its Dialer retries a refused
+// connect (a blip may last as long as a restart: toxiproxy's reset_peer
+// asked for 128 ms reset flows for 650 ms), and no longer.
+func TestDoRetriesAFreshConnResetOnArrivalWithinRefusedRetry(t *testing.T) {
 	srv := lsStart(t)
-	p := poolFor(t, srv, PoolConfig{MaxSize: 1})
-	srv.killNext.Store(2) // the first two requests are reset
+	const budget = 600 * time.Millisecond
+	p := poolFor(t, srv, PoolConfig{MaxSize: 1, Dialer: &Dialer{RefusedRetry: budget}})
+	srv.killNext.Store(3) // a blip longer than two pauses
 	calls := 0
 	require.NoError(t, p.Do(context.Background(), true, lsIncr("get", &calls)))
-	require.Equal(t, 3, calls)
-	require.Equal(t, int64(2), p.Stats().Retried)
+	require.Equal(t, 4, calls)
+	require.Equal(t, int64(3), p.Stats().Retried)
 
-	srv.killNext.Store(int32(1 + rule.MaxOnArrival))
+	srv.killNext.Store(1000) // a proxy with no upstream: every request reset
 	calls = 0
+	start := time.Now()
 	require.ErrorIs(t, p.Do(context.Background(), true, lsIncr("get", &calls)), syscall.ECONNRESET)
-	require.Equal(t, 1+rule.MaxOnArrival, calls)
+	took := time.Since(start)
+	require.GreaterOrEqual(t, took, budget, "retried for the Dialer's RefusedRetry")
+	require.Less(t, took, budget+time.Second, "and then surfaced")
+	require.LessOrEqual(t, calls, 2+int(budget/(retryPause.Base*6/10)), "one run per pause")
+	srv.killNext.Store(0)
 }
 
 func TestDoRetriesNonIdempotentWorkThatNeverLeft(t *testing.T) {

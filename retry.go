@@ -189,7 +189,7 @@ func Retry(ctx context.Context, idempotent bool, fn func(context.Context) error)
 		err: err, callerDone: ctx.Err() != nil, connFailure: connFailure(err),
 		replayable: true, nothingLeft: w.nothingLeft(), idempotent: idempotent,
 		othersLeft: !w.onlyUntouchedLeft(),
-	}, 0, false)
+	}, 0, false, time.Time{})
 	if d.reason == RetryNone || !sleepCtx(ctx, d.wait) {
 		retrier.unspent(d)
 		return err

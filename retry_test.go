@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -69,13 +70,13 @@ func TestRetryReason(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := &Transport{}
 			require.NoError(t, tr.init())
-			got := tr.k.retry(tc.r.Context(), tc.a.failure(tc.r, nil, tc.err, false, tr.idempotent(tc.r)), 0, false)
+			got := tr.k.retry(tc.r.Context(), tc.a.failure(tc.r, nil, tc.err, false, tr.idempotent(tc.r)), 0, false, time.Time{})
 			require.Equal(t, tc.want, got.reason)
 		})
 	}
 	tr := &Transport{RetryBudget: RetryBudget{Ratio: -1}}
 	require.NoError(t, tr.init())
-	got := tr.k.retry(context.Background(), attemptWith(false, false).failure(get, nil, reset, false, true), 0, false)
+	got := tr.k.retry(context.Background(), attemptWith(false, false).failure(get, nil, reset, false, true), 0, false, time.Time{})
 	require.Equal(t, RetryNone, got.reason, "no budget")
 	require.Equal(t, int64(1), tr.Stats().Denied)
 }

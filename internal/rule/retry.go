@@ -38,14 +38,12 @@ type Failure struct {
 	// the peer sent a byte, after it took bytes of the work: a proxy with
 	// no healthy upstream, or a blip of the path still under way.
 	ResetOnArrival bool
-	// Retries is how many times the work already ran again.
-	Retries int
+	// ArrivalBudgetLeft: the work's new connections have been reset on
+	// arrival for less than the connect's budget (a Dialer's RefusedRetry),
+	// counted from the first: a blip of the path may last that long, as a
+	// restart may.
+	ArrivalBudgetLeft bool
 }
-
-// MaxOnArrival is how many times idempotent work runs again when each
-// retry's new connection is reset on arrival: a retry that meets the blip
-// it waited for gets one more pause.
-const MaxOnArrival = 2
 
 // A Reason says why work may run again.
 type Reason uint8
@@ -99,9 +97,10 @@ func Retry(f Failure) Decision {
 // reason is the rule itself: whether the work may run again, and why.
 func reason(f Failure) Reason {
 	switch {
-	case f.Retried && !f.ConnectReset && !(f.ResetOnArrival && f.Idempotent && f.Retries < MaxOnArrival):
+	case f.Retried && !f.ConnectReset && !(f.ResetOnArrival && f.Idempotent && f.ArrivalBudgetLeft):
 		// At most once, but for a connect refused before its first answer,
-		// and idempotent work whose retry met the blip again on arrival.
+		// and idempotent work whose retries meet a blip on arrival, for
+		// as long as a refused connect would be retried.
 		return None
 	case f.CallerDone:
 		return None // the caller gave up

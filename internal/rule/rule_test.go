@@ -53,10 +53,12 @@ func TestRetryDecision(t *testing.T) {
 			Decision{Reason: Idempotent, Wait: Redial, Free: true}},
 		{"connect reset, non-idempotent work that left", with(func(f *Failure) { f.ConnectReset, f.Idempotent = true, false }), Decision{}},
 		{"retried once already", with(func(f *Failure) { f.Stale, f.Retried = true, true }), Decision{}},
-		{"retry reset on arrival, idempotent: paid, after the pause", with(func(f *Failure) { f.ResetOnArrival, f.Retried, f.Retries = true, true, 1 }),
+		{"retry reset on arrival, idempotent: paid, after the pause", with(func(f *Failure) { f.ResetOnArrival, f.Retried, f.ArrivalBudgetLeft = true, true, true }),
 			Decision{Reason: Idempotent, Wait: Pause}},
-		{"reset on arrival past MaxOnArrival", with(func(f *Failure) { f.ResetOnArrival, f.Retried, f.Retries = true, true, MaxOnArrival }), Decision{}},
-		{"retry reset on arrival, non-idempotent", with(func(f *Failure) { f.ResetOnArrival, f.Retried, f.Retries, f.Idempotent = true, true, 1, false }), Decision{}},
+		{"reset on arrival past the connect's budget", with(func(f *Failure) { f.ResetOnArrival, f.Retried = true, true }), Decision{}},
+		{"retry reset on arrival, non-idempotent", with(func(f *Failure) {
+			f.ResetOnArrival, f.Retried, f.ArrivalBudgetLeft, f.Idempotent = true, true, true, false
+		}), Decision{}},
 	}
 	for _, c := range cases {
 		require.Equal(t, c.want, Retry(c.f), c.name)

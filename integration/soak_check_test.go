@@ -144,9 +144,12 @@ func (s *soak) report() {
 		kinds = append(kinds, fmt.Sprintf("%s (%.1fs)", e.kind, e.took.Seconds()))
 	}
 	fmt.Fprintf(&b, "episodes: %s\n", strings.Join(kinds, " "))
-	if ki := slices.IndexFunc(s.kinds, func(k *soakKind) bool { return k.name == *soakTrace }); ki >= 0 {
+	for ki, k := range s.kinds {
+		if !traced(k.name) {
+			continue
+		}
 		for _, e := range s.eps {
-			fmt.Fprintf(&b, "  %s, episode %d (%s): connections opened %d / %d, retries %d, learned %d\n", *soakTrace, e.idx, e.kind,
+			fmt.Fprintf(&b, "  %s, episode %d (%s): connections opened %d / %d, retries %d, learned %d\n", k.name, e.idx, e.kind,
 				e.dials[ki][0], e.dials[ki][1], s.events.count(ki, e.idx, rstpool.EventRetry), s.events.count(ki, e.idx, rstpool.EventLearned))
 		}
 	}

@@ -46,7 +46,7 @@ var (
 	soakSeed     = flag.Uint64("soak.seed", 0, "replay the soak's schedule with this seed (0: RSTPOOL_SOAK_SEED, else random)")
 	soakEpisodes = flag.String("soak.episodes", "", "comma-separated episode kinds to keep (default: all)")
 	soakTwin     = flag.Bool("soak.twin", false, "run a second stock client in rstpool's place, to measure the spread between identical clients")
-	soakTrace    = flag.String("soak.trace", "", "print every rstpool event and operation of this client kind (h1, h2c, pool, ...) on stderr")
+	soakTrace    = flag.String("soak.trace", "", "print every rstpool event and operation of these client kinds (comma-separated: h1,h2c,pool,...) on stderr")
 )
 
 // The kinds of episode, each a fault the world meets while every client
@@ -619,10 +619,10 @@ func (s *soak) exec(op *soakOp, side int) {
 	o.start = time.Now()
 	err := k.do[side](ctx, op, op.id(side))
 	o.end, o.done = time.Now(), true
-	if *soakTrace == k.name && side == oursSide {
+	if traced(k.name) && side == oursSide {
 		e := s.eps[op.ep]
-		fmt.Fprintf(os.Stderr, "trace ep%d %s: op %s from %+v took %v: %v\n", op.ep, e.kind, op.method,
-			o.start.Sub(e.actionAt).Round(time.Millisecond), o.end.Sub(o.start).Round(time.Millisecond), err)
+		fmt.Fprintf(os.Stderr, "trace %s ep%d %s: op %s from %+v took %v: %v\n",
+			k.name, op.ep, e.kind, op.method, o.start.Sub(e.actionAt).Round(time.Millisecond), o.end.Sub(o.start).Round(time.Millisecond), err)
 	}
 	if err == nil {
 		return
@@ -636,6 +636,11 @@ func (s *soak) exec(op *soakOp, side int) {
 	if side == oursSide && (k.idem[op.method] || k.stream == 0) {
 		s.epSamp[op.kind*len(s.eps)+op.ep].CompareAndSwap(nil, &msg)
 	}
+}
+
+// traced reports whether -soak.trace names the client kind.
+func traced(kind string) bool {
+	return *soakTrace != "" && slices.Contains(strings.Split(*soakTrace, ","), kind)
 }
 
 // causeOf is the Cause of err's *rstpool.ConnError, CauseUnknown without one.
@@ -741,13 +746,13 @@ func (t *eventTally) observer(s *soak, kind int, dials *atomic.Int64) rstpool.Ob
 			return
 		}
 		ep := int(s.curEp.Load())
-		if *soakTrace != "" && kind < len(s.kinds) && s.kinds[kind].name == *soakTrace && ev.Kind != rstpool.EventDial {
+		if kind < len(s.kinds) && traced(s.kinds[kind].name) && ev.Kind != rstpool.EventDial {
 			e := s.eps[ep]
 			at := "warm-up" // the fault has not begun
 			if !e.actionAt.IsZero() {
 				at = fmt.Sprintf("%+v", time.Since(e.actionAt).Round(time.Millisecond))
 			}
-			fmt.Fprintf(os.Stderr, "trace ep%d %s: %s %v (%v): %v\n", ep, e.kind, at, ev.Kind, ev.Cause, ev.Err)
+			fmt.Fprintf(os.Stderr, "trace %s ep%d %s: %s %v (%v): %v\n", s.kinds[kind].name, ep, e.kind, at, ev.Kind, ev.Cause, ev.Err)
 		}
 		t.counts[(kind*t.eps+ep)*numEventKinds+int(ev.Kind)].Add(1)
 		switch ev.Kind {

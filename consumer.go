@@ -183,6 +183,10 @@ type failure struct {
 	// handshake: a TLS handshake on the work's new connection failed
 	// before a byte of the work left: a connect reset by another name.
 	handshake bool
+	// fresh: the work's connection carried nothing before it. Set where
+	// the server speaks first on a new connection (HTTP/2's SETTINGS), so
+	// that its first bytes do not hide a reset on arrival.
+	fresh bool
 }
 
 // A decision is what follows a failure.
@@ -204,10 +208,18 @@ type decision struct {
 }
 
 // resetOnArrival reports whether f's new connection was reset or closed
-// before a byte came back, after it took bytes of the work.
+// before a byte came back, after it took bytes of the work; or, on a
+// connection whose server spoke first, before a byte of the answer.
 func (f failure) resetOnArrival() bool {
 	ce := connErrorOf(f.err)
-	return ce != nil && ce.connectReset && !ce.untouched && !f.waited
+	switch {
+	case ce == nil || f.waited:
+		return false
+	case ce.connectReset:
+		return !ce.untouched
+	}
+	return f.fresh && !f.answered && !f.nothingLeft && ce.Op != "dial" && !ce.Reused &&
+		(ce.Class == ClassReset || ce.Class == ClassPeerClosed || ce.Class == ClassBrokenPipe)
 }
 
 // retry applies the retry rule and the budget to a failure, counts and

@@ -60,7 +60,7 @@ func TestCollectEndToEnd(t *testing.T) {
 	} {
 		require.Equal(t, point{1, "counter"}, got[s], s)
 	}
-	// The GET reset on every attempt: its retry was reset on arrival too.
+	// The GET reset on every attempt: retried once (drive.Expected).
 	require.Equal(t, point{float64(drive.Expected["transport retry"]), "counter"},
 		got[series("rstpool.retries", src, "transport", dst, http, "rstpool.reason", "idempotent", "rstpool.class", "reset")])
 	learned := got[series("rstpool.transport.learned_idle", "rstpool.transport", "api", dst, http)]

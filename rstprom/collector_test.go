@@ -58,7 +58,7 @@ func TestScrapeEndToEnd(t *testing.T) {
 	} {
 		require.Equal(t, 1.0, got[s], s)
 	}
-	// The GET reset on every attempt: its retry was reset on arrival too.
+	// The GET reset on every attempt: retried once (drive.Expected).
 	require.Equal(t, float64(drive.Expected["transport retry"]),
 		got[series("rstpool_retries_total", "source", "transport", "destination", http, "reason", "idempotent", "class", "reset")])
 	learned := got[series("rstpool_transport_learned_idle_seconds", "transport", "api", "destination", http)]

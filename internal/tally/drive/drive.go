@@ -110,7 +110,7 @@ func (r *Run) settle(t testing.TB) {
 var Expected = map[string]int{
 	"transport learned":      1,
 	"transport retired":      1,
-	"transport retry":        2,
+	"transport retry":        1,
 	"transport surfaced":     4,
 	"transport retry-denied": 1,
 	"pool caught-dead":       1,

@@ -246,14 +246,14 @@ func (k *consumer) retry(ctx context.Context, f failure, attempt int, carry bool
 		rf.NothingLeft = rf.NothingLeft || rf.ConnectReset
 		rf.ResetOnArrival = f.resetOnArrival()
 	}
-	if rf.ResetOnArrival {
+	if f.handshake {
+		rf.ConnectReset, rf.NothingLeft = true, true
+	}
+	if rf.ResetOnArrival || rf.ConnectReset {
 		if arrivals.IsZero() {
 			arrivals = time.Now()
 		}
 		rf.ArrivalBudgetLeft = time.Since(arrivals) < k.arrivalBudget()
-	}
-	if f.handshake {
-		rf.ConnectReset, rf.NothingLeft = true, true
 	}
 	r := rule.Retry(rf)
 	if r.Reason == rule.None {
@@ -284,7 +284,7 @@ func (k *consumer) retry(ctx context.Context, f failure, attempt int, carry bool
 		}
 		waited = time.Since(start)
 	}
-	wait, ok := k.wait(r.Wait, dst, attempt)
+	wait, ok := k.wait(r.Wait, dst, attempt, rf.ArrivalBudgetLeft)
 	if !ok {
 		if !r.Free && !carry {
 			k.budget.settle(true)
@@ -363,7 +363,7 @@ func (k *consumer) arrivalBudget() time.Duration {
 // wait returns how long to wait before a retry; for a connect reset to
 // the destination to, the Dialer's backoff, and false once the run of
 // failed connects outlasts its RefusedRetry.
-func (k *consumer) wait(w rule.Wait, to destKey, attempt int) (time.Duration, bool) {
+func (k *consumer) wait(w rule.Wait, to destKey, attempt int, arrivalsLeft bool) (time.Duration, bool) {
 	if w != rule.Redial {
 		return retryPause.Next(0), true
 	}
@@ -372,9 +372,11 @@ func (k *consumer) wait(w rule.Wait, to destKey, attempt int) (time.Duration, bo
 		dst = destinations.lookup(to)
 	}
 	if dst == nil {
-		// No RefusedRetry, or no run of failed connects, bounds the
-		// retries: once, past a blip.
-		return retryPause.Next(0), attempt == 0
+		// No run of failed connects bounds the retries (a TLS handshake
+		// reset after the client's first flight is not one): once, past a
+		// blip, and again while the work's own resets on arrival are
+		// younger than the Dialer's RefusedRetry.
+		return retryPause.Next(0), attempt == 0 || arrivalsLeft
 	}
 	d := k.dial.refusedBackoff.Next(attempt)
 	return d, !time.Now().Add(d).After(dst.runDeadline(k.dial.refusedRetry))

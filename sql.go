@@ -131,7 +131,7 @@ func (c *connector) connectReset(ctx context.Context, tc *Conn, attempt int) boo
 	if f := tc.failed(); f == nil || !f.untouched {
 		return false
 	}
-	wait, ok := c.k.wait(rule.Redial, tc.dialed, attempt)
+	wait, ok := c.k.wait(rule.Redial, tc.dialed, attempt, false)
 	return ok && sleepCtx(ctx, wait)
 }
 

@@ -415,6 +415,64 @@ func TestHTTP2RetryResetOnArrivalWaitsOutTheBlip(t *testing.T) {
 	require.EqualValues(t, blipped, ours.Stats().Retried)
 }
 
+// Row 5 over TLS: a blip resets new connections once they took the
+// client's first flight (its ClientHello), for longer than two pauses. The
+// handshake failed before the request left, and no run of failed connects
+// bounds the retries (the kernel took the bytes: not a refused connect's
+// sibling for the Dialer), so the GET ran once more and surfaced (soak seed
+// 2024: one h2tls GET). It runs again while its resets on arrival are
+// younger than the Dialer's RefusedRetry. Stock fails it.
+func TestTLSHandshakeResetsAreRetriedWhileTheBlipLasts(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	forgetDestination(t, inner.Addr().String())
+	const blipped = 3
+	var accepted atomic.Int32
+	served := make(chan net.Conn)
+	go func() {
+		for {
+			c, err := inner.Accept()
+			if err != nil {
+				close(served)
+				return
+			}
+			if accepted.Add(1) > blipped {
+				served <- c
+				continue
+			}
+			go func() {
+				_, _ = c.Read(make([]byte, 1)) // the ClientHello arrived
+				_ = c.(*net.TCPConn).SetLinger(0)
+				_ = c.Close()
+			}()
+		}
+	}()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.Listener = &chanListener{ch: served, addr: inner.Addr()}
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	defer inner.Close()
+
+	get := func(rt http.RoundTripper) error {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+		resp, err := rt.RoundTrip(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	base := srv.Client().Transport.(*http.Transport)
+	stock := base.Clone()
+	defer stock.CloseIdleConnections()
+	require.Error(t, get(stock), "stock meets the blip")
+	accepted.Store(0)
+	ours := &Transport{Base: base.Clone()}
+	defer ours.CloseIdleConnections()
+	require.NoError(t, get(ours), "idempotent work rides through the blip")
+	require.EqualValues(t, blipped+1, accepted.Load(), "one connection per run")
+}
+
 // speakThenReset answers an h2c connection as a blip in front of a server
 // does: the server's SETTINGS first, then, once the client acknowledged
 // them (it read a byte of the server's) and sent its request, an RST.

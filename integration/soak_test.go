@@ -39,8 +39,8 @@ import (
 // The seed is printed at the start and with every failure; -soak.seed=N
 // (or RSTPOOL_SOAK_SEED=N) replays a schedule; -soak.episodes=blip,refuse
 // keeps only those kinds of episode (a focused run of the same harness);
-// -soak.trace=KIND prints, on stderr, every rstpool event and operation of
-// that client kind with its time from the episode's fault, and its
+// -soak.trace=KIND,KIND prints, on stderr, every rstpool event and operation
+// of those client kinds with its time from the episode's fault, and their
 // connections opened per episode with the report.
 var (
 	soakSeed     = flag.Uint64("soak.seed", 0, "replay the soak's schedule with this seed (0: RSTPOOL_SOAK_SEED, else random)")

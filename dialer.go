@@ -177,9 +177,10 @@ func (d *Dialer) Dial(network, addr string) (net.Conn, error) {
 // waiting out the budget again; a destination that is back is used again
 // by the first dial after its return. Any connect to it that succeeds,
 // this Dialer's or another's (a health checker's that closes it unread),
-// lets dials go until the next failure. A restart shorter than RefusedRetry surfaces nothing, and a health
-// checker with a short RefusedRetry does not make the destination down for
-// a service beside it with a long one.
+// lets dials go until the next failure. A restart shorter than
+// RefusedRetry surfaces nothing, and a health checker with a short
+// RefusedRetry does not make the destination down for a service beside it
+// with a long one.
 func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	s, err := d.settings()
 	if err != nil {

@@ -2,11 +2,13 @@ package rstpool
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 )
 
 // The Transport benchmarks send the same requests through stock net/http
@@ -18,6 +20,41 @@ func BenchmarkGET(b *testing.B) {
 	srv := httptest.NewServer(benchHandler())
 	defer srv.Close()
 	benchClients(b, benchBase, func(b *testing.B, c *http.Client) { benchGet(b, c, srv.URL) })
+}
+
+// BenchmarkGETClientTimeout is BenchmarkGET through an http.Client with a
+// Timeout: every request carries a context with a deadline of its own.
+func BenchmarkGETClientTimeout(b *testing.B) {
+	srv := httptest.NewServer(benchHandler())
+	defer srv.Close()
+	benchClients(b, benchBase, func(b *testing.B, c *http.Client) {
+		c.Timeout = 10 * time.Second
+		benchGet(b, c, srv.URL)
+	})
+}
+
+// BenchmarkGETContextTimeout is BenchmarkGET with the deadline on each
+// request's context instead (context.WithTimeout), the way that costs a
+// wrapping RoundTripper no more than stock: net/http's Client arms a timer
+// and a goroutine per request for a Timeout unless its Transport is
+// net/http's own (knownRoundTripperImpl in net/http/client.go).
+func BenchmarkGETContextTimeout(b *testing.B) {
+	srv := httptest.NewServer(benchHandler())
+	defer srv.Close()
+	benchClients(b, benchBase, func(b *testing.B, c *http.Client) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+	})
 }
 
 // BenchmarkPOST is a keep-alive POST of a 4 KiB body (a bytes.Reader, so

@@ -364,41 +364,14 @@ func TestRetryResetOnArrivalWaitsOutTheBlip(t *testing.T) {
 // server had spoken first and the connection did not count as reset on
 // arrival (soak seed 8080: 6 h2c GET, PUT and DELETE). Stock fails it.
 func TestHTTP2RetryResetOnArrivalWaitsOutTheBlip(t *testing.T) {
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := inner.Addr().String()
-	forgetDestination(t, addr)
 	const blipped = 3 // connections reset: the first attempt's and two retries'
-	var accepted atomic.Int32
-	served := make(chan net.Conn)
-	go func() {
-		for {
-			c, err := inner.Accept()
-			if err != nil {
-				close(served)
-				return
-			}
-			if accepted.Add(1) > blipped {
-				served <- c
-				continue
-			}
-			go speakThenReset(c)
-		}
-	}()
+	ln, accepted := blipListener(t, blipped, speakThenReset)
 	srv := &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), Protocols: new(http.Protocols)}
 	srv.Protocols.SetUnencryptedHTTP2(true)
-	go srv.Serve(&chanListener{ch: served, addr: inner.Addr()})
+	go srv.Serve(ln)
 	defer srv.Close()
-	defer inner.Close()
 
-	get := func(rt http.RoundTripper) error {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
-		resp, err := rt.RoundTrip(req)
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err
-	}
+	url := "http://" + ln.Addr().String() + "/"
 	h2c := func() *http.Transport {
 		b := &http.Transport{Protocols: new(http.Protocols)}
 		b.Protocols.SetUnencryptedHTTP2(true)
@@ -406,11 +379,11 @@ func TestHTTP2RetryResetOnArrivalWaitsOutTheBlip(t *testing.T) {
 	}
 	stock := h2c()
 	defer stock.CloseIdleConnections()
-	require.Error(t, get(stock), "stock meets the blip")
+	require.Error(t, getOnce(stock, url), "stock meets the blip")
 	accepted.Store(0)
 	ours := &Transport{Base: h2c()}
 	defer ours.CloseIdleConnections()
-	require.NoError(t, get(ours), "idempotent work rides through the blip")
+	require.NoError(t, getOnce(ours, url), "idempotent work rides through the blip")
 	require.EqualValues(t, blipped+1, accepted.Load(), "one connection per run")
 	require.EqualValues(t, blipped, ours.Stats().Retried)
 }
@@ -423,11 +396,38 @@ func TestHTTP2RetryResetOnArrivalWaitsOutTheBlip(t *testing.T) {
 // 2024: one h2tls GET). It runs again while its resets on arrival are
 // younger than the Dialer's RefusedRetry. Stock fails it.
 func TestTLSHandshakeResetsAreRetriedWhileTheBlipLasts(t *testing.T) {
+	const blipped = 3
+	ln, accepted := blipListener(t, blipped, func(c net.Conn) {
+		defer c.Close()
+		_, _ = c.Read(make([]byte, 1)) // the ClientHello arrived
+		_ = c.(*net.TCPConn).SetLinger(0)
+	})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.Listener = ln
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+
+	base := srv.Client().Transport.(*http.Transport)
+	stock := base.Clone()
+	defer stock.CloseIdleConnections()
+	require.Error(t, getOnce(stock, srv.URL+"/"), "stock meets the blip")
+	accepted.Store(0)
+	ours := &Transport{Base: base.Clone()}
+	defer ours.CloseIdleConnections()
+	require.NoError(t, getOnce(ours, srv.URL+"/"), "idempotent work rides through the blip")
+	require.EqualValues(t, blipped+1, accepted.Load(), "one connection per run")
+}
+
+// blipListener listens on loopback, forgotten by the destination table, and
+// hands the first blipped connections it accepts to blip, the others to the
+// listener it returns; accepted counts them all.
+func blipListener(t *testing.T, blipped int32, blip func(net.Conn)) (net.Listener, *atomic.Int32) {
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	forgetDestination(t, inner.Addr().String())
-	const blipped = 3
-	var accepted atomic.Int32
+	t.Cleanup(func() { inner.Close() })
+	accepted := new(atomic.Int32)
 	served := make(chan net.Conn)
 	go func() {
 		for {
@@ -440,37 +440,23 @@ func TestTLSHandshakeResetsAreRetriedWhileTheBlipLasts(t *testing.T) {
 				served <- c
 				continue
 			}
-			go func() {
-				_, _ = c.Read(make([]byte, 1)) // the ClientHello arrived
-				_ = c.(*net.TCPConn).SetLinger(0)
-				_ = c.Close()
-			}()
+			go blip(c)
 		}
 	}()
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	srv.Listener = &chanListener{ch: served, addr: inner.Addr()}
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	defer srv.Close()
-	defer inner.Close()
+	return &chanListener{ch: served, inner: inner}, accepted
+}
 
-	get := func(rt http.RoundTripper) error {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
-		resp, err := rt.RoundTrip(req)
-		if err == nil {
-			resp.Body.Close()
-		}
+// getOnce sends one GET through rt and closes its response.
+func getOnce(rt http.RoundTripper, url string) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
 		return err
 	}
-	base := srv.Client().Transport.(*http.Transport)
-	stock := base.Clone()
-	defer stock.CloseIdleConnections()
-	require.Error(t, get(stock), "stock meets the blip")
-	accepted.Store(0)
-	ours := &Transport{Base: base.Clone()}
-	defer ours.CloseIdleConnections()
-	require.NoError(t, get(ours), "idempotent work rides through the blip")
-	require.EqualValues(t, blipped+1, accepted.Load(), "one connection per run")
+	resp, err := rt.RoundTrip(req)
+	if err == nil {
+		resp.Body.Close()
+	}
+	return err
 }
 
 // speakThenReset answers an h2c connection as a blip in front of a server
@@ -495,10 +481,12 @@ func speakThenReset(c net.Conn) {
 	_ = c.(*net.TCPConn).SetLinger(0)
 }
 
-// chanListener is a net.Listener whose connections come from a channel.
+// chanListener is a net.Listener whose connections come from a channel,
+// fed by an accept loop on inner; closing it closes inner, which ends the
+// loop and the channel.
 type chanListener struct {
-	ch   chan net.Conn
-	addr net.Addr
+	ch    chan net.Conn
+	inner net.Listener
 }
 
 func (l *chanListener) Accept() (net.Conn, error) {
@@ -508,8 +496,8 @@ func (l *chanListener) Accept() (net.Conn, error) {
 	}
 	return c, nil
 }
-func (l *chanListener) Close() error   { return nil }
-func (l *chanListener) Addr() net.Addr { return l.addr }
+func (l *chanListener) Close() error   { return l.inner.Close() }
+func (l *chanListener) Addr() net.Addr { return l.inner.Addr() }
 
 // Retry's second run doubts the connections that sat idle as long as the
 // one found dead: a pool of the user's own (checked out through a

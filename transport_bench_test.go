@@ -44,16 +44,7 @@ func BenchmarkGETContextTimeout(b *testing.B) {
 	benchClients(b, benchBase, func(b *testing.B, c *http.Client) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
+		benchDoCtx(b, c, ctx, http.MethodGet, srv.URL, nil)
 	})
 }
 
@@ -133,11 +124,16 @@ func benchGet(b *testing.B, c *http.Client, url string) {
 
 // benchDo sends one request, reads the response to its end and closes it.
 func benchDo(b *testing.B, c *http.Client, method, url string, body []byte) *http.Response {
+	return benchDoCtx(b, c, context.Background(), method, url, body)
+}
+
+// benchDoCtx is benchDo with the request's context.
+func benchDoCtx(b *testing.B, c *http.Client, ctx context.Context, method, url string, body []byte) *http.Response {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequest(method, url, rd)
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		b.Fatal(err)
 	}

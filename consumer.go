@@ -183,9 +183,10 @@ type failure struct {
 	// handshake: a TLS handshake on the work's new connection failed
 	// before a byte of the work left: a connect reset by another name.
 	handshake bool
-	// fresh: the work's connection carried nothing before it. Set where
-	// the server speaks first on a new connection (HTTP/2's SETTINGS), so
-	// that its first bytes do not hide a reset on arrival.
+	// fresh: the work's connection carried nothing before it, or failed
+	// before it was handed out. Set where the server speaks first on a
+	// new connection (HTTP/2's SETTINGS), so that its first bytes do not
+	// hide a reset on arrival, during its preface exchange or after.
 	fresh bool
 }
 
@@ -218,7 +219,7 @@ func (f failure) resetOnArrival() bool {
 	case ce.connectReset:
 		return !ce.untouched
 	}
-	return f.fresh && !f.answered && !f.nothingLeft && ce.Op != "dial" && !ce.Reused &&
+	return f.fresh && !f.answered && ce.Op != "dial" && !ce.Reused &&
 		(ce.Class == ClassReset || ce.Class == ClassPeerClosed || ce.Class == ClassBrokenPipe)
 }
 

@@ -200,7 +200,7 @@ func (a *attempt) failure(r *http.Request, rb *replayBody, err error, ran, idemp
 		err: err, retried: ran, callerDone: r.Context().Err() != nil, waited: a.info.WasIdle,
 		connFailure: (a.conns > 0 || shook || connErrorOf(err) != nil) && !isDialError(err) && connFailure(err),
 		replayable:  replayable(r, rb), nothingLeft: shook || a.wroteNothing(err), answered: a.answered(), idempotent: idempotent,
-		handshake: shook, fresh: a.conns == 1 && !a.info.Reused,
+		handshake: shook, fresh: a.conns == 0 || a.conns == 1 && !a.info.Reused,
 	}
 }
 

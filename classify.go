@@ -54,6 +54,16 @@ func (c Class) String() string {
 	return "other"
 }
 
+// peerEnded reports whether the class is the connection's end by its
+// peer or a hop: a reset, a close, or a write into a closed connection.
+func (c Class) peerEnded() bool {
+	switch c {
+	case ClassReset, ClassPeerClosed, ClassBrokenPipe:
+		return true
+	}
+	return false
+}
+
 // Classify returns the class of err. It walks the whole chain of wrapped
 // errors (*url.Error, *net.OpError, *os.SyscallError, *ConnError,
 // fmt.Errorf("%w"), errors.Join) and never looks at error strings.

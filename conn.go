@@ -225,9 +225,7 @@ func (c *Conn) firstAnswer() {
 // first work (a pooled connection that waited for work and died meanwhile
 // died idle).
 func (c *Conn) connectFailure(cl Class) bool {
-	switch cl {
-	case ClassReset, ClassPeerClosed, ClassBrokenPipe:
-	default:
+	if !cl.peerEnded() {
 		return false
 	}
 	sp := c.quiet.Load()

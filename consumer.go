@@ -219,8 +219,7 @@ func (f failure) resetOnArrival() bool {
 	case ce.connectReset:
 		return !ce.untouched
 	}
-	return f.fresh && !f.answered && ce.Op != "dial" && !ce.Reused &&
-		(ce.Class == ClassReset || ce.Class == ClassPeerClosed || ce.Class == ClassBrokenPipe)
+	return f.fresh && !f.answered && ce.Op != "dial" && !ce.Reused && ce.Class.peerEnded()
 }
 
 // retry applies the retry rule and the budget to a failure, counts and
@@ -452,8 +451,7 @@ func causeAndAddr(err error, addr string) (Cause, string) {
 // stream, a refused connect, or a retirement by the client before the work
 // left. A timeout is not: the server may still be working on it.
 func connFailure(err error) bool {
-	switch Classify(err) {
-	case ClassReset, ClassBrokenPipe, ClassPeerClosed, ClassRefused:
+	if cl := Classify(err); cl.peerEnded() || cl == ClassRefused {
 		return true
 	}
 	return errors.Is(err, ErrIdleLimit) || errors.Is(err, ErrMaxLifetime)

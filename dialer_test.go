@@ -127,14 +127,7 @@ func TestDownDestinationFailsFastUntilAProbeConnects(t *testing.T) {
 	require.True(t, d.Down("tcp", addr))
 
 	for _, same := range []*Dialer{d, {RefusedRetry: 200 * time.Millisecond}} { // down for every Dialer with that budget
-		start = time.Now()
-		_, err = same.Dial("tcp", addr)
-		require.Less(t, time.Since(start), 50*time.Millisecond, "a down destination fails at once")
-		require.ErrorAs(t, err, &ce)
-		require.Equal(t, ClassRefused, ce.Class)
-		require.Equal(t, CauseDown, ce.Cause())
-		require.ErrorIs(t, err, syscall.ECONNREFUSED)
-		require.Contains(t, err.Error(), "down since")
+		requireDownFast(t, same, addr)
 	}
 
 	// A Dialer with a longer budget is not down: it retries, and connects
@@ -173,6 +166,21 @@ func TestDownDestinationFailsFastUntilAProbeConnects(t *testing.T) {
 	mu.Unlock()
 	require.Equal(t, []EventKind{EventDown, EventUp}, kinds, "each once, as this Dialer saw them")
 	require.Nil(t, destinations.lookup(destKey{"tcp", addr}), "up again: forgotten")
+}
+
+// requireDownFast dials addr, down for d, and requires the dial to fail at
+// once: refused, cause CauseDown, still ECONNREFUSED, saying since when.
+func requireDownFast(t *testing.T, d *Dialer, addr string) {
+	t.Helper()
+	start := time.Now()
+	_, err := d.Dial("tcp", addr)
+	require.Less(t, time.Since(start), 50*time.Millisecond, "a down destination fails at once")
+	var ce *ConnError
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, ClassRefused, ce.Class)
+	require.Equal(t, CauseDown, ce.Cause())
+	require.ErrorIs(t, err, syscall.ECONNREFUSED)
+	require.Contains(t, err.Error(), "down since")
 }
 
 // A destination that is down for a Dialer is dialed again, as a probe,
@@ -214,14 +222,8 @@ func TestDownDestinationConnectsOnTheFirstDialAfterItReturns(t *testing.T) {
 	_, err := d.Dial("tcp", addr)
 	require.Error(t, err)
 	require.True(t, d.Down("tcp", addr))
-	var ce *ConnError
 	for range 5 {
-		start := time.Now()
-		_, err = d.Dial("tcp", addr)
-		require.Less(t, time.Since(start), 50*time.Millisecond, "a down destination fails at once")
-		require.ErrorAs(t, err, &ce)
-		require.Equal(t, CauseDown, ce.Cause())
-		require.ErrorIs(t, err, syscall.ECONNREFUSED)
+		requireDownFast(t, d, addr)
 	}
 	l, err := net.Listen("tcp", addr)
 	require.NoError(t, err, "the port was taken meanwhile")

@@ -229,22 +229,23 @@ func (d *destination) retryDue(now, mine time.Time) bool {
 	return false
 }
 
-// connected records a connect that succeeded, as a probe or not. It ends a
-// run of refusals, and returns the Dialers that reported the destination
-// down, to be told. A run that holds resets goes on until a connection
-// answers (see answered): whatever accepted the connect may reset it too.
-// But the destination is no longer down until the run's next failure: the
-// connect that found it back may be a health checker's, closed unread, and
-// the dials of every other Dialer go.
+// connected records a connect that succeeded, as a probe or not, and wakes
+// the dials that wait out the run (see wake). It ends a run of refusals,
+// and returns the Dialers that reported the destination down, to be told.
+// A run that holds resets goes on until a connection answers (see
+// answered): whatever accepted the connect may reset it too. But the
+// destination is no longer down until the run's next failure: the connect
+// that found it back may be a health checker's, closed unread, and the
+// dials of every other Dialer go.
 func (d *destination) connected(now time.Time) []report {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.lastTry = now
+	d.wake(now)
 	if d.resets {
 		d.upAt = now
 		return nil
 	}
-	d.wake(now)
 	d.runStart = time.Time{}
 	r := d.reported
 	d.reported = nil

@@ -2,7 +2,9 @@ package rstpool
 
 import (
 	"context"
+	"errors"
 	"net"
+	"os"
 	"slices"
 	"sync"
 	"syscall"
@@ -350,4 +352,42 @@ func TestShortDeadlinesStillFindTheDestinationDown(t *testing.T) {
 		}
 	}
 	t.Fatal("the destination never went down")
+}
+
+// A run of failed connects that holds a connect answered by a reset (a
+// restart reset the pool's fresh connections, then refused) does not end at
+// the return, since whatever accepted may reset again; but the dials that
+// wait it out go at the return all the same, and none surfaces a refusal of
+// a restart shorter than its RefusedRetry (soak, row 3).
+func TestWaitingDialsGoWhenARunWithResetsReturns(t *testing.T) {
+	addr := closedPort(t)
+	now := time.Now()
+	destinations.entry(destKey{"tcp", addr}, now).refused(now, &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)})
+	d := &Dialer{RefusedRetry: 500 * time.Millisecond}
+
+	const n = 40
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			c, err := d.Dial("tcp", addr)
+			errs[i] = err
+			if err == nil {
+				c.Close()
+			}
+		})
+	}
+	time.Sleep(300*time.Millisecond - time.Since(now))
+	l, err := net.Listen("tcp", addr)
+	require.NoError(t, err, "the port was taken meanwhile")
+	defer l.Close()
+	go acceptLoop(l, func(c net.Conn) { c.Close() })
+	wg.Wait()
+	failed := 0
+	for _, err := range errs {
+		if err != nil {
+			failed++
+		}
+	}
+	require.Zero(t, failed, "dials that surfaced a refusal of a 300 ms restart, RefusedRetry 500 ms; first: %v", errors.Join(errs...))
 }

@@ -2,6 +2,7 @@ package rstpool
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -275,33 +276,46 @@ func (d *destination) reportDown(s *settings, now time.Time) bool {
 type wakeup struct {
 	back chan struct{} // closed at the return
 	// Set under the destination's lock; final once back is closed:
-	n      int           // how many dials wait for it
-	spread time.Duration // how long they take to go
+	n       int           // how many dials wait for it
+	leaders int           // how many of them are the first of their Dialer
+	dialers []*settings   // the Dialers whose dials wait
+	spread  time.Duration // how long they take to go
 
 	mu   sync.Mutex
 	last time.Time // when the latest woken dial went
 }
 
 // A turn is a dial's place among those that wait for a destination's
-// return: 0 for the first to wait.
+// return: the first of each Dialer to wait go first, in the order their
+// Dialers began to wait, then the others in the order they began.
 type turn struct {
 	w     *wakeup
-	place int
+	lead  bool // the first of its Dialer's dials to wait
+	place int  // its place among the leading dials, or among the others
 }
 
-// queue enters the dial whose turn t is among those that wait for the
-// destination's return, unless it waits for it already: a dial keeps its
-// place over its retries.
-func (d *destination) queue(t *turn) {
+// queue enters the dial of the Dialer of s whose turn t is among those
+// that wait for the destination's return, unless it waits for it already:
+// a dial keeps its place over its retries.
+func (d *destination) queue(t *turn, s *settings) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.next == nil {
 		d.next = &wakeup{back: make(chan struct{})}
 	}
-	if t.w != d.next {
-		t.w, t.place = d.next, d.next.n
-		d.next.n++
+	w := d.next
+	if t.w == w {
+		return
 	}
+	t.w, t.lead = w, !slices.Contains(w.dialers, s)
+	if t.lead {
+		t.place = w.leaders
+		w.leaders++
+		w.dialers = append(w.dialers, s)
+	} else {
+		t.place = w.n - w.leaders
+	}
+	w.n++
 }
 
 // wake tells the dials waiting to retry that the destination is back at
@@ -320,13 +334,19 @@ func (d *destination) wake(now time.Time) {
 }
 
 // slot returns how long after the return the dial of t goes: the dials a
-// return woke go evenly over its spread, in the order they began to wait,
-// so that a server that restarted meets them one by one in its listen
-// queue, each client's together (a fan-out's dials began to wait
-// together) and in the order its requests came. Call it once the return
-// came.
+// return woke go evenly over its spread, so that a server that restarted
+// meets them one by one in its listen queue. The first dial of each
+// Dialer goes first, so that every client uses the destination again
+// soon after its return however many dials of other clients wait; the
+// others follow in the order they began to wait, each client's together
+// (a fan-out's dials began to wait together) and in the order its
+// requests came. Call it once the return came.
 func (t turn) slot() time.Duration {
-	return t.w.spread * time.Duration(t.place) / time.Duration(t.w.n)
+	place := t.place
+	if !t.lead {
+		place += t.w.leaders
+	}
+	return t.w.spread * time.Duration(place) / time.Duration(t.w.n)
 }
 
 // pace returns how much longer a dial woken by w waits at now, its slot

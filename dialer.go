@@ -141,8 +141,9 @@ type Dialer struct {
 	// wait to retry one destination share what each retry learns: a step
 	// that ends within 10 ms of another dial's connect waits another step
 	// instead, and when a connect succeeds the waiting dials go evenly
-	// over as long as the run of failed connects lasted (at most 250 ms),
-	// in the order they began to wait.
+	// over as long as the run of failed connects lasted (at most 250 ms):
+	// the first of each Dialer first, then the others in the order they
+	// began to wait.
 	RefusedBackoff Backoff
 
 	// Observer, if set, receives the events of this Dialer's connects and
@@ -265,7 +266,7 @@ func (s *settings) connect(ctx context.Context, k destKey, dst *destination, pro
 		}
 		wait := min(s.refusedBackoff.Next(attempt), deadline.Sub(now))
 		s.observer.emit(Event{Kind: EventDialRetry, Source: "dialer", Addr: k.addr, Duration: wait, Err: err})
-		dst.queue(&t)
+		dst.queue(&t, s)
 		if attempt, err = s.awaitRetry(ctx, dst, t, attempt, wait, now, deadline, err); err != nil {
 			return nil, err
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -390,4 +391,48 @@ func TestWaitingDialsGoWhenARunWithResetsReturns(t *testing.T) {
 		}
 	}
 	require.Zero(t, failed, "dials that surfaced a refusal of a 300 ms restart, RefusedRetry 500 ms; first: %v", errors.Join(errs...))
+}
+
+// The first dial of each Dialer goes first at a destination's return: a
+// client whose one dial began to wait behind many of another client's
+// uses the destination again soon after its return, not at the end of the
+// spread (soak, row 4: database/sql behind pgx's dials, 370 ms).
+func TestEachDialersFirstWaitingDialGoesFirst(t *testing.T) {
+	addr := closedPort(t)
+	many, one := &Dialer{RefusedRetry: 10 * time.Second}, &Dialer{RefusedRetry: 10 * time.Second}
+	const n = 50
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var manyAt []time.Time
+	dial := func(d *Dialer) time.Time {
+		c, err := d.Dial("tcp", addr)
+		if !assert.NoError(t, err) {
+			return time.Time{}
+		}
+		c.Close()
+		return time.Now()
+	}
+	start := time.Now()
+	for range n {
+		wg.Go(func() {
+			at := dial(many)
+			mu.Lock()
+			manyAt = append(manyAt, at)
+			mu.Unlock()
+		})
+		time.Sleep(time.Millisecond)
+	}
+	var oneAt time.Time
+	wg.Go(func() { oneAt = dial(one) })
+	time.Sleep(400*time.Millisecond - time.Since(start)) // a run longer than wakeSpread
+	l, err := net.Listen("tcp", addr)
+	require.NoError(t, err, "the port was taken meanwhile")
+	defer l.Close()
+	back := time.Now()
+	go acceptLoop(l, func(c net.Conn) { c.Close() })
+	wg.Wait()
+	slices.SortFunc(manyAt, time.Time.Compare)
+	t.Logf("the one dial went %v after the return; the many, from %v to %v", round(oneAt.Sub(back)), round(manyAt[0].Sub(back)), round(manyAt[n-1].Sub(back)))
+	require.Less(t, oneAt.Sub(back), wakeSpread/4, "the other client's one dial, queued behind %d", n)
+	require.Greater(t, manyAt[n-1].Sub(back), wakeSpread/2, "the many still go over the spread")
 }

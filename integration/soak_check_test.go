@@ -161,8 +161,8 @@ func (s *soak) report() {
 	for ki, k := range s.kinds {
 		for mi, m := range k.methods {
 			for side := range 2 {
-				if p := s.samples[(ki*4+mi)*2+side].Load(); p != nil {
-					fmt.Fprintf(&b, "  first error %s %s %s: %s\n", k.name, m, sideNames[side], *p)
+				if msg := s.samples[(ki*4+mi)*2+side].get(); msg != "" {
+					fmt.Fprintf(&b, "  first error %s %s %s: %s\n", k.name, m, sideNames[side], msg)
 				}
 			}
 		}
@@ -296,10 +296,7 @@ func (s *soak) checkIdempotent() {
 		g := groups[key]
 		e := s.eps[g.ep]
 		ki := slices.IndexFunc(s.kinds, func(k *soakKind) bool { return k.name == g.kind })
-		sample := ""
-		if p := s.epSamp[ki*len(s.eps)+g.ep].Load(); p != nil {
-			sample = *p
-		}
+		sample := s.epSamp[ki*len(s.eps)+g.ep].get()
 		s.violation(g.row, "rstpool surfaced %d idempotent %s errors in episode %d (%s%s); retries denied there: %d; first: %s",
 			g.n, g.kind, g.ep, e.kind, e.describe(), s.events.count(ki, g.ep, rstpool.EventRetryDenied), sample)
 	}
@@ -459,8 +456,8 @@ func (s *soak) checkUploads() {
 			all417++
 			if o.failed && s.outs[op.id(stockSide)].done && !s.outs[op.id(stockSide)].failed {
 				failed417++
-				if p := s.epSamp[ki*len(s.eps)+op.ep].Load(); p != nil && sample == "" {
-					sample = *p
+				if sample == "" {
+					sample = s.epSamp[ki*len(s.eps)+op.ep].get()
 				}
 			}
 			continue
@@ -504,8 +501,8 @@ func (s *soak) checkHalfClose() {
 			all++
 			if got != len(halfClosePayload(id)) {
 				lost++
-				if p := s.epSamp[ki*len(s.eps)+op.ep].Load(); p != nil && sample == "" {
-					sample = *p
+				if sample == "" {
+					sample = s.epSamp[ki*len(s.eps)+op.ep].get()
 				}
 			}
 		}

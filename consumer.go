@@ -92,7 +92,7 @@ type checkout struct {
 // ping passed, or why it retires) and nil when the connection may be
 // handed out, else the error that retires it.
 func (k *consumer) checkout(ctx context.Context, c *checkout) (rule.Verdict, error) {
-	if x := freshPast(ctx); x > 0 {
+	if x, pingOnly := freshPast(ctx); x > 0 && (!pingOnly || c.ping != nil && c.limit.CanPing) {
 		c.limit = c.limit.Doubting(x, c.ping != nil)
 	}
 	var err error

@@ -2,6 +2,8 @@ package rstpool
 
 import (
 	"context"
+	"database/sql/driver"
+	"errors"
 	"math/rand/v2"
 	"net"
 	"net/http/httptrace"
@@ -152,7 +154,13 @@ var retrier = &consumer{source: "retry"}
 // second run's checkouts (Pool, WrapConnector, Consumer and so rstpgx)
 // ping the connections that sat idle as long before handing one out, or
 // retire them where they cannot ping: a hop that forgot one forgot them
-// too.
+// too. When it died otherwise after its connect (reset or closed
+// mid-exchange, as a restart does), those that can ping ping the
+// connections that carried nothing since it died: a server restarting
+// under load resets its connections over a moment, not at once. A
+// connection failure includes database/sql's driver.ErrBadConn, which it
+// returns once its own attempts on pooled connections and a new one failed
+// before the statement left.
 // Retries that can add load draw from one RetryBudget for the whole
 // process, with its defaults. The second attempt's error is returned as
 // is.
@@ -186,7 +194,7 @@ func Retry(ctx context.Context, idempotent bool, fn func(context.Context) error)
 		return nil
 	}
 	d := retrier.retry(ctx, failure{
-		err: err, callerDone: ctx.Err() != nil, connFailure: connFailure(err),
+		err: err, callerDone: ctx.Err() != nil, connFailure: connFailure(err) || gaveUpBadConn(err),
 		replayable: true, nothingLeft: w.nothingLeft(), idempotent: idempotent,
 		othersLeft: !w.onlyUntouchedLeft(),
 	}, 0, false, time.Time{})
@@ -194,13 +202,14 @@ func Retry(ctx context.Context, idempotent bool, fn func(context.Context) error)
 		retrier.unspent(d)
 		return err
 	}
-	if x := diedIdleAfter(err); x > 0 {
-		// The connections of the pool fn draws from that sat idle as long
-		// were most likely lost the same way: the retry's checkouts ping
-		// them first, or retire them when they cannot.
+	if dt := doubtAfter(err); dt != (doubt{}) {
+		// The connections of the pool fn draws from were most likely lost
+		// the same way: those idle as long as the dead one, or, after a
+		// death mid-exchange, those silent since (a restart resets them
+		// all, on a busy server over a moment).
 		freshRuns.Add(1)
 		defer freshRuns.Add(-1)
-		ctx = context.WithValue(ctx, freshPastKey{}, x)
+		ctx = context.WithValue(ctx, freshPastKey{}, dt)
 	}
 	settled := false
 	defer func() {
@@ -218,32 +227,63 @@ func Retry(ctx context.Context, idempotent bool, fn func(context.Context) error)
 	return err
 }
 
+// gaveUpBadConn reports whether err is database/sql's driver.ErrBadConn:
+// the driver found its connection unusable before the statement left
+// (pgx's stdlib returns it bare, without the failure), and database/sql
+// gave up after trying pooled connections and a new one, as a restart or
+// a blip makes it do. A connection failure, then, whose work may run again
+// as Retry's rule allows.
+func gaveUpBadConn(err error) bool { return errors.Is(err, driver.ErrBadConn) }
+
 // freshRuns counts the retries of Retry under way whose context carries a
 // freshPastKey: while it is zero, a checkout spares itself the lookup.
 var freshRuns atomic.Int32
 
-// freshPastKey holds, on the context of Retry's second run, how long the
-// connection that failed had sat idle.
+// freshPastKey holds, on the context of Retry's second run, the doubt
+// the first run's failure casts on the connections of its pool.
 type freshPastKey struct{}
 
-// diedIdleAfter returns how long the connection of err had sat idle when
-// it died with nothing back after its quiet spell, or 0 when it did not,
-// or sat idle less than DefaultLearnFloor (no hop reaps that soon).
-func diedIdleAfter(err error) time.Duration {
-	if ce := connErrorOf(err); ce != nil && ce.quietDeath && ce.Idle >= DefaultLearnFloor {
-		return ce.Idle
+// A doubt is what the first run's dead connection says of the others:
+// those idle as long died the same way (idle), or those that carried
+// nothing since it died mid-exchange may have (since, a mono time), which
+// only a ping can tell: a server that failed one request does not make
+// its pool worth retiring.
+type doubt struct {
+	idle  time.Duration
+	since int64
+}
+
+// doubtAfter returns the doubt that err casts: how long the connection
+// of err had sat idle when it died with nothing back after its quiet spell,
+// at least DefaultLearnFloor (no hop reaps sooner); else, when it was reset
+// or closed after its connect, that it died now.
+func doubtAfter(err error) doubt {
+	ce := connErrorOf(err)
+	switch {
+	case ce == nil:
+		return doubt{}
+	case ce.quietDeath && ce.Idle >= DefaultLearnFloor:
+		return doubt{idle: ce.Idle}
+	case ce.Op != "dial" && ce.Class.peerEnded() && !ce.connectReset:
+		return doubt{since: mono()}
 	}
-	return 0
+	return doubt{}
 }
 
 // freshPast returns the idleness past which a checkout under ctx doubts a
-// connection (see Retry), or 0.
-func freshPast(ctx context.Context) time.Duration {
+// connection (see Retry), or 0, and whether only a ping may settle that
+// doubt (a connection that cannot be pinged is then handed out as usual).
+func freshPast(ctx context.Context) (time.Duration, bool) {
 	if freshRuns.Load() == 0 || ctx == nil {
-		return 0
+		return 0, false
 	}
-	x, _ := ctx.Value(freshPastKey{}).(time.Duration)
-	return x
+	switch dt, _ := ctx.Value(freshPastKey{}).(doubt); {
+	case dt.idle > 0:
+		return dt.idle, false
+	case dt.since > 0:
+		return max(time.Duration(mono()-dt.since), time.Millisecond), true
+	}
+	return 0, false
 }
 
 // A work is the accounting of one call of Retry: every connection handed

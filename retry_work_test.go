@@ -2,6 +2,7 @@ package rstpool
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +43,12 @@ func TestRetryRuns(t *testing.T) {
 		{"the server answered", true, answered, 1},
 		{"refused", true, &ConnError{Op: "dial", Class: ClassRefused, Err: syscall.ECONNREFUSED}, 2},
 		{"timeout is not retried", true, &ConnError{Op: "read", Class: ClassTimeout, Err: syscall.ETIMEDOUT}, 1},
+		// pgx's stdlib returns driver.ErrBadConn bare once database/sql
+		// gave up on pooled connections and a new one (soak: "driver: bad
+		// connection" in restarts and blips).
+		{"database/sql gave up, idempotent", true, driver.ErrBadConn, 2},
+		{"database/sql gave up, wrapped", true, fmt.Errorf("query: %w", driver.ErrBadConn), 2},
+		{"database/sql gave up, not idempotent, work unseen", false, driver.ErrBadConn, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

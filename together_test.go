@@ -1238,3 +1238,89 @@ func TestRestartMidExchangeBurstRidesThroughWithinRefusedRetry(t *testing.T) {
 	require.Zero(t, failed, "idempotent work rides through a restart shorter than RefusedRetry")
 	require.Zero(t, st.Denied)
 }
+
+// Retry's second run doubts, where it can ping, the connections that have
+// not carried traffic since the first run's connection died mid-exchange:
+// a server restarting under load resets its connections over a moment,
+// not at once (soak: pgx and database/sql reads whose second run took a
+// pooled connection that the restart reset a little later), and the
+// retry's ping finds each one dead before the work is sent on it.
+func TestRetryDoubtsConnectionsOlderThanAMidExchangeDeath(t *testing.T) {
+	var restart atomic.Int64 // mono time the server began to restart; 0: serving
+	var accepted atomic.Int32
+	ln := listen(t, func(c net.Conn) {
+		defer c.Close()
+		i := accepted.Add(1) // the first connection is the first the restart resets
+		br := bufio.NewReader(c)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if at := restart.Load(); at != 0 && i <= 3 {
+				// Reset connection 1 at once, the others 600 ms later.
+				if i > 1 {
+					time.Sleep(time.Duration(at + int64(600*time.Millisecond) - mono()))
+				}
+				_ = c.(*net.TCPConn).SetLinger(0)
+				return
+			}
+			if _, err := c.Write([]byte(line)); err != nil {
+				return
+			}
+		}
+	})
+	d := &Dialer{}
+	k := &Consumer{Dialer: d}
+	var idle []net.Conn
+	for range 3 {
+		c, err := d.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		_, err = lsCall(c, "ECHO warm")
+		require.NoError(t, err)
+		idle = append(idle, c)
+	}
+	defer func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	restart.Store(mono())
+	pings := 0
+	ping := func(c net.Conn) func(context.Context) error {
+		return func(ctx context.Context) error {
+			pings++
+			_, err := lsCall(c, "PING")
+			return err
+		}
+	}
+	take := func(ctx context.Context) (net.Conn, error) {
+		for len(idle) > 0 {
+			c := idle[0]
+			idle = idle[1:]
+			if err := k.Checkout(ctx, c, ping(c)); err != nil {
+				c.Close()
+				continue
+			}
+			return c, nil
+		}
+		return d.DialContext(ctx, "tcp", ln.Addr().String())
+	}
+	runs := 0
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := Retry(ctx, true, func(ctx context.Context) error {
+		runs++
+		c, err := take(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = lsCall(c, "ECHO x")
+		return err
+	})
+	require.NoError(t, err, "the second run went on a connection that answered since")
+	require.Equal(t, 2, runs)
+	require.Equal(t, 2, pings, "the second run pinged the two older connections")
+}

@@ -64,6 +64,7 @@ type Conn struct {
 	closed   atomic.Bool                // closed locally
 	leaving  atomic.Bool                // a consumer retired it: its client closes it, goodbye first
 	deadline atomic.Bool                // a caller set a deadline and has not cleared it
+	learned  atomic.Bool                // a Transport's learner counted its idle death
 	retired  atomic.Pointer[retirement] // fail the next write: a consumer retired it at handout
 	failure  atomic.Pointer[ConnError]  // the first failure, for drivers that report their own
 

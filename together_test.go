@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ import (
 	"time"
 
 	"github.com/rstpool/rstpool/internal/faultproxy"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -1323,4 +1325,61 @@ func TestRetryDoubtsConnectionsOlderThanAMidExchangeDeath(t *testing.T) {
 	require.NoError(t, err, "the second run went on a connection that answered since")
 	require.Equal(t, 2, runs)
 	require.Equal(t, 2, pings, "the second run pinged the two older connections")
+}
+
+// Row 6, over HTTP/2: one idle connection that died while it carried ten
+// requests is one idle death, not ten. Two must agree before a limit is
+// learned (learnAgree); counted per request, a single blip on a quiet
+// HTTP/2 connection taught a limit (soak seed 77, h2c: a limit learned in
+// a blip, then 1.6 times stock's connections).
+func TestOneDeadHTTP2ConnIsOneIdleDeath(t *testing.T) {
+	var mu sync.Mutex
+	var conns []net.Conn
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch s {
+		case http.StateNew:
+			conns = append(conns, c)
+		case http.StateClosed:
+			conns = slices.DeleteFunc(conns, func(x net.Conn) bool { return x == c })
+		}
+	}
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	defer srv.Close()
+	base := &http.Transport{Protocols: new(http.Protocols)}
+	base.Protocols.SetUnencryptedHTTP2(true)
+	var retried atomic.Int32
+	tr := &Transport{Base: base, LearnFloor: 100 * time.Millisecond, Observer: func(e Event) {
+		if e.Kind == EventRetry && e.Cause == CauseIdleReaped {
+			retried.Add(1)
+		}
+	}}
+	defer tr.CloseIdleConnections()
+	get := func() error {
+		resp, err := tr.RoundTrip(httptest.NewRequest(http.MethodGet, srv.URL, nil))
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	require.NoError(t, get())
+	time.Sleep(150 * time.Millisecond)
+	mu.Lock()
+	require.Len(t, conns, 1, "one HTTP/2 connection")
+	forgetSilently(t, conns[0])
+	conns = conns[:0]
+	mu.Unlock()
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() { assert.NoError(t, get()) })
+	}
+	wg.Wait()
+	time.Sleep(learnBlip + 100*time.Millisecond) // the deaths settle, clear of any blip
+	require.NoError(t, get())                    // settles the learner's evidence
+	require.Positive(t, retried.Load(), "the dead connection's requests were retried")
+	require.Empty(t, tr.Stats().LearnedIdle, "one connection's death, %d requests retried", retried.Load())
 }

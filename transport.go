@@ -268,7 +268,7 @@ func (t *Transport) learnFrom(a *attempt, dst *destName, err error) {
 	}
 	if c := a.prevConn; a.conns > 1 && c != nil {
 		if f := c.failure.Load(); f != nil {
-			t.learnFailure(dst, f)
+			t.learnFailure(dst, f, c)
 		}
 	}
 	switch {
@@ -278,7 +278,7 @@ func (t *Transport) learnFrom(a *attempt, dst *destName, err error) {
 		}
 	case a.conns > 0:
 		if ce := connErrorOf(err); ce != nil {
-			t.learnFailure(dst, ce)
+			t.learnFailure(dst, ce, a.conn)
 		} else {
 			t.learn.noise(dst)
 		}
@@ -286,13 +286,17 @@ func (t *Transport) learnFrom(a *attempt, dst *destName, err error) {
 }
 
 // learnFailure takes a failure as evidence: an idle death when a reused
-// connection gave nothing back after sitting idle, else noise.
-func (t *Transport) learnFailure(dst *destName, e *ConnError) {
+// connection gave nothing back after sitting idle, else noise. A
+// connection dies once, however many requests it carried (HTTP/2): only
+// the first of its failures to arrive here counts (c, nil when untracked).
+func (t *Transport) learnFailure(dst *destName, e *ConnError, c *Conn) {
 	switch {
 	case e.Op == "validate" && e.Class == ClassCanceled:
 		// retired by the client: no news
 	case e.Reused && e.quietDeath:
-		t.learn.died(dst, e.Idle)
+		if c == nil || c.learned.CompareAndSwap(false, true) {
+			t.learn.died(dst, e.Idle)
+		}
 	case connFailure(e):
 		t.learn.noise(dst)
 	}

@@ -272,12 +272,7 @@ func TestWaitingDialsReturnEvenlyInTheirOrder(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	waiting := time.Now()
-	time.Sleep(400*time.Millisecond - time.Since(start)) // a run longer than wakeSpread
-	l, err := net.Listen("tcp", addr)
-	require.NoError(t, err, "the port was taken meanwhile")
-	defer l.Close()
-	back := time.Now()
-	go acceptLoop(l, func(c net.Conn) { c.Close() })
+	back := listenAgain(t, addr, start.Add(400*time.Millisecond)) // a run longer than wakeSpread
 	wg.Wait()
 	for _, err := range errs {
 		require.NoError(t, err, "rides through a restart shorter than RefusedRetry")
@@ -378,11 +373,7 @@ func TestWaitingDialsGoWhenARunWithResetsReturns(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(300*time.Millisecond - time.Since(now))
-	l, err := net.Listen("tcp", addr)
-	require.NoError(t, err, "the port was taken meanwhile")
-	defer l.Close()
-	go acceptLoop(l, func(c net.Conn) { c.Close() })
+	listenAgain(t, addr, now.Add(300*time.Millisecond))
 	wg.Wait()
 	failed := 0
 	for _, err := range errs {
@@ -424,15 +415,21 @@ func TestEachDialersFirstWaitingDialGoesFirst(t *testing.T) {
 	}
 	var oneAt time.Time
 	wg.Go(func() { oneAt = dial(one) })
-	time.Sleep(400*time.Millisecond - time.Since(start)) // a run longer than wakeSpread
-	l, err := net.Listen("tcp", addr)
-	require.NoError(t, err, "the port was taken meanwhile")
-	defer l.Close()
-	back := time.Now()
-	go acceptLoop(l, func(c net.Conn) { c.Close() })
+	back := listenAgain(t, addr, start.Add(400*time.Millisecond)) // a run longer than wakeSpread
 	wg.Wait()
 	slices.SortFunc(manyAt, time.Time.Compare)
 	t.Logf("the one dial went %v after the return; the many, from %v to %v", round(oneAt.Sub(back)), round(manyAt[0].Sub(back)), round(manyAt[n-1].Sub(back)))
 	require.Less(t, oneAt.Sub(back), wakeSpread/4, "the other client's one dial, queued behind %d", n)
 	require.Greater(t, manyAt[n-1].Sub(back), wakeSpread/2, "the many still go over the spread")
+}
+
+// listenAgain listens on addr at at, accepting and closing every
+// connection until the test ends, and returns when it began to listen.
+func listenAgain(t *testing.T, addr string, at time.Time) time.Time {
+	time.Sleep(time.Until(at))
+	l, err := net.Listen("tcp", addr)
+	require.NoError(t, err, "the port was taken meanwhile")
+	t.Cleanup(func() { l.Close() })
+	go acceptLoop(l, func(c net.Conn) { c.Close() })
+	return time.Now()
 }

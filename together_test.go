@@ -512,33 +512,67 @@ func (l *chanListener) Addr() net.Addr { return l.inner.Addr() }
 func TestRetryDoubtsConnectionsIdleAsLongAsTheDeadOne(t *testing.T) {
 	srv := lsStart(t)
 	d := &Dialer{}
-	k := &Consumer{Dialer: d}
-	var idle []net.Conn
-	for range 3 {
-		c, err := d.Dial("tcp", srv.addr)
+	p := warmIdle(t, d, srv.addr, 3)
+	time.Sleep(DefaultLearnFloor + 100*time.Millisecond)
+	srv.forget(t)
+	runs, err := retryEcho(context.Background(), p, nil)
+	require.NoError(t, err, "the second run went on a new connection")
+	require.Equal(t, 2, runs)
+}
+
+// An idlePool is a pool of the test's own: connections that answered
+// once, checked out through a Consumer as rstpgx checks out pgxpool's.
+type idlePool struct {
+	d    *Dialer
+	k    *Consumer
+	addr string
+	idle []net.Conn
+}
+
+// warmIdle dials n connections to addr and has each answer an ECHO.
+func warmIdle(t *testing.T, d *Dialer, addr string, n int) *idlePool {
+	p := &idlePool{d: d, k: &Consumer{Dialer: d}, addr: addr}
+	for range n {
+		c, err := d.Dial("tcp", addr)
 		require.NoError(t, err)
 		_, err = lsCall(c, "ECHO warm")
 		require.NoError(t, err)
-		idle = append(idle, c)
+		p.idle = append(p.idle, c)
 	}
-	time.Sleep(DefaultLearnFloor + 100*time.Millisecond)
-	srv.forget(t)
-	take := func(ctx context.Context) (net.Conn, error) {
-		for len(idle) > 0 {
-			c := idle[0]
-			idle = idle[1:]
-			if err := k.Checkout(ctx, c, nil); err != nil {
-				c.Close()
-				continue
-			}
-			return c, nil
+	t.Cleanup(func() {
+		for _, c := range p.idle {
+			c.Close()
 		}
-		return d.DialContext(ctx, "tcp", srv.addr)
+	})
+	return p
+}
+
+// take hands out the oldest idle connection that passes the checkout
+// (ping, when set, makes a ping for a connection), else a new one.
+func (p *idlePool) take(ctx context.Context, ping func(net.Conn) func(context.Context) error) (net.Conn, error) {
+	for len(p.idle) > 0 {
+		c := p.idle[0]
+		p.idle = p.idle[1:]
+		var pf func(context.Context) error
+		if ping != nil {
+			pf = ping(c)
+		}
+		if err := p.k.Checkout(ctx, c, pf); err != nil {
+			c.Close()
+			continue
+		}
+		return c, nil
 	}
+	return p.d.DialContext(ctx, "tcp", p.addr)
+}
+
+// retryEcho runs an ECHO on a connection from p under Retry, idempotent,
+// and returns how many times it ran.
+func retryEcho(ctx context.Context, p *idlePool, ping func(net.Conn) func(context.Context) error) (int, error) {
 	runs := 0
-	err := Retry(context.Background(), true, func(ctx context.Context) error {
+	err := Retry(ctx, true, func(ctx context.Context) error {
 		runs++
-		c, err := take(ctx)
+		c, err := p.take(ctx, ping)
 		if err != nil {
 			return err
 		}
@@ -546,8 +580,7 @@ func TestRetryDoubtsConnectionsIdleAsLongAsTheDeadOne(t *testing.T) {
 		_, err = lsCall(c, "ECHO x")
 		return err
 	})
-	require.NoError(t, err, "the second run went on a new connection")
-	require.Equal(t, 2, runs)
+	return runs, err
 }
 
 // Row 7: a server that refuses "Expect: 100-continue" with 417 gets the
@@ -1273,20 +1306,7 @@ func TestRetryDoubtsConnectionsOlderThanAMidExchangeDeath(t *testing.T) {
 		}
 	})
 	d := &Dialer{}
-	k := &Consumer{Dialer: d}
-	var idle []net.Conn
-	for range 3 {
-		c, err := d.Dial("tcp", ln.Addr().String())
-		require.NoError(t, err)
-		_, err = lsCall(c, "ECHO warm")
-		require.NoError(t, err)
-		idle = append(idle, c)
-	}
-	defer func() {
-		for _, c := range idle {
-			c.Close()
-		}
-	}()
+	p := warmIdle(t, d, ln.Addr().String(), 3)
 	time.Sleep(50 * time.Millisecond)
 	restart.Store(mono())
 	pings := 0
@@ -1297,31 +1317,9 @@ func TestRetryDoubtsConnectionsOlderThanAMidExchangeDeath(t *testing.T) {
 			return err
 		}
 	}
-	take := func(ctx context.Context) (net.Conn, error) {
-		for len(idle) > 0 {
-			c := idle[0]
-			idle = idle[1:]
-			if err := k.Checkout(ctx, c, ping(c)); err != nil {
-				c.Close()
-				continue
-			}
-			return c, nil
-		}
-		return d.DialContext(ctx, "tcp", ln.Addr().String())
-	}
-	runs := 0
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := Retry(ctx, true, func(ctx context.Context) error {
-		runs++
-		c, err := take(ctx)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_, err = lsCall(c, "ECHO x")
-		return err
-	})
+	runs, err := retryEcho(ctx, p, ping)
 	require.NoError(t, err, "the second run went on a connection that answered since")
 	require.Equal(t, 2, runs)
 	require.Equal(t, 2, pings, "the second run pinged the two older connections")

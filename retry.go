@@ -256,11 +256,15 @@ type doubt struct {
 // doubtAfter returns the doubt that err casts: how long the connection
 // of err had sat idle when it died with nothing back after its quiet spell,
 // at least DefaultLearnFloor (no hop reaps sooner); else, when it was reset
-// or closed after its connect, that it died now.
+// or closed after its connect, or database/sql gave up on bad connections,
+// that it died now.
 func doubtAfter(err error) doubt {
 	ce := connErrorOf(err)
 	switch {
 	case ce == nil:
+		if gaveUpBadConn(err) {
+			return doubt{since: mono()}
+		}
 		return doubt{}
 	case ce.quietDeath && ce.Idle >= DefaultLearnFloor:
 		return doubt{idle: ce.Idle}

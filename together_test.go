@@ -9,8 +9,10 @@ import (
 	crand "crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"database/sql/driver"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"math/big"
@@ -527,6 +529,7 @@ type idlePool struct {
 	k    *Consumer
 	addr string
 	idle []net.Conn
+	bare bool // a connection failure reaches Retry as a bare driver.ErrBadConn
 }
 
 // warmIdle dials n connections to addr and has each answer an ECHO.
@@ -577,7 +580,9 @@ func retryEcho(ctx context.Context, p *idlePool, ping func(net.Conn) func(contex
 			return err
 		}
 		defer c.Close()
-		_, err = lsCall(c, "ECHO x")
+		if _, err = lsCall(c, "ECHO x"); err != nil && p.bare && connFailure(err) {
+			return driver.ErrBadConn
+		}
 		return err
 	})
 	return runs, err
@@ -1281,48 +1286,56 @@ func TestRestartMidExchangeBurstRidesThroughWithinRefusedRetry(t *testing.T) {
 // pooled connection that the restart reset a little later), and the
 // retry's ping finds each one dead before the work is sent on it.
 func TestRetryDoubtsConnectionsOlderThanAMidExchangeDeath(t *testing.T) {
-	var restart atomic.Int64 // mono time the server began to restart; 0: serving
-	var accepted atomic.Int32
-	ln := listen(t, func(c net.Conn) {
-		defer c.Close()
-		i := accepted.Add(1) // the first connection is the first the restart resets
-		br := bufio.NewReader(c)
-		for {
-			line, err := br.ReadString('\n')
-			if err != nil {
-				return
-			}
-			if at := restart.Load(); at != 0 && i <= 3 {
-				// Reset connection 1 at once, the others 600 ms later.
-				if i > 1 {
-					time.Sleep(time.Duration(at + int64(600*time.Millisecond) - mono()))
+	// bare: the first run's failure reaches Retry as database/sql's
+	// driver.ErrBadConn alone, as pgx's stdlib returns it once
+	// database/sql's own attempts failed.
+	for _, bare := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bare ErrBadConn %v", bare), func(t *testing.T) {
+			var restart atomic.Int64 // mono time the server began to restart; 0: serving
+			var accepted atomic.Int32
+			ln := listen(t, func(c net.Conn) {
+				defer c.Close()
+				i := accepted.Add(1) // the first connection is the first the restart resets
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if at := restart.Load(); at != 0 && i <= 3 {
+						// Reset connection 1 at once, the others 600 ms later.
+						if i > 1 {
+							time.Sleep(time.Duration(at + int64(600*time.Millisecond) - mono()))
+						}
+						_ = c.(*net.TCPConn).SetLinger(0)
+						return
+					}
+					if _, err := c.Write([]byte(line)); err != nil {
+						return
+					}
 				}
-				_ = c.(*net.TCPConn).SetLinger(0)
-				return
+			})
+			d := &Dialer{}
+			p := warmIdle(t, d, ln.Addr().String(), 3)
+			p.bare = bare
+			time.Sleep(50 * time.Millisecond)
+			restart.Store(mono())
+			pings := 0
+			ping := func(c net.Conn) func(context.Context) error {
+				return func(ctx context.Context) error {
+					pings++
+					_, err := lsCall(c, "PING")
+					return err
+				}
 			}
-			if _, err := c.Write([]byte(line)); err != nil {
-				return
-			}
-		}
-	})
-	d := &Dialer{}
-	p := warmIdle(t, d, ln.Addr().String(), 3)
-	time.Sleep(50 * time.Millisecond)
-	restart.Store(mono())
-	pings := 0
-	ping := func(c net.Conn) func(context.Context) error {
-		return func(ctx context.Context) error {
-			pings++
-			_, err := lsCall(c, "PING")
-			return err
-		}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			runs, err := retryEcho(ctx, p, ping)
+			require.NoError(t, err, "the second run went on a connection that answered since")
+			require.Equal(t, 2, runs)
+			require.Equal(t, 2, pings, "the second run pinged the two older connections")
+		})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	runs, err := retryEcho(ctx, p, ping)
-	require.NoError(t, err, "the second run went on a connection that answered since")
-	require.Equal(t, 2, runs)
-	require.Equal(t, 2, pings, "the second run pinged the two older connections")
 }
 
 // Row 6, over HTTP/2: one idle connection that died while it carried ten

@@ -277,8 +277,7 @@ type wakeup struct {
 	back chan struct{} // closed at the return
 	// Set under the destination's lock; final once back is closed:
 	n       int           // how many dials wait for it
-	leaders int           // how many of them are the first of their Dialer
-	dialers []*settings   // the Dialers whose dials wait
+	dialers []*settings   // the Dialers whose dials wait, in the order their first began
 	spread  time.Duration // how long they take to go
 
 	mu   sync.Mutex
@@ -309,11 +308,10 @@ func (d *destination) queue(t *turn, s *settings) {
 	}
 	t.w, t.lead = w, !slices.Contains(w.dialers, s)
 	if t.lead {
-		t.place = w.leaders
-		w.leaders++
+		t.place = len(w.dialers)
 		w.dialers = append(w.dialers, s)
 	} else {
-		t.place = w.n - w.leaders
+		t.place = w.n - len(w.dialers)
 	}
 	w.n++
 }
@@ -344,7 +342,7 @@ func (d *destination) wake(now time.Time) {
 func (t turn) slot() time.Duration {
 	place := t.place
 	if !t.lead {
-		place += t.w.leaders
+		place += len(t.w.dialers) // final once back is closed
 	}
 	return t.w.spread * time.Duration(place) / time.Duration(t.w.n)
 }

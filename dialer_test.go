@@ -199,11 +199,7 @@ func TestDownDestinationIsUsedSoonAfterItReturns(t *testing.T) {
 		_, _ = d.Dial("tcp", addr)
 		time.Sleep(10 * time.Millisecond)
 	}
-	l, err := net.Listen("tcp", addr)
-	require.NoError(t, err, "the port was taken meanwhile")
-	defer l.Close()
-	go acceptLoop(l, echo)
-	back := time.Now()
+	back := listenAgain(t, addr, time.Now(), echo)
 	for time.Since(back) < 2*time.Second {
 		if c, err := d.Dial("tcp", addr); err == nil {
 			c.Close()
@@ -228,10 +224,7 @@ func TestDownDestinationConnectsOnTheFirstDialAfterItReturns(t *testing.T) {
 	for range 5 {
 		requireDownFast(t, d, addr)
 	}
-	l, err := net.Listen("tcp", addr)
-	require.NoError(t, err, "the port was taken meanwhile")
-	defer l.Close()
-	go acceptLoop(l, echo)
+	listenAgain(t, addr, time.Now(), echo)
 	c, err := d.Dial("tcp", addr)
 	require.NoError(t, err, "the first dial after the return connects")
 	c.Close()
@@ -272,7 +265,7 @@ func TestWaitingDialsReturnEvenlyInTheirOrder(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	waiting := time.Now()
-	back := listenAgain(t, addr, start.Add(400*time.Millisecond)) // a run longer than wakeSpread
+	back := listenAgain(t, addr, start.Add(400*time.Millisecond), hangUp) // a run longer than wakeSpread
 	wg.Wait()
 	for _, err := range errs {
 		require.NoError(t, err, "rides through a restart shorter than RefusedRetry")
@@ -373,7 +366,7 @@ func TestWaitingDialsGoWhenARunWithResetsReturns(t *testing.T) {
 			}
 		})
 	}
-	listenAgain(t, addr, now.Add(300*time.Millisecond))
+	listenAgain(t, addr, now.Add(300*time.Millisecond), hangUp)
 	wg.Wait()
 	failed := 0
 	for _, err := range errs {
@@ -415,7 +408,7 @@ func TestEachDialersFirstWaitingDialGoesFirst(t *testing.T) {
 	}
 	var oneAt time.Time
 	wg.Go(func() { oneAt = dial(one) })
-	back := listenAgain(t, addr, start.Add(400*time.Millisecond)) // a run longer than wakeSpread
+	back := listenAgain(t, addr, start.Add(400*time.Millisecond), hangUp) // a run longer than wakeSpread
 	wg.Wait()
 	slices.SortFunc(manyAt, time.Time.Compare)
 	t.Logf("the one dial went %v after the return; the many, from %v to %v", round(oneAt.Sub(back)), round(manyAt[0].Sub(back)), round(manyAt[n-1].Sub(back)))
@@ -423,13 +416,16 @@ func TestEachDialersFirstWaitingDialGoesFirst(t *testing.T) {
 	require.Greater(t, manyAt[n-1].Sub(back), wakeSpread/2, "the many still go over the spread")
 }
 
-// listenAgain listens on addr at at, accepting and closing every
-// connection until the test ends, and returns when it began to listen.
-func listenAgain(t *testing.T, addr string, at time.Time) time.Time {
+// listenAgain listens on addr at at, serving every connection with serve
+// until the test ends, and returns when it began to listen.
+func listenAgain(t *testing.T, addr string, at time.Time, serve func(net.Conn)) time.Time {
 	time.Sleep(time.Until(at))
 	l, err := net.Listen("tcp", addr)
 	require.NoError(t, err, "the port was taken meanwhile")
 	t.Cleanup(func() { l.Close() })
-	go acceptLoop(l, func(c net.Conn) { c.Close() })
+	go acceptLoop(l, serve)
 	return time.Now()
 }
+
+// hangUp closes a connection at once.
+func hangUp(c net.Conn) { c.Close() }
